@@ -1,0 +1,151 @@
+# Element-wise activations and the row-wise softmax.
+from cpython.pycapsule cimport PyCapsule_New
+from core cimport real, Op, F32, r_tanh, r_exp, dtype_code
+
+cdef enum ActivationKind:
+    IDENTITY = 0
+    TANH = 1
+    SIGMOID = 2
+    RELU = 3
+    LEAKY_RELU = 4
+    SOFTMAX = 5
+
+KINDS = {'identity': IDENTITY, 'linear': IDENTITY, 'tanh': TANH, 'sigmoid': SIGMOID,
+         'relu': RELU, 'leaky_relu': LEAKY_RELU, 'softmax': SOFTMAX}
+
+
+cdef inline real _sigmoid(real v) noexcept nogil:
+    cdef real e
+    if v >= 0:
+        return 1 / (1 + r_exp(-v))
+    e = r_exp(v)
+    return e / (1 + e)
+
+
+# y (rows, width) = softmax of each row of x (rows, width)
+cdef void softmax_forward(real* y, const real* x, Py_ssize_t rows,
+                          Py_ssize_t width) noexcept nogil:
+    cdef Py_ssize_t r, k
+    cdef real top
+    cdef double total
+    for r in range(rows):
+        top = x[r * width]
+        for k in range(1, width):
+            if x[r * width + k] > top:
+                top = x[r * width + k]
+        total = 0
+        for k in range(width):
+            y[r * width + k] = r_exp(x[r * width + k] - top)
+            total += y[r * width + k]
+        for k in range(width):
+            y[r * width + k] = <real>(y[r * width + k] / total)
+
+
+# dx (rows, width) = y * (dy - sum(dy * y)) for each row
+cdef void softmax_backward(real* dx, const real* dy, const real* y, Py_ssize_t rows,
+                           Py_ssize_t width) noexcept nogil:
+    cdef Py_ssize_t r, k
+    cdef double dot
+    for r in range(rows):
+        dot = 0
+        for k in range(width):
+            dot += dy[r * width + k] * y[r * width + k]
+        for k in range(width):
+            dx[r * width + k] = <real>(y[r * width + k] * (dy[r * width + k] - dot))
+
+
+# y (count) = f(x); softmax works on rows of `width`
+cdef void activation_forward(real* y, const real* x, Py_ssize_t count, int kind,
+                             real alpha, Py_ssize_t width) noexcept nogil:
+    cdef Py_ssize_t i
+    if kind == SOFTMAX:
+        softmax_forward(y, x, count // width, width)
+    elif kind == TANH:
+        for i in range(count):
+            y[i] = r_tanh(x[i])
+    elif kind == SIGMOID:
+        for i in range(count):
+            y[i] = _sigmoid(x[i])
+    elif kind == RELU:
+        for i in range(count):
+            y[i] = x[i] if x[i] > 0 else 0
+    elif kind == LEAKY_RELU:
+        for i in range(count):
+            y[i] = x[i] if x[i] > 0 else alpha * x[i]
+    else:
+        for i in range(count):
+            y[i] = x[i]
+
+
+# dx (count) = f'(x) * dy, using the saved input x and output y
+cdef void activation_backward(real* dx, const real* dy, const real* x, const real* y,
+                              Py_ssize_t count, int kind, real alpha,
+                              Py_ssize_t width) noexcept nogil:
+    cdef Py_ssize_t i
+    if kind == SOFTMAX:
+        softmax_backward(dx, dy, y, count // width, width)
+    elif kind == TANH:
+        for i in range(count):
+            dx[i] = dy[i] * (1 - y[i] * y[i])
+    elif kind == SIGMOID:
+        for i in range(count):
+            dx[i] = dy[i] * y[i] * (1 - y[i])
+    elif kind == RELU:
+        for i in range(count):
+            dx[i] = dy[i] if x[i] > 0 else 0
+    elif kind == LEAKY_RELU:
+        for i in range(count):
+            dx[i] = dy[i] if x[i] > 0 else alpha * dy[i]
+    else:
+        for i in range(count):
+            dx[i] = dy[i]
+
+
+cdef struct ActivationCfg:
+    int kind
+    double alpha
+    Py_ssize_t width
+
+
+cdef void activation_op_forward(Op* op, Py_ssize_t n, bint training) noexcept nogil:
+    cdef ActivationCfg* c = <ActivationCfg*>op.cfg
+    if op.dtype == F32:
+        activation_forward(<float*>op.y, <const float*>op.x, n * op.in_size, c.kind,
+                           <float>c.alpha, c.width)
+    else:
+        activation_forward(<double*>op.y, <const double*>op.x, n * op.in_size, c.kind,
+                           c.alpha, c.width)
+
+
+cdef void activation_op_backward(Op* op, Py_ssize_t n) noexcept nogil:
+    cdef ActivationCfg* c = <ActivationCfg*>op.cfg
+    if op.dx == NULL:
+        return
+    if op.dtype == F32:
+        activation_backward(<float*>op.dx, <const float*>op.dy, <const float*>op.x,
+                            <const float*>op.y, n * op.in_size, c.kind, <float>c.alpha,
+                            c.width)
+    else:
+        activation_backward(<double*>op.dx, <const double*>op.dy, <const double*>op.x,
+                            <const double*>op.y, n * op.in_size, c.kind, c.alpha, c.width)
+
+
+cdef class ActivationOp:
+    """Native activation over samples of `size` elements (softmax: last axis `width`)."""
+    cdef Op op
+    cdef ActivationCfg cfg
+
+    def __cinit__(self, str name, dtype, Py_ssize_t size, Py_ssize_t width,
+                  double alpha=0.0):
+        self.cfg.kind = KINDS[name]
+        self.cfg.alpha = alpha
+        self.cfg.width = width
+        self.op.dtype = dtype_code(dtype)
+        self.op.in_size = size
+        self.op.out_size = size
+        self.op.cfg = &self.cfg
+        self.op.forward = activation_op_forward
+        self.op.backward = activation_op_backward
+
+    def capsule(self):
+        return PyCapsule_New(&self.op, "nncore.Op", NULL)

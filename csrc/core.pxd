@@ -1,0 +1,109 @@
+# Shared declarations of the native core: the dtype-generic scalar type, the
+# op / loss / updater records that the plan executor drives, and tiny inline
+# math helpers.  This file declares no Python-visible objects, so cimporting
+# it creates no run-time import.
+from libc.math cimport tanh, tanhf, exp, expf, log, logf, log1p, log1pf, fabs, fabsf
+
+ctypedef fused real:
+    float
+    double
+
+cdef enum DType:
+    F32 = 0
+    F64 = 1
+
+
+# One layer of the native core.  The owning Python object fills `cfg`,
+# the sizes and the two function pointers; whoever runs the op (a Plan)
+# fills the buffer pointers.  Buffers are batch-first and contiguous:
+#   x, dx: (n, in_size)   y, dy: (n, out_size)
+#   cache: (n, cache_size) private to this op, kept from forward to backward
+#   work:  (n, work_size) scratch shared by all ops of a plan
+cdef struct Op:
+    int dtype
+    Py_ssize_t in_size
+    Py_ssize_t out_size
+    Py_ssize_t cache_size
+    Py_ssize_t work_size
+    void* cfg
+    void* x
+    void* y
+    void* dx          # NULL when the gradient w.r.t. the input is not needed
+    void* dy
+    void* cache
+    void* work
+    # learning rate of a fused plain-SGD step: when non-zero, backward
+    # applies `param -= sgd_lr * grad` in place instead of writing grads.
+    double sgd_lr
+    void (*forward)(Op* op, Py_ssize_t n, bint training) noexcept nogil
+    void (*backward)(Op* op, Py_ssize_t n) noexcept nogil
+
+
+# A loss over a batch of predictions: returns the mean loss of the batch and,
+# when dpred is not NULL, writes the gradient of that mean w.r.t. pred.
+#   pred, dpred: (n, size)   target: (n, target_size)
+cdef struct Loss:
+    int dtype
+    Py_ssize_t size
+    Py_ssize_t target_size
+    Py_ssize_t width          # class axis length (last axis of pred)
+    void* cfg
+    double (*evaluate)(Loss* loss, Py_ssize_t n, const void* pred,
+                       const void* target, void* dpred) noexcept nogil
+
+
+# An optimizer step applied to one parameter array at a time.
+# `slot` indexes the parameter (for optimizers that keep per-parameter state).
+cdef struct Updater:
+    int dtype
+    void* cfg
+    double learning_rate
+    long step                 # number of completed steps before this one
+    void (*update)(Updater* u, Py_ssize_t slot, void* param, const void* grad,
+                   Py_ssize_t size) noexcept nogil
+
+
+cdef inline real r_tanh(real v) noexcept nogil:
+    if real is float:
+        return tanhf(v)
+    else:
+        return tanh(v)
+
+cdef inline real r_exp(real v) noexcept nogil:
+    if real is float:
+        return expf(v)
+    else:
+        return exp(v)
+
+cdef inline real r_log(real v) noexcept nogil:
+    if real is float:
+        return logf(v)
+    else:
+        return log(v)
+
+cdef inline real r_log1p(real v) noexcept nogil:
+    if real is float:
+        return log1pf(v)
+    else:
+        return log1p(v)
+
+cdef inline real r_abs(real v) noexcept nogil:
+    if real is float:
+        return fabsf(v)
+    else:
+        return fabs(v)
+
+
+# Address of the first element of a NumPy array (validated by the caller).
+cdef inline void* address(object array):
+    return <void*><size_t>array.__array_interface__['data'][0]
+
+# F32 / F64 for a float32 / float64 array or numpy dtype
+cdef inline int dtype_code(object array_or_dtype) except -1:
+    dtype = getattr(array_or_dtype, 'dtype', array_or_dtype)
+    kind = dtype.str[1:]
+    if kind == 'f4':
+        return F32
+    if kind == 'f8':
+        return F64
+    raise TypeError(f"native kernels take float32 or float64, not {dtype}")

@@ -1,0 +1,168 @@
+# Loss value and gradient kernels.  Each returns the mean loss over the batch
+# and, when dpred is not NULL, writes the gradient of that mean w.r.t. pred.
+from cpython.pycapsule cimport PyCapsule_New
+from core cimport real, Loss, F32, r_exp, r_log, r_log1p, r_abs, dtype_code
+
+cdef enum LossKind:
+    MSE = 0
+    BINARY_CROSSENTROPY = 1
+    BINARY_CROSSENTROPY_LOGITS = 2
+    CATEGORICAL_CROSSENTROPY = 3
+    SOFTMAX_CROSSENTROPY = 4      # categorical cross-entropy from logits
+
+KINDS = {'mse': MSE, 'binary_crossentropy': BINARY_CROSSENTROPY,
+         'binary_crossentropy_logits': BINARY_CROSSENTROPY_LOGITS,
+         'categorical_crossentropy': CATEGORICAL_CROSSENTROPY,
+         'softmax_crossentropy': SOFTMAX_CROSSENTROPY}
+
+# probabilities are clipped to [EPSILON, 1 - EPSILON] before taking logs, as in Keras
+cdef double EPSILON = 1e-7
+
+
+cdef inline real _clip(real p) noexcept nogil:
+    if p < EPSILON:
+        return <real>EPSILON
+    if p > 1 - EPSILON:
+        return <real>(1 - EPSILON)
+    return p
+
+
+# mean((pred - target)^2) over count elements; dpred (count)
+cdef double mse_loss(real* dpred, const real* pred, const real* target,
+                     Py_ssize_t count) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double total = 0, diff
+    for i in range(count):
+        diff = <double>pred[i] - target[i]
+        total += diff * diff
+        if dpred != NULL:
+            dpred[i] = <real>(2 * diff / count)
+    return total / count
+
+
+# -mean(t log p + (1 - t) log(1 - p)) over count elements of probabilities p
+cdef double binary_crossentropy_loss(real* dpred, const real* pred, const real* target,
+                                     Py_ssize_t count) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double total = 0
+    cdef real p, t
+    for i in range(count):
+        p = _clip(pred[i])
+        t = target[i]
+        total -= t * r_log(p) + (1 - t) * r_log(1 - p)
+        if dpred != NULL:
+            dpred[i] = <real>((-(t / p) + (1 - t) / (1 - p)) / count)
+    return total / count
+
+
+# the same from logits z: mean(max(z, 0) - z t + log(1 + exp(-|z|)))
+cdef double binary_crossentropy_logits_loss(real* dpred, const real* pred,
+                                            const real* target,
+                                            Py_ssize_t count) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double total = 0
+    cdef real z, t, e
+    for i in range(count):
+        z = pred[i]
+        t = target[i]
+        e = r_exp(-r_abs(z))
+        total += (z if z > 0 else 0) - z * t + r_log1p(e)
+        if dpred != NULL:
+            # sigmoid(z) - t, written stably for either sign of z
+            dpred[i] = <real>(((1 / (1 + e) if z >= 0 else e / (1 + e)) - t) / count)
+    return total / count
+
+
+# rows of `width` probabilities (or logits when from_logits); targets are
+# one-hot rows (rows, width) or, when sparse, one class index per row (rows)
+cdef double categorical_crossentropy_loss(real* dpred, const real* pred,
+                                          const real* target, Py_ssize_t rows,
+                                          Py_ssize_t width, bint sparse,
+                                          bint from_logits) noexcept nogil:
+    cdef Py_ssize_t r, k, label = 0
+    cdef const real* z
+    cdef real* g
+    cdef real top, t
+    cdef double total = 0, lse = 0, t_sum, denom
+    for r in range(rows):
+        z = pred + r * width
+        g = dpred + r * width if dpred != NULL else NULL
+        if sparse:
+            label = <Py_ssize_t>target[r]
+        if from_logits:
+            top = z[0]
+            for k in range(1, width):
+                if z[k] > top:
+                    top = z[k]
+            denom = 0
+            for k in range(width):
+                denom += r_exp(z[k] - top)
+            lse = top + r_log(<real>denom)
+        t_sum = 0
+        for k in range(width):
+            t = (k == label) if sparse else target[r * width + k]
+            t_sum += t
+            if t != 0:
+                if from_logits:
+                    total += t * (lse - z[k])
+                else:
+                    total -= t * r_log(_clip(z[k]))
+        if g != NULL:
+            for k in range(width):
+                t = (k == label) if sparse else target[r * width + k]
+                if from_logits:
+                    g[k] = <real>((r_exp(z[k] - lse) * t_sum - t) / rows)
+                else:
+                    g[k] = <real>(-t / _clip(z[k]) / rows)
+    return total / rows
+
+
+cdef struct LossCfg:
+    int kind
+    bint sparse
+
+
+cdef double _evaluate(Loss* loss, Py_ssize_t n, const real* pred, const real* target,
+                      real* dpred) noexcept nogil:
+    cdef LossCfg* c = <LossCfg*>loss.cfg
+    cdef Py_ssize_t count = n * loss.size
+    if c.kind == MSE:
+        return mse_loss(dpred, pred, target, count)
+    if c.kind == BINARY_CROSSENTROPY:
+        return binary_crossentropy_loss(dpred, pred, target, count)
+    if c.kind == BINARY_CROSSENTROPY_LOGITS:
+        return binary_crossentropy_logits_loss(dpred, pred, target, count)
+    return categorical_crossentropy_loss(dpred, pred, target, count // loss.width,
+                                         loss.width, c.sparse,
+                                         c.kind == SOFTMAX_CROSSENTROPY)
+
+
+cdef double loss_evaluate(Loss* loss, Py_ssize_t n, const void* pred, const void* target,
+                          void* dpred) noexcept nogil:
+    if loss.dtype == F32:
+        return _evaluate(loss, n, <const float*>pred, <const float*>target, <float*>dpred)
+    return _evaluate(loss, n, <const double*>pred, <const double*>target, <double*>dpred)
+
+
+cdef class LossOp:
+    """Native loss over predictions of `size` elements per sample.
+
+    `width` is the class axis (last axis) for the categorical losses; with
+    `sparse` the targets hold one class index per row of `width` predictions.
+    """
+    cdef Loss loss
+    cdef LossCfg cfg
+
+    def __cinit__(self, str kind, dtype, Py_ssize_t size, Py_ssize_t width,
+                  bint sparse=False):
+        self.cfg.kind = KINDS[kind]
+        self.cfg.sparse = sparse
+        self.loss.dtype = dtype_code(dtype)
+        self.loss.size = size
+        self.loss.width = width
+        self.loss.target_size = size // width if sparse else size
+        self.loss.cfg = &self.cfg
+        self.loss.evaluate = loss_evaluate
+
+    def capsule(self):
+        return PyCapsule_New(&self.loss, "nncore.Loss", NULL)

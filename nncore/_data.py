@@ -1,0 +1,40 @@
+"""Validation and conversion of user arrays, done once at the boundary."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def as_float_array(data, dtype, what: str) -> np.ndarray:
+    """A C-contiguous array of `dtype`, batch first, finite and non-empty."""
+    if isinstance(data, (list, tuple)):
+        try:
+            data = np.asarray(data)
+        except ValueError:
+            raise ValueError(f"{what}: the samples have different shapes") from None
+    array = np.asarray(data)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{what} must be a numeric array, got dtype {array.dtype}")
+    if array.ndim == 0:
+        raise ValueError(f"{what} must be batch first with at least one axis, got a scalar")
+    if array.shape[0] == 0 or array.size == 0:
+        raise ValueError(f"{what} is empty (shape {array.shape})")
+    array = np.ascontiguousarray(array, dtype=dtype)
+    if not np.isfinite(array).all():
+        raise ValueError(f"{what} contains NaN or inf")
+    return array
+
+
+def check_positive_int(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_positive_float(value, what: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} must be a number, got {value!r}") from None
+    if not np.isfinite(number) or number <= 0:
+        raise ValueError(f"{what} must be a positive finite number, got {value!r}")
+    return number

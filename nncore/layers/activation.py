@@ -1,0 +1,115 @@
+"""Activation layers: `Activation(name)`, `Tanh`, `Sigmoid`, `ReLU`,
+`LeakyReLU`, `Softmax`, and the article's `ActivationLayer(f, f_prime)`."""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+
+from .. import activations as article
+from .._native.activation import ActivationOp
+from .base import Layer, NativeLayer
+
+# public names -> native kernel names
+ACTIVATION_NAMES = {"identity": "identity", "linear": "identity", "tanh": "tanh",
+                    "sigmoid": "sigmoid", "relu": "relu", "leaky_relu": "leaky_relu",
+                    "softmax": "softmax"}
+
+
+def check_alpha(layer, alpha) -> float:
+    if not np.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"{type(layer).__name__}: alpha must be a finite number >= 0, got {alpha!r}")
+    return float(alpha)
+
+
+class Activation(NativeLayer):
+    """An element-wise activation by name ('tanh', 'sigmoid', 'relu',
+    'leaky_relu', 'softmax', 'identity'); softmax works on the last axis."""
+
+    def __init__(self, activation: str, alpha: float = 0.01, name: Optional[str] = None):
+        super().__init__(name)
+        if activation not in ACTIVATION_NAMES:
+            raise ValueError(f"{type(self).__name__}: unknown activation {activation!r}; "
+                             f"choose one of {sorted(ACTIVATION_NAMES)}")
+        self.activation = activation
+        self.alpha = check_alpha(self, alpha)
+
+    def make_ops(self) -> list:
+        size = int(np.prod(self.input_shape, dtype=np.int64))
+        width = self.input_shape[-1] if self.input_shape else 1
+        return [ActivationOp(ACTIVATION_NAMES[self.activation], self.dtype, size, width,
+                             self.alpha)]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.activation!r})"
+
+
+class Tanh(Activation):
+    def __init__(self, name: Optional[str] = None):
+        super().__init__("tanh", name=name)
+
+
+class Sigmoid(Activation):
+    def __init__(self, name: Optional[str] = None):
+        super().__init__("sigmoid", name=name)
+
+
+class ReLU(Activation):
+    def __init__(self, name: Optional[str] = None):
+        super().__init__("relu", name=name)
+
+
+class LeakyReLU(Activation):
+    def __init__(self, alpha: float = 0.01, name: Optional[str] = None):
+        super().__init__("leaky_relu", alpha=alpha, name=name)
+
+
+class Softmax(Activation):
+    def __init__(self, name: Optional[str] = None):
+        super().__init__("softmax", name=name)
+
+
+# the article's functions that have a native kernel
+_ARTICLE_PAIRS = {(article.tanh, article.tanh_prime): "tanh",
+                  (article.sigmoid, article.sigmoid_prime): "sigmoid",
+                  (article.relu, article.relu_prime): "relu"}
+
+
+class ActivationLayer(Activation):
+    """The article's activation layer: ActivationLayer(activation, activation_prime).
+
+    nncore's own `nncore.activations` functions run natively; any other pair
+    of Python functions f(x), f_prime(x) runs in Python.  The article's older
+    form ActivationLayer(shape, f, f_prime) is accepted too.
+    """
+
+    def __init__(self, *args, name: Optional[str] = None):
+        if len(args) == 3:
+            args = args[1:]
+        if len(args) != 2 or not all(callable(f) for f in args):
+            raise TypeError("ActivationLayer takes (activation, activation_prime) functions")
+        self.function: Callable = args[0]
+        self.function_prime: Callable = args[1]
+        native = _ARTICLE_PAIRS.get((self.function, self.function_prime))
+        super().__init__(native or "identity", name=name)
+        self.is_native = native is not None
+
+    def native_ops(self) -> Optional[list]:
+        return super().native_ops() if self.is_native else None
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        if self.is_native:
+            return super().forward(x, training)
+        if not self.built:
+            self.build(np.shape(x)[1:])
+        self._x = np.asarray(x)
+        return np.asarray(self.function(self._x), dtype=self.dtype)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        if self.is_native:
+            return super().backward(dy)
+        return np.asarray(self.function_prime(self._x) * dy, dtype=self.dtype)
+
+    def __repr__(self) -> str:
+        name = getattr(self.function, "__name__", "custom")
+        return f"ActivationLayer({name})"

@@ -1,0 +1,94 @@
+"""Fully connected layers: the modern `Dense` and the article's `FCLayer`."""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from .. import initializers
+from .._native.activation import ActivationOp
+from .._native.dense import DenseOp
+from .activation import ACTIVATION_NAMES
+from .base import NativeLayer, Shape
+
+
+class Dense(NativeLayer):
+    """y = activation(x @ W + b) on the last axis; W has shape (in, units).
+
+    The input size is taken from the data when the network is built, or fixed
+    with `input_size`.  `activation` is an optional activation name.
+    """
+
+    def __init__(self, units: int, activation: Optional[str] = None, use_bias: bool = True,
+                 kernel_initializer="glorot_uniform", input_size: Optional[int] = None,
+                 name: Optional[str] = None):
+        super().__init__(name)
+        if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units <= 0:
+            raise ValueError(f"{type(self).__name__}: units must be a positive integer, got {units!r}")
+        if input_size is not None and (not isinstance(input_size, (int, np.integer))
+                                       or input_size <= 0):
+            raise ValueError(f"{type(self).__name__}: input_size must be a positive "
+                             f"integer, got {input_size!r}")
+        if activation is not None and activation not in ACTIVATION_NAMES:
+            raise ValueError(f"{type(self).__name__}: unknown activation {activation!r}; "
+                             f"choose one of {sorted(ACTIVATION_NAMES)}")
+        self.units = int(units)
+        self.activation = activation
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.input_size = None if input_size is None else int(input_size)
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) == 0:
+            raise ValueError(f"{type(self).__name__}: expected input of shape "
+                             f"(None, ..., features), received a scalar per sample")
+        if input_shape[-1] <= 0 or (self.input_size is not None
+                                    and input_shape[-1] != self.input_size):
+            raise ValueError(f"{type(self).__name__}: expected input shape "
+                             f"{(None,) + input_shape[:-1] + (self.input_size,)}, received "
+                             f"{(None,) + input_shape}")
+        return input_shape[:-1] + (self.units,)
+
+    def build(self, input_shape: Sequence[int]) -> None:
+        self.compute_output_shape(tuple(input_shape))  # validates before drawing weights
+        n_in = int(input_shape[-1])
+        W = self.kernel_initializer(self.rng, (n_in, self.units), n_in, self.units)
+        self.W = np.ascontiguousarray(W, dtype=self.dtype)
+        self.b = np.zeros(self.units, self.dtype) if self.use_bias else None
+        self.params = [self.W] + ([self.b] if self.use_bias else [])
+        self.grads = [np.zeros_like(p) for p in self.params]
+        super().build(input_shape)
+
+    def make_ops(self) -> list:
+        rows = int(np.prod(self.input_shape[:-1], dtype=np.int64))
+        gb = self.grads[1] if self.use_bias else None
+        ops = [DenseOp(self.W, self.b, self.grads[0], gb, rows)]
+        if self.activation is not None:
+            size = rows * self.units
+            ops.append(ActivationOp(ACTIVATION_NAMES[self.activation], self.dtype, size,
+                                    self.units, 0.01 if self.activation == "leaky_relu" else 0.0))
+        return ops
+
+    def __repr__(self) -> str:
+        return f"Dense({self.units}, activation={self.activation!r})"
+
+
+class FCLayer(Dense):
+    """The article's fully connected layer: FCLayer(input_size, output_size).
+
+    Sizes may also be given as the article's older (1, n) shapes.  Weights
+    use Glorot initialization (the article's uniform [-0.5, 0.5) saturates
+    tanh on wide inputs); pass `kernel_initializer='uniform'` for the original.
+    """
+
+    def __init__(self, input_size: Union[int, Sequence[int]], output_size: Union[int, Sequence[int]],
+                 kernel_initializer="glorot_uniform", name: Optional[str] = None):
+        super().__init__(_last(output_size), input_size=_last(input_size),
+                         kernel_initializer=kernel_initializer, name=name)
+
+    def __repr__(self) -> str:
+        return f"FCLayer({self.input_size}, {self.units})"
+
+
+def _last(size):
+    return size[-1] if isinstance(size, (tuple, list)) else size

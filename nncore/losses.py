@@ -1,0 +1,142 @@
+"""Losses.  Each returns the mean over the batch (and over elements or rows),
+as Keras does.  The article's `mse` / `mse_prime` functions are here too;
+passing them to `Network.use` selects the native MSE kernel."""
+from __future__ import annotations
+
+from typing import Callable, Optional, Union
+
+import numpy as np
+
+from ._native.loss import LossOp
+from ._native.plan import evaluate_loss
+
+
+class Loss:
+    """Base of the native losses: `loss(y_true, y_pred)` gives the mean loss,
+    `loss.gradient(y_true, y_pred)` its gradient w.r.t. y_pred.  Arrays are
+    batch first and y_true has the network output's shape (sparse losses:
+    integer class labels, one per row of class scores)."""
+
+    kernel = ""
+    sparse = False
+
+    def __init__(self, from_logits: bool = False):
+        self.from_logits = bool(from_logits)
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def native(self, dtype, size: int, width: int) -> LossOp:
+        """The native loss for predictions of `size` values per sample,
+        `width` of them on the class (last) axis."""
+        return LossOp(self.kernel, np.dtype(dtype), size, width, self.sparse)
+
+    def _evaluate(self, y_true, y_pred, want_gradient: bool):
+        y_pred = np.asarray(y_pred)
+        dtype = y_pred.dtype if y_pred.dtype in (np.float32, np.float64) else np.float64
+        pred = np.ascontiguousarray(y_pred, dtype=dtype)
+        n = pred.shape[0] if pred.ndim > 1 else 1
+        pred2 = pred.reshape(n, -1)
+        width = pred.shape[-1] if pred.ndim else 1
+        op = self.native(dtype, pred2.shape[1], width)
+        target = np.ascontiguousarray(y_true, dtype=dtype).reshape(n, -1)
+        grad = np.empty_like(pred2) if want_gradient else None
+        value = evaluate_loss(op, pred2, target, grad)
+        return value, (grad.reshape(pred.shape) if want_gradient else None)
+
+    def __call__(self, y_true, y_pred) -> float:
+        return self._evaluate(y_true, y_pred, False)[0]
+
+    def gradient(self, y_true, y_pred) -> np.ndarray:
+        return self._evaluate(y_true, y_pred, True)[1]
+
+    def __repr__(self) -> str:
+        return f"{self.name}(from_logits={self.from_logits})" if self.kernel != "mse" else "MSE()"
+
+
+class MSE(Loss):
+    """Mean squared error."""
+    kernel = "mse"
+
+    def __init__(self):
+        super().__init__(False)
+
+
+class BinaryCrossentropy(Loss):
+    """Binary cross-entropy of probabilities, or of logits with from_logits=True."""
+
+    @property
+    def kernel(self):
+        return "binary_crossentropy_logits" if self.from_logits else "binary_crossentropy"
+
+
+class CategoricalCrossentropy(Loss):
+    """Cross-entropy against one-hot rows; from_logits=True applies a stable
+    log-softmax to the scores (fused softmax + cross-entropy)."""
+
+    @property
+    def kernel(self):
+        return "softmax_crossentropy" if self.from_logits else "categorical_crossentropy"
+
+
+class SparseCategoricalCrossentropy(CategoricalCrossentropy):
+    """Categorical cross-entropy against integer class labels."""
+    sparse = True
+
+
+class FunctionLoss:
+    """A loss given as two Python functions loss(y_true, y_pred) and
+    loss_prime(y_true, y_pred), as in the article.  Runs in Python."""
+
+    sparse = False
+
+    def __init__(self, loss: Callable, loss_prime: Callable):
+        self.function = loss
+        self.function_prime = loss_prime
+
+    def __call__(self, y_true, y_pred) -> float:
+        return float(self.function(y_true, y_pred))
+
+    def gradient(self, y_true, y_pred) -> np.ndarray:
+        return np.asarray(self.function_prime(y_true, y_pred))
+
+    def __repr__(self) -> str:
+        return f"FunctionLoss({getattr(self.function, '__name__', 'custom')})"
+
+
+def mse(y_true, y_pred):
+    """The article's mean squared error."""
+    return np.mean(np.power(np.asarray(y_true) - np.asarray(y_pred), 2))
+
+
+def mse_prime(y_true, y_pred):
+    """The article's MSE gradient w.r.t. y_pred."""
+    y_true = np.asarray(y_true)
+    return 2 * (np.asarray(y_pred) - y_true) / y_true.size
+
+
+_BY_NAME = {"mse": MSE, "mean_squared_error": MSE,
+            "binary_crossentropy": BinaryCrossentropy,
+            "categorical_crossentropy": CategoricalCrossentropy,
+            "sparse_categorical_crossentropy": SparseCategoricalCrossentropy}
+
+
+def get(identifier: Union[str, Loss, Callable], prime: Optional[Callable] = None):
+    """A loss from a name, a Loss object, or the article's (loss, loss_prime) pair."""
+    if isinstance(identifier, (Loss, FunctionLoss)):
+        return identifier
+    if isinstance(identifier, str):
+        try:
+            return _BY_NAME[identifier]()
+        except KeyError:
+            raise ValueError(f"unknown loss {identifier!r}; choose one of "
+                             f"{sorted(_BY_NAME)}") from None
+    if callable(identifier):
+        if identifier is mse and prime in (mse_prime, None):
+            return MSE()
+        if prime is None or not callable(prime):
+            raise TypeError("a loss given as a function needs its derivative too: "
+                            "use(loss, loss_prime)")
+        return FunctionLoss(identifier, prime)
+    raise TypeError(f"expected a loss name, a Loss or a function, got {identifier!r}")

@@ -1,0 +1,334 @@
+"""The Network: a stack of layers trained with a loss and an optimizer."""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Iterable, List, Optional, Sequence
+
+import numpy as np
+
+from . import losses as losses_module
+from . import optimizers as optimizers_module
+from ._data import as_float_array, check_positive_float, check_positive_int
+from ._native.plan import Plan, apply_update, new_shuffle_state, shuffle as shuffle_order
+from .layers.base import Layer
+
+PREDICT_CHUNK = 256
+
+
+class Network:
+    """A feed-forward stack of layers.
+
+    Built lazily from the first data it sees (or from `input_shape`, the shape
+    of one sample).  When every layer, the loss and the optimizer are native,
+    training and prediction run whole batches in single native calls;
+    otherwise the network runs its layers one by one in Python, with the same
+    numbers.
+    """
+
+    def __init__(self, layers: Optional[Iterable[Layer]] = None,
+                 input_shape: Optional[Sequence[int]] = None, dtype="float32",
+                 seed: Optional[int] = None):
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"Network: dtype must be float32 or float64, got {dtype!r}")
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.layers: List[Layer] = []
+        self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
+        self.loss = None
+        self.optimizer = None
+        self.built = False
+        self._train_plan: Optional[Plan] = None
+        self._local = threading.local()
+        self._version = 0
+        for layer in layers or []:
+            self.add(layer)
+
+    # ----------------------------------------------------------------- structure
+    def add(self, layer: Layer) -> "Network":
+        """Append a layer; returns the network so calls can be chained."""
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Network.add takes a nncore Layer, got {type(layer).__name__}")
+        if self.built:
+            raise RuntimeError("Network.add: the network is already built; "
+                               "add every layer before the first fit or predict")
+        self.layers.append(layer)
+        return self
+
+    def use(self, loss, loss_prime=None, optimizer=None) -> "Network":
+        """Set the loss (a name, a Loss, or the article's loss and loss_prime
+        functions) and optionally the optimizer (a name or an Optimizer)."""
+        self.loss = losses_module.get(loss, loss_prime)
+        self.optimizer = None if optimizer is None else optimizers_module.get(optimizer)
+        self._train_plan = None
+        return self
+
+    def build(self, input_shape: Optional[Sequence[int]] = None) -> "Network":
+        """Create every layer's weights for samples of `input_shape`."""
+        if self.built:
+            return self
+        if not self.layers:
+            raise RuntimeError("Network: add at least one layer before building")
+        shape = input_shape if input_shape is not None else self.input_shape
+        if shape is None:
+            raise RuntimeError("Network: the input shape is unknown; pass input_shape= "
+                               "or call fit first")
+        shape = tuple(int(d) for d in shape)
+        self.input_shape = shape
+        for index, layer in enumerate(self.layers):
+            layer.dtype = self.dtype
+            layer.rng = self.rng
+            try:
+                layer.build(shape)
+            except (ValueError, TypeError) as error:
+                raise type(error)(self._where(index, error)) from None
+            for p in layer.params:
+                if p.dtype != self.dtype or not p.flags.c_contiguous:
+                    raise TypeError(self._where(index, f"parameters must be C-contiguous "
+                                                       f"{self.dtype} arrays, got {p.dtype}"))
+            shape = tuple(layer.output_shape)
+        self.built = True
+        return self
+
+    def _where(self, index: int, message) -> str:
+        name = type(self.layers[index]).__name__
+        text = str(message)
+        if text.startswith(name + ": "):
+            text = text[len(name) + 2:]
+        return f"layer {index} ({name}): {text}"
+
+    @property
+    def output_shape(self):
+        return self.layers[-1].output_shape if self.built else None
+
+    @property
+    def params(self) -> List[np.ndarray]:
+        return [p for layer in self.layers for p in layer.params]
+
+    @property
+    def grads(self) -> List[np.ndarray]:
+        return [g for layer in self.layers for g in layer.grads]
+
+    def _native_ops(self) -> Optional[list]:
+        ops = []
+        for layer in self.layers:
+            layer_ops = layer.native_ops()
+            if layer_ops is None:
+                return None
+            ops.extend(layer_ops)
+        return ops
+
+    def _predict_plan(self) -> Optional[Plan]:
+        # one plan per thread: threads predicting at once use their own buffers
+        local = self._local
+        if getattr(local, "version", None) != self._version:
+            ops = self._native_ops()
+            local.plan = Plan(ops, self.dtype) if ops else None
+            local.version = self._version
+        return local.plan
+
+    # ------------------------------------------------------------------ data
+    def _inputs(self, x, what="x") -> np.ndarray:
+        x = as_float_array(x, self.dtype, what)
+        if not self.built:
+            self.build(x.shape[1:])
+        if x.shape[1:] != self.input_shape:
+            first = type(self.layers[0]).__name__
+            raise ValueError(f"layer 0 ({first}): expected input shape "
+                             f"{(None,) + self.input_shape}, received {x.shape}")
+        return x
+
+    def _targets(self, y, n: int) -> np.ndarray:
+        y = np.asarray(y) if not isinstance(y, np.ndarray) else y
+        if isinstance(y, np.ndarray) and y.dtype.kind not in "biuf":
+            raise TypeError(f"y must be a numeric array, got dtype {y.dtype}")
+        y = np.asarray(y)
+        if y.ndim == 0 or y.shape[0] != n:
+            raise ValueError(f"x has {n} samples but y has "
+                             f"{y.shape[0] if y.ndim else 'no sample axis'}")
+        out_shape = self.output_shape
+        out_size = int(np.prod(out_shape, dtype=np.int64))
+        if getattr(self.loss, "sparse", False):
+            width = out_shape[-1]
+            rows = out_size // width
+            if y.size != n * rows:
+                raise ValueError(f"{self.loss.name}: expected one class label per sample "
+                                 f"row, shape {(n,) + out_shape[:-1]}, received {y.shape}")
+            labels = y.reshape(n, rows)
+            if not np.isfinite(labels).all() or (labels != np.round(labels)).any():
+                raise ValueError(f"{self.loss.name}: labels must be integers")
+            if labels.min() < 0 or labels.max() >= width:
+                raise ValueError(f"{self.loss.name}: labels must be in [0, {width}), "
+                                 f"found {labels.min():g}..{labels.max():g}")
+            return np.ascontiguousarray(labels, dtype=self.dtype)
+        if y.size != n * out_size:
+            hint = ""
+            if y.size == n and out_shape[-1] > 1:
+                hint = (" (for integer class labels use 'sparse_categorical_crossentropy' "
+                        "or nncore.utils.to_categorical)")
+            raise ValueError(f"{self._loss_name()}: expected targets of shape "
+                             f"{(None,) + out_shape} like the network output, received "
+                             f"{y.shape}{hint}")
+        y = np.ascontiguousarray(y.reshape(n, out_size), dtype=self.dtype)
+        if not np.isfinite(y).all():
+            raise ValueError("y contains NaN or inf")
+        return y
+
+    def _loss_name(self) -> str:
+        return getattr(self.loss, "name", type(self.loss).__name__)
+
+    # --------------------------------------------------------------- training
+    def _native_loss(self):
+        if not isinstance(self.loss, losses_module.Loss):
+            return None
+        out_shape = self.output_shape
+        size = int(np.prod(out_shape, dtype=np.int64))
+        return self.loss.native(self.dtype, size, out_shape[-1] if out_shape else 1)
+
+    def _training_plan(self, optimizer) -> Optional[Plan]:
+        if self._train_plan is None or self._train_plan_optimizer is not optimizer:
+            ops = self._native_ops()
+            loss = self._native_loss()
+            if ops is None or loss is None:
+                self._train_plan = None
+            else:
+                plan = Plan(ops, self.dtype)
+                plan.set_training(loss, optimizer.updater, self.params, self.grads)
+                self._train_plan = plan
+            self._train_plan_optimizer = optimizer
+        return self._train_plan
+
+    def fit(self, x, y, epochs: int = 1, learning_rate: Optional[float] = None,
+            batch_size: int = 1, shuffle: bool = True, verbose: int = 1) -> dict:
+        """Train on x, y for `epochs` passes.
+
+        batch_size=1 is the article's per-sample SGD; larger batches take the
+        mean loss of each batch.  Without an optimizer set in `use`, training
+        is plain SGD with `learning_rate` (default 0.01).  Returns a dict with
+        the mean training loss of every epoch under 'loss'.
+        """
+        if self.loss is None:
+            raise RuntimeError("Network.fit: set a loss with use(...) before fit")
+        epochs = check_positive_int(epochs, "epochs")
+        batch_size = check_positive_int(batch_size, "batch_size")
+        if learning_rate is not None:
+            learning_rate = check_positive_float(learning_rate, "learning_rate")
+        x = self._inputs(x)
+        y = self._targets(y, x.shape[0])
+        optimizer = self.optimizer
+        if optimizer is None:
+            optimizer = self._default_sgd = getattr(self, "_default_sgd", None) or \
+                optimizers_module.SGD()
+        if learning_rate is not None:
+            optimizer.learning_rate = learning_rate
+        if getattr(optimizer, "_built_for", None) is not self:
+            optimizer.build(self.params, self.dtype)
+            optimizer._built_for = self
+        plan = self._training_plan(optimizer)
+        n = x.shape[0]
+        per_epoch = math.ceil(n / batch_size)
+        sizes = np.full(per_epoch, batch_size, np.float64)
+        sizes[-1] = n - batch_size * (per_epoch - 1)
+        history = {"loss": []}
+        x_flat = x.reshape(n, -1)
+        order = np.arange(n, dtype=np.int64)
+        state = new_shuffle_state(int(self.rng.integers(2**63))) if shuffle else None
+        step_losses = np.empty(per_epoch)
+        total = epochs * per_epoch
+        step, chunk = 0, 1
+        while step < total:
+            # run a chunk of steps natively; chunks grow to ~20 ms so that small
+            # networks pay almost no Python overhead and large ones still report
+            count = min(chunk, total - step)
+            rates = np.full(count, optimizer.learning_rate)
+            began = time.perf_counter()
+            if plan is not None:
+                losses = plan.train(x_flat, y, order, batch_size, step, rates, state)
+            else:
+                losses = self._train_python(x, y, order, batch_size, step, rates,
+                                            optimizer, state)
+            elapsed = time.perf_counter() - began
+            for loss in losses:
+                step_losses[step % per_epoch] = loss
+                step += 1
+                if step % per_epoch == 0:
+                    epoch_loss = float(step_losses @ sizes / n)
+                    history["loss"].append(epoch_loss)
+                    if verbose:
+                        print("epoch %d/%d   error=%f" % (step // per_epoch, epochs, epoch_loss))
+            if elapsed < 0.02:
+                chunk *= 2
+        return history
+
+    def _train_python(self, x, y, order, batch_size, first_step, rates, optimizer,
+                      state) -> np.ndarray:
+        """The per-layer Python loop, for networks with Python layers or losses;
+        the same steps as `Plan.train`."""
+        n = x.shape[0]
+        per_epoch = math.ceil(n / batch_size)
+        losses = np.empty(len(rates))
+        params, grads = self.params, self.grads
+        target_shape = None if getattr(self.loss, "sparse", False) else self.output_shape
+        for s, rate in enumerate(rates):
+            k = (first_step + s) % per_epoch
+            if k == 0 and state is not None:
+                shuffle_order(order, state)
+            index = order[k * batch_size:(k + 1) * batch_size]
+            out = x[index]
+            target = y[index]
+            if target_shape is not None:
+                target = target.reshape((len(index),) + target_shape)
+            for layer in self.layers:
+                out = layer.forward(out, training=True)
+            losses[s] = self.loss(target, out)
+            grad = self.loss.gradient(target, out)
+            for layer in reversed(self.layers):
+                grad = layer.backward(grad)
+            apply_update(optimizer.updater, params, grads, float(rate))
+        return losses
+
+    # ------------------------------------------------------------- inference
+    def predict(self, x, batch_size: Optional[int] = None) -> np.ndarray:
+        """The network output for every sample of x, shape (n,) + output_shape."""
+        if not self.built and self.input_shape is None:
+            raise RuntimeError("Network.predict: the network is not built yet; "
+                               "fit it, call build(input_shape) or pass input_shape=")
+        chunk = PREDICT_CHUNK if batch_size is None else check_positive_int(batch_size,
+                                                                             "batch_size")
+        x = self._inputs(x)
+        n = x.shape[0]
+        plan = self._predict_plan()
+        if plan is not None:
+            out = np.empty((n, plan.out_size), self.dtype)
+            plan.predict(x.reshape(n, -1), out, chunk)
+            return out.reshape((n,) + self.output_shape)
+        parts = []
+        for start in range(0, n, chunk):
+            out = x[start:start + chunk]
+            for layer in self.layers:
+                out = layer.forward(out, training=False)
+            parts.append(np.asarray(out, dtype=self.dtype))
+        return np.concatenate(parts)
+
+    # ---------------------------------------------------------------- summary
+    def summary(self, print_fn=print) -> str:
+        """A table of the layers, their output shapes and parameter counts."""
+        rows = [("#", "Layer (type)", "Output Shape", "Param #")]
+        for i, layer in enumerate(self.layers):
+            shape = (None,) + tuple(layer.output_shape) if layer.built else "(unbuilt)"
+            rows.append((str(i), repr(layer), str(shape), f"{layer.count_params():,}"))
+        widths = [max(len(r[c]) for r in rows) for c in range(4)]
+        line = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip()
+        rule = "-" * len(line(rows[0]))
+        total = sum(layer.count_params() for layer in self.layers)
+        text = "\n".join([f"Network ({self.dtype}, input {self.input_shape})", rule,
+                          line(rows[0]), rule] + [line(r) for r in rows[1:]] +
+                         [rule, f"Total params: {total:,}"])
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def __repr__(self) -> str:
+        return f"Network({len(self.layers)} layers, dtype={self.dtype})"

@@ -1,0 +1,77 @@
+"""Build the native core: one extension module per file in csrc/.
+
+OpenMP is used when a tiny test program compiles and links with the
+compiler's OpenMP flag; otherwise the core is built serial.
+"""
+import os
+import shutil
+import sys
+import tempfile
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+MODULES = ["plan", "dense", "activation", "loss", "optim", "openmp"]
+
+OPENMP_TEST = r"""
+#include <omp.h>
+int main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }
+"""
+
+
+def openmp_flags(compiler):
+    """(compile flags, link flags) for OpenMP, or ([], []) if it does not build."""
+    if os.environ.get("NNCORE_DISABLE_OPENMP"):
+        return [], []
+    if compiler.compiler_type == "msvc":
+        candidates = [(["/openmp"], [])]
+    elif sys.platform == "darwin":
+        candidates = [(["-Xpreprocessor", "-fopenmp"], ["-lomp"]), (["-fopenmp"], ["-fopenmp"])]
+    else:
+        candidates = [(["-fopenmp"], ["-fopenmp"])]
+    for cflags, lflags in candidates:
+        tmp = tempfile.mkdtemp()
+        try:
+            source = os.path.join(tmp, "omp_test.c")
+            with open(source, "w") as f:
+                f.write(OPENMP_TEST)
+            objects = compiler.compile([source], output_dir=tmp, extra_postargs=cflags)
+            compiler.link_executable(objects, os.path.join(tmp, "omp_test"),
+                                     extra_postargs=lflags)
+            return cflags, lflags
+        except Exception:
+            continue
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return [], []
+
+
+class BuildExt(build_ext):
+    def build_extensions(self):
+        cflags, lflags = openmp_flags(self.compiler)
+        print(f"nncore: OpenMP {'enabled' if cflags else 'not available, serial build'}")
+        base = ["/O2"] if self.compiler.compiler_type == "msvc" else ["-O3"]
+        for ext in self.extensions:
+            ext.extra_compile_args = base + cflags
+            ext.extra_link_args = lflags
+        super().build_extensions()
+
+
+def extensions():
+    from Cython.Build import cythonize
+
+    exts = [Extension(f"nncore._native.{name}", [f"csrc/{name}.pyx"]) for name in MODULES]
+    return cythonize(
+        exts,
+        include_path=["csrc"],
+        compiler_directives={
+            "language_level": 3,
+            "boundscheck": False,
+            "wraparound": False,
+            "cdivision": True,
+            "initializedcheck": False,
+        },
+    )
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})
