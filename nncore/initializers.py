@@ -39,6 +39,15 @@ _BY_NAME = {f.__name__: f for f in
             (glorot_uniform, glorot_normal, he_uniform, he_normal, uniform, zeros)}
 
 
+def name_of(initializer: Initializer) -> str:
+    """The name of a built-in initializer (for saving); ValueError for others."""
+    for name, function in _BY_NAME.items():
+        if function is initializer:
+            return name
+    raise ValueError(f"the initializer {initializer!r} is not a built-in one and cannot "
+                     f"be saved; use one of {sorted(_BY_NAME)}")
+
+
 def get(identifier: Union[str, Initializer]) -> Initializer:
     """An initializer from its name or a callable (rng, shape, fan_in, fan_out)."""
     if callable(identifier):

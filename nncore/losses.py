@@ -9,6 +9,7 @@ import numpy as np
 
 from ._native.loss import LossOp
 from ._native.plan import evaluate_loss
+from .registry import auto_register
 
 
 class Loss:
@@ -22,6 +23,18 @@ class Loss:
 
     def __init__(self, from_logits: bool = False):
         self.from_logits = bool(from_logits)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        auto_register("loss", cls)
+
+    def get_config(self) -> dict:
+        """Constructor arguments as JSON values (for saving)."""
+        return {"from_logits": self.from_logits}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Loss":
+        return cls(**config)
 
     @property
     def name(self) -> str:
@@ -61,6 +74,9 @@ class MSE(Loss):
 
     def __init__(self):
         super().__init__(False)
+
+    def get_config(self) -> dict:
+        return {}
 
 
 class BinaryCrossentropy(Loss):

@@ -10,6 +10,7 @@ import numpy as np
 
 from . import losses as losses_module
 from . import optimizers as optimizers_module
+from . import saving
 from ._data import as_float_array, check_positive_float, check_positive_int
 from ._native.plan import Plan, apply_update, new_shuffle_state, shuffle as shuffle_order
 from .layers.base import Layer
@@ -332,3 +333,51 @@ class Network:
 
     def __repr__(self) -> str:
         return f"Network({len(self.layers)} layers, dtype={self.dtype})"
+
+    # ===================================================== saving (issue 5)
+    # Thin wrappers over nncore/saving.py; keep this block at the end of the class.
+    def save(self, path, include_optimizer: bool = True) -> None:
+        """Write the network to `path` (atomically); `nncore.load(path)` reads it."""
+        saving.save(self, path, include_optimizer)
+
+    def get_config(self) -> dict:
+        """The structure as JSON data: dtype, input shape, seed, layers, loss, optimizer."""
+        return saving.network_config(self)
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Network":
+        """A new network (fresh weights) from `get_config()` output."""
+        return saving.network_from_config(config, cls)
+
+    def get_weights(self) -> List[np.ndarray]:
+        """Copies of every layer's parameters and state arrays, in layer order."""
+        return [w for layer in self.layers for w in layer.get_weights()]
+
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Copy `get_weights()`-style arrays into the network, checking the
+        count, shapes and dtypes first (nothing is changed on a mismatch)."""
+        if not self.built:
+            raise RuntimeError("Network.set_weights: the network is not built yet; "
+                               "call build(input_shape) first")
+        weights, start, checked = list(weights), 0, []
+        expected = sum(len(layer.params) + len(layer.state) for layer in self.layers)
+        if len(weights) != expected:
+            raise ValueError(f"Network.set_weights: expected {expected} arrays, "
+                             f"received {len(weights)}")
+        for index, layer in enumerate(self.layers):
+            count = len(layer.params) + len(layer.state)
+            try:
+                checked.append(layer.check_weights(weights[start:start + count]))
+            except (ValueError, TypeError) as error:
+                raise type(error)(self._where(index, error)) from None
+            start += count
+        for layer, arrays in zip(self.layers, checked):
+            layer.set_weights(arrays)
+
+    def copy(self) -> "Network":
+        """An independent copy (weights, optimizer state and random state)."""
+        return saving.loads(saving.dumps(self))
+
+    def __reduce__(self):
+        # pickle, copy.deepcopy and multiprocessing go through the model format
+        return (saving.loads, (saving.dumps(self),))

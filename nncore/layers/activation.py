@@ -2,6 +2,7 @@
 `LeakyReLU`, `Softmax`, and the article's `ActivationLayer(f, f_prime)`."""
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Optional
 
 import numpy as np
@@ -42,6 +43,15 @@ class Activation(NativeLayer):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.activation!r})"
+
+    def get_config(self) -> dict:
+        # the subset of (activation, alpha, name) this class's constructor takes
+        takes = inspect.signature(type(self).__init__).parameters
+        return {key: getattr(self, key) for key in ("activation", "alpha", "name")
+                if key in takes}
+
+    def weight_shapes(self, input_shape):
+        return []
 
 
 class Tanh(Activation):
@@ -109,6 +119,22 @@ class ActivationLayer(Activation):
         if self.is_native:
             return super().backward(dy)
         return np.asarray(self.function_prime(self._x) * dy, dtype=self.dtype)
+
+    def get_config(self) -> dict:
+        if not self.is_native:
+            raise ValueError("ActivationLayer with arbitrary Python functions cannot be "
+                             "saved; use Activation(name) or a registered Layer subclass")
+        return {"activation": self.activation, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "ActivationLayer":
+        config = dict(config)
+        activation = config.pop("activation", None)
+        pairs = {name: pair for pair, name in _ARTICLE_PAIRS.items()}
+        if activation not in pairs:
+            raise ValueError(f"ActivationLayer: activation must be one of "
+                             f"{sorted(pairs)}, got {activation!r}")
+        return cls(*pairs[activation], **config)
 
     def __repr__(self) -> str:
         name = getattr(self.function, "__name__", "custom")

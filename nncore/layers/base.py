@@ -1,11 +1,13 @@
 """The Layer base class and the base of layers that run in the native core."""
 from __future__ import annotations
 
+import inspect
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .._native.plan import Plan
+from ..registry import auto_register
 
 Shape = Tuple[int, ...]
 
@@ -23,6 +25,7 @@ class Layer:
         self.name = name
         self.params: List[np.ndarray] = []
         self.grads: List[np.ndarray] = []
+        self.state: List[np.ndarray] = []   # non-trained arrays that are saved too
         self.input_shape: Optional[Shape] = None
         self.output_shape: Optional[Shape] = None
         self.built = False
@@ -53,6 +56,65 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+    # ------------------------------------------------- saving (issue 5)
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        auto_register("layer", cls)
+
+    def get_config(self) -> dict:
+        """The constructor arguments as JSON values: `type(self)(**config)`
+        rebuilds the layer (without its weights).  Layers whose constructor
+        takes more than `name` must override this."""
+        extra = [p for p in inspect.signature(type(self).__init__).parameters
+                 if p not in ("self", "name")]
+        if extra:
+            raise NotImplementedError(f"{type(self).__name__} takes {extra} and must "
+                                      f"implement get_config() to be saved")
+        return {"name": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Layer":
+        return cls(**config)
+
+    def weight_shapes(self, input_shape: Shape) -> Optional[List[Shape]]:
+        """The shapes of params + state that build(input_shape) creates, or
+        None when unknown.  Loading checks a file against them before
+        building, so a hostile file cannot make it allocate unbounded memory."""
+        return [] if type(self).build is Layer.build else None
+
+    def get_weights(self) -> List[np.ndarray]:
+        """Copies of the parameters followed by the state arrays."""
+        return [np.array(a, copy=True) for a in list(self.params) + list(self.state)]
+
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Copy arrays into the parameters and state (in place), checking
+        count, shape and dtype (floating, cast to the layer dtype)."""
+        checked = self.check_weights(weights)
+        for target, value in zip(list(self.params) + list(self.state), checked):
+            np.copyto(target, value, casting="same_kind")
+
+    def check_weights(self, weights: Sequence[np.ndarray]) -> List[np.ndarray]:
+        """`weights` as arrays after checking them against params + state."""
+        name = type(self).__name__
+        if not self.built:
+            raise RuntimeError(f"{name}: set_weights needs a built layer")
+        targets = list(self.params) + list(self.state)
+        weights = list(weights)
+        if len(weights) != len(targets):
+            raise ValueError(f"{name}: expected {len(targets)} weight arrays, "
+                             f"received {len(weights)}")
+        checked = []
+        for i, (target, value) in enumerate(zip(targets, weights)):
+            value = np.asarray(value)
+            if not np.can_cast(value.dtype, target.dtype, "same_kind"):
+                raise TypeError(f"{name}: weight {i} expected dtype {target.dtype}, "
+                                f"received {value.dtype}")
+            if value.shape != target.shape:
+                raise ValueError(f"{name}: weight {i} expected shape {target.shape}, "
+                                 f"received {value.shape}")
+            checked.append(value)
+        return checked
 
 
 class NativeLayer(Layer):

@@ -72,6 +72,17 @@ class Dense(NativeLayer):
     def __repr__(self) -> str:
         return f"Dense({self.units}, activation={self.activation!r})"
 
+    def get_config(self) -> dict:
+        return {"units": self.units, "activation": self.activation,
+                "use_bias": self.use_bias,
+                "kernel_initializer": initializers.name_of(self.kernel_initializer),
+                "input_size": self.input_size, "name": self.name}
+
+    def weight_shapes(self, input_shape: Shape):
+        self.compute_output_shape(tuple(input_shape))
+        n_in = int(input_shape[-1])
+        return [(n_in, self.units)] + ([(self.units,)] if self.use_bias else [])
+
 
 class FCLayer(Dense):
     """The article's fully connected layer: FCLayer(input_size, output_size).
@@ -88,6 +99,11 @@ class FCLayer(Dense):
 
     def __repr__(self) -> str:
         return f"FCLayer({self.input_size}, {self.units})"
+
+    def get_config(self) -> dict:
+        return {"input_size": self.input_size, "output_size": self.units,
+                "kernel_initializer": initializers.name_of(self.kernel_initializer),
+                "name": self.name}
 
 
 def _last(size):

@@ -1,0 +1,75 @@
+"""Registries of the layer, loss and optimizer classes that a saved network
+may name.  Loading constructs only registered classes, by name, from JSON
+configs: a model file cannot make nncore import or run anything else.
+
+Classes defined inside the nncore package register themselves when their
+module is imported (see `auto_register`); user-defined layers register with
+the `@nncore.register_layer` decorator.
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+from .errors import ModelFormatError
+
+_REGISTRIES: Dict[str, Dict[str, type]] = {"layer": {}, "loss": {}, "optimizer": {}}
+
+
+def _register(kind: str, cls: type, name: Optional[str] = None) -> type:
+    if not isinstance(cls, type):
+        raise TypeError(f"register_{kind} takes a class, got {cls!r}")
+    name = cls.__name__ if name is None else name
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"register_{kind}: the name must be an identifier, got {name!r}")
+    table = _REGISTRIES[kind]
+    known = table.get(name)
+    if known is not None and known is not cls and \
+            (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise ValueError(f"register_{kind}: the name {name!r} is already taken by "
+                         f"{known.__module__}.{known.__qualname__}")
+    table[name] = cls
+    cls._registered_name = name
+    return cls
+
+
+def register_layer(cls: Optional[type] = None, *, name: Optional[str] = None):
+    """Make a Layer subclass savable: `@nncore.register_layer` (or
+    `@nncore.register_layer(name="MyLayer")`).  The class needs a
+    `get_config()` giving its constructor arguments as JSON values."""
+    from .layers.base import Layer
+
+    def decorate(klass):
+        if not (isinstance(klass, type) and issubclass(klass, Layer)):
+            raise TypeError(f"register_layer takes a subclass of nncore.Layer, got {klass!r}")
+        return _register("layer", klass, name)
+    return decorate if cls is None else decorate(cls)
+
+
+def auto_register(kind: str, cls: type) -> None:
+    """Called by the base classes' __init_subclass__: register subclasses that
+    are defined inside nncore itself (user classes register explicitly)."""
+    if cls.__module__.split(".")[0] == "nncore" and not cls.__name__.startswith("_"):
+        _register(kind, cls)
+
+
+def registered_name(kind: str, obj) -> str:
+    """The name under which the class of `obj` is registered, or ValueError."""
+    cls = type(obj)
+    name = getattr(cls, "_registered_name", None)
+    # _registered_name is inherited: check that it really names this class
+    if name is None or _REGISTRIES[kind].get(name) is not cls:
+        hint = " with @nncore.register_layer" if kind == "layer" else ""
+        raise ValueError(f"{cls.__name__} is not a registered {kind} class and cannot be "
+                         f"saved; register it{hint}")
+    return name
+
+
+def lookup(kind: str, name) -> type:
+    """The registered class called `name`, or ModelFormatError naming it."""
+    table = _REGISTRIES[kind]
+    if not isinstance(name, str) or name not in table:
+        hint = " (register it with @nncore.register_layer before loading)" \
+            if kind == "layer" else ""
+        raise ModelFormatError(f"unknown {kind} class {name!r}{hint}; registered: "
+                               f"{', '.join(sorted(table))}")
+    return table[name]
