@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def as_float_array(data, dtype, what: str) -> np.ndarray:
-    """A C-contiguous array of `dtype`, batch first, finite and non-empty."""
+def as_float_array(data, dtype, what: str, finite: bool = True) -> np.ndarray:
+    """A C-contiguous array of `dtype`, batch first, non-empty and (unless
+    finite=False) free of NaN and inf.  Converts at most once."""
     if isinstance(data, (list, tuple)):
         try:
             data = np.asarray(data)
@@ -19,9 +20,22 @@ def as_float_array(data, dtype, what: str) -> np.ndarray:
     if array.shape[0] == 0 or array.size == 0:
         raise ValueError(f"{what} is empty (shape {array.shape})")
     array = np.ascontiguousarray(array, dtype=dtype)
-    if not np.isfinite(array).all():
+    if finite and not np.isfinite(array).all():
         raise ValueError(f"{what} contains NaN or inf")
     return array
+
+
+def check_shape(shape, what: str) -> tuple:
+    """A per-sample shape as a tuple of positive ints."""
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(f"{what} must be a tuple of positive integers, got {shape!r}") from None
+    if isinstance(shape, (str, bytes)) or not all(
+            isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0
+            for d in dims):
+        raise ValueError(f"{what} must be a tuple of positive integers, got {shape!r}")
+    return tuple(int(d) for d in dims)
 
 
 def check_positive_int(value, what: str) -> int:

@@ -7,6 +7,7 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
+from ._data import as_float_array
 from ._native.loss import LossOp
 from ._native.plan import evaluate_loss
 from .registry import auto_register
@@ -48,15 +49,35 @@ class Loss:
     def _evaluate(self, y_true, y_pred, want_gradient: bool):
         y_pred = np.asarray(y_pred)
         dtype = y_pred.dtype if y_pred.dtype in (np.float32, np.float64) else np.float64
-        pred = np.ascontiguousarray(y_pred, dtype=dtype)
+        pred = as_float_array(np.atleast_1d(y_pred), dtype, f"{self.name}: y_pred",
+                              finite=False)
         n = pred.shape[0] if pred.ndim > 1 else 1
         pred2 = pred.reshape(n, -1)
-        width = pred.shape[-1] if pred.ndim else 1
+        width = pred.shape[-1]
         op = self.native(dtype, pred2.shape[1], width)
-        target = np.ascontiguousarray(y_true, dtype=dtype).reshape(n, -1)
+        target = self._checked_target(y_true, pred, n, dtype)
         grad = np.empty_like(pred2) if want_gradient else None
         value = evaluate_loss(op, pred2, target, grad)
         return value, (grad.reshape(pred.shape) if want_gradient else None)
+
+    def _checked_target(self, y_true, pred, n: int, dtype) -> np.ndarray:
+        # the kernels trust these sizes (and label ranges): check them here
+        target = as_float_array(np.atleast_1d(y_true), dtype, f"{self.name}: y_true",
+                                finite=False)
+        if self.sparse:
+            width = pred.shape[-1]
+            expected = pred.shape[:-1] if pred.ndim > 1 else (1,)
+            if target.size != int(np.prod(expected)):
+                raise ValueError(f"{self.name}: expected one class label per row of "
+                                 f"y_pred, shape {expected}, received {target.shape}")
+            if (target != np.round(target)).any() or target.min() < 0 or \
+                    target.max() >= width:
+                raise ValueError(f"{self.name}: labels must be integers in [0, {width}), "
+                                 f"found {target.min():g}..{target.max():g}")
+        elif target.size != pred.size:
+            raise ValueError(f"{self.name}: expected y_true of shape {pred.shape} like "
+                             f"y_pred, received {target.shape}")
+        return target.reshape(n, -1)
 
     def __call__(self, y_true, y_pred) -> float:
         return self._evaluate(y_true, y_pred, False)[0]

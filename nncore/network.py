@@ -11,7 +11,7 @@ import numpy as np
 from . import losses as losses_module
 from . import optimizers as optimizers_module
 from . import saving
-from ._data import as_float_array, check_positive_float, check_positive_int
+from ._data import as_float_array, check_positive_float, check_positive_int, check_shape
 from ._native.plan import Plan, apply_update, new_shuffle_state, shuffle as shuffle_order
 from .layers.base import Layer
 
@@ -31,13 +31,17 @@ class Network:
     def __init__(self, layers: Optional[Iterable[Layer]] = None,
                  input_shape: Optional[Sequence[int]] = None, dtype="float32",
                  seed: Optional[int] = None):
-        self.dtype = np.dtype(dtype)
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"Network: dtype must be float32 or float64, got {dtype!r}") from None
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"Network: dtype must be float32 or float64, got {dtype!r}")
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.layers: List[Layer] = []
-        self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
+        self.input_shape = None if input_shape is None else \
+            check_shape(input_shape, "Network: input_shape")
         self.loss = None
         self.optimizer = None
         self.built = False
@@ -76,7 +80,7 @@ class Network:
         if shape is None:
             raise RuntimeError("Network: the input shape is unknown; pass input_shape= "
                                "or call fit first")
-        shape = tuple(int(d) for d in shape)
+        shape = check_shape(shape, "Network: input_shape")
         self.input_shape = shape
         for index, layer in enumerate(self.layers):
             layer.dtype = self.dtype

@@ -5,6 +5,7 @@ from typing import Union
 
 import numpy as np
 
+from ._data import check_positive_float
 from ._native.optim import SGDUpdater
 from .registry import auto_register
 
@@ -20,10 +21,8 @@ class Optimizer:
     """
 
     def __init__(self, learning_rate: float):
-        if not np.isfinite(learning_rate) or learning_rate <= 0:
-            raise ValueError(f"{type(self).__name__}: learning_rate must be a positive "
-                             f"number, got {learning_rate!r}")
-        self.learning_rate = float(learning_rate)
+        self.learning_rate = check_positive_float(learning_rate,
+                                                  f"{type(self).__name__}: learning_rate")
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

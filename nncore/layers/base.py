@@ -6,6 +6,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._data import as_float_array
 from .._native.plan import Plan
 from ..registry import auto_register
 
@@ -135,7 +136,8 @@ class NativeLayer(Layer):
         return self._ops if self.built else None
 
     def _checked(self, array, shape: Shape, what: str) -> np.ndarray:
-        array = np.ascontiguousarray(array, dtype=self.dtype)
+        array = as_float_array(array, self.dtype, f"{type(self).__name__}: {what}",
+                               finite=False)
         if array.shape[1:] != shape:
             raise ValueError(f"{type(self).__name__}: expected {what} of shape "
                              f"{(None,) + shape}, received {array.shape}")
@@ -143,7 +145,8 @@ class NativeLayer(Layer):
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         if not self.built:
-            self.build(np.shape(x)[1:])
+            self.build(as_float_array(x, self.dtype, f"{type(self).__name__}: input",
+                                      finite=False).shape[1:])
         x = self._checked(x, self.input_shape, "input")
         if self._plan is None:
             self._plan = Plan(self._ops, self.dtype)
@@ -153,7 +156,7 @@ class NativeLayer(Layer):
         return y.reshape((n,) + self.output_shape).copy()
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        if self._plan is None:
+        if getattr(self, "_plan", None) is None:
             raise RuntimeError(f"{type(self).__name__}: backward called before forward")
         dy = self._checked(dy, self.output_shape, "output gradient")
         if dy.shape[0] != self._batch:

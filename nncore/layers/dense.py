@@ -26,12 +26,15 @@ class Dense(NativeLayer):
         if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units <= 0:
             raise ValueError(f"{type(self).__name__}: units must be a positive integer, got {units!r}")
         if input_size is not None and (not isinstance(input_size, (int, np.integer))
-                                       or input_size <= 0):
+                                       or isinstance(input_size, bool) or input_size <= 0):
             raise ValueError(f"{type(self).__name__}: input_size must be a positive "
                              f"integer, got {input_size!r}")
         if activation is not None and activation not in ACTIVATION_NAMES:
             raise ValueError(f"{type(self).__name__}: unknown activation {activation!r}; "
                              f"choose one of {sorted(ACTIVATION_NAMES)}")
+        if not isinstance(use_bias, (bool, np.bool_)):
+            raise TypeError(f"{type(self).__name__}: use_bias must be True or False, "
+                            f"got {use_bias!r}")
         self.units = int(units)
         self.activation = activation
         self.use_bias = bool(use_bias)
