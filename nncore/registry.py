@@ -45,6 +45,20 @@ def register_layer(cls: Optional[type] = None, *, name: Optional[str] = None):
     return decorate if cls is None else decorate(cls)
 
 
+def register_loss(cls: Optional[type] = None, *, name: Optional[str] = None):
+    """Make a user-defined `nncore.losses.Loss` subclass savable."""
+    def decorate(klass):
+        return _register("loss", klass, name)
+    return decorate if cls is None else decorate(cls)
+
+
+def register_optimizer(cls: Optional[type] = None, *, name: Optional[str] = None):
+    """Make a user-defined `nncore.optimizers.Optimizer` subclass savable."""
+    def decorate(klass):
+        return _register("optimizer", klass, name)
+    return decorate if cls is None else decorate(cls)
+
+
 def auto_register(kind: str, cls: type) -> None:
     """Called by the base classes' __init_subclass__: register subclasses that
     are defined inside nncore itself (user classes register explicitly)."""
