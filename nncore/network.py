@@ -34,7 +34,7 @@ class Network:
         try:
             self.dtype = np.dtype(dtype)
         except TypeError:
-            raise TypeError(f"Network: dtype must be float32 or float64, got {dtype!r}") from None
+            raise ValueError(f"Network: dtype must be float32 or float64, got {dtype!r}") from None
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"Network: dtype must be float32 or float64, got {dtype!r}")
         self.seed = seed

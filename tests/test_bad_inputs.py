@@ -151,7 +151,7 @@ CASES = [
      "batch_size must be a positive integer, got 0"),
     ("Network dtype int", lambda: nncore.Network(dtype="int32"), ValueError,
      "Network: dtype must be float32 or float64, got 'int32'"),
-    ("Network dtype unknown", lambda: nncore.Network(dtype="fp32"), TypeError,
+    ("Network dtype unknown", lambda: nncore.Network(dtype="fp32"), ValueError,
      "Network: dtype must be float32 or float64, got 'fp32'"),
     ("Network input_shape 0", lambda: nncore.Network([nncore.Dense(2)], input_shape=(0,)),
      ValueError, r"Network: input_shape must be a tuple of positive integers, got \(0,\)"),

@@ -20,7 +20,8 @@ set -euo pipefail
 mode=asan
 case "${1:-}" in asan|valgrind) mode=$1; shift ;; esac
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-python=${PYTHON:-python}
+# the real interpreter, not a wrapper script (pyenv shims would escape valgrind)
+python=$("${PYTHON:-python}" -c 'import sys; print(sys.executable)')
 work=$(mktemp -d "${TMPDIR:-/tmp}/nncore-memcheck.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
@@ -49,7 +50,8 @@ else
         > "$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
     export PYTHONMALLOC=malloc
     runner=(valgrind --quiet --error-exitcode=97 --errors-for-leak-kinds=none
-            --show-leak-kinds=none --track-origins=no --log-file="$work/report.%p" "$python")
+            --show-leak-kinds=none --track-origins=no --suppressions="$root/tools/valgrind.supp"
+            --log-file="$work/report.%p" "$python")
 fi
 
 echo "nncore memcheck ($mode): built in $work/src"
