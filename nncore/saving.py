@@ -58,7 +58,8 @@ def network_config(net) -> dict:
         layers.append({"class": name, "config": config})
     return {"dtype": net.dtype.name,
             "input_shape": None if net.input_shape is None else list(net.input_shape),
-            "seed": net.seed if _is_int(net.seed) else None,
+            "seed": int(net.seed) if isinstance(net.seed, (int, np.integer)) and
+            not isinstance(net.seed, bool) else None,
             "layers": layers,
             "loss": _object_config("loss", net.loss),
             "optimizer": _object_config("optimizer", net.optimizer)}
@@ -237,7 +238,8 @@ def write(net, f, include_optimizer: bool = True) -> None:
                 "nncore_version": __version__, "network": config, "built": bool(net.built),
                 "rng": _rng_state(net.rng), "weights": weights,
                 "optimizer_state": optimizer_state}
-    text = json.dumps(document, allow_nan=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    text = json.dumps(document, allow_nan=False, sort_keys=True,
+                      separators=(",", ":")).encode("utf-8")
     with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
         archive.writestr(zipfile.ZipInfo(CONFIG_MEMBER, _ZIP_DATE), text)
         for index, value in enumerate(arrays):
@@ -275,7 +277,7 @@ def _guarded(function, *args):
         return function(*args)
     except ModelFormatError:
         raise
-    except (Exception, RecursionError, MemoryError) as error:
+    except Exception as error:   # (MemoryError is not: sizes are bounded by the file)
         raise ModelFormatError(f"damaged or invalid model file "
                                f"({type(error).__name__}: {error})") from error
 
@@ -293,30 +295,20 @@ def read(f, size: int):
         document = _parse_json(_read_member(archive, members[CONFIG_MEMBER]))
         document = _checked_document(document)
         weights, optimizer_state = document["weights"], document["optimizer_state"]
-        listed = [CONFIG_MEMBER] + [e["member"] for entries in (weights or []) for e in entries]
-        listed += [e["member"] for e in (optimizer_state or [])]
+        entries = [e for layer_entries in (weights or []) for e in layer_entries]
+        entries += optimizer_state or []
+        listed = [CONFIG_MEMBER] + [e["member"] for e in entries]
         if len(set(listed)) != len(listed) or set(listed) != set(members):
             raise ModelFormatError(f"the archive members {sorted(members)} do not match "
                                    f"the arrays listed in {CONFIG_MEMBER}")
-        for entry in listed[1:]:
-            _check_entry_size(_entry(weights, optimizer_state, entry), members[entry])
+        for entry in entries:
+            _check_entry_size(entry, members[entry["member"]])
 
         net = network_from_config(document["network"])
         if document["built"]:
             _check_weight_shapes(net, weights)
             net.build()
-            for index, (layer, entries) in enumerate(zip(net.layers, weights)):
-                targets = list(layer.params) + list(layer.state)
-                if len(targets) != len(entries):
-                    raise ModelFormatError(net._where(
-                        index, f"expected {len(targets)} arrays, the file has {len(entries)}"))
-                for target, entry in zip(targets, entries):
-                    if np.dtype(entry["dtype"]).newbyteorder("=") != target.dtype or \
-                            tuple(entry["shape"]) != target.shape:
-                        raise ModelFormatError(net._where(
-                            index, f"expected an array {target.dtype}{list(target.shape)}, "
-                                   f"the file has {entry['dtype']}{entry['shape']}"))
-                    target[...] = _read_array(archive, members[entry["member"]], entry)
+            _read_weights(net, archive, members, weights)
         _restore_rng(net, document["rng"])
         if optimizer_state is not None:
             if net.optimizer is None:
@@ -325,6 +317,21 @@ def read(f, size: int):
             _check_optimizer_state(net, state)
             net.optimizer.set_state(state)
     return net
+
+
+def _read_weights(net, archive, members: dict, weights: list) -> None:
+    for index, (layer, layer_entries) in enumerate(zip(net.layers, weights)):
+        targets = list(layer.params) + list(layer.state)
+        if len(targets) != len(layer_entries):
+            raise ModelFormatError(net._where(
+                index, f"expected {len(targets)} arrays, the file has {len(layer_entries)}"))
+        for target, entry in zip(targets, layer_entries):
+            if np.dtype(entry["dtype"]).newbyteorder("=") != target.dtype or \
+                    tuple(entry["shape"]) != target.shape:
+                raise ModelFormatError(net._where(
+                    index, f"expected an array {target.dtype}{list(target.shape)}, "
+                           f"the file has {entry['dtype']}{entry['shape']}"))
+            target[...] = _read_array(archive, members[entry["member"]], entry)
 
 
 def _checked_members(archive: zipfile.ZipFile, size: int) -> dict:
@@ -421,14 +428,6 @@ def _checked_entries(entries, where: str) -> None:
             raise ModelFormatError(f"{where}: arrays of dtype {entry['dtype']!r} are not "
                                    f"allowed (numbers only)")
         _checked_shape(entry["shape"], f"{where} shape")
-
-
-def _entry(weights, optimizer_state, member: str) -> dict:
-    for entries in (weights or []) + [optimizer_state or []]:
-        for entry in entries:
-            if entry["member"] == member:
-                return entry
-    raise AssertionError(member)
 
 
 def _nbytes(entry) -> int:
