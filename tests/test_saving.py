@@ -360,3 +360,12 @@ def test_file_layout_is_a_plain_zip_of_json_and_npy(tmp_path):
     # the arrays are ordinary .npy members: numpy reads them without pickles
     with np.load(tmp_path / "m.nncore", allow_pickle=False) as npz:
         assert np.array_equal(npz["w0"], net.layers[0].W)
+
+
+def test_joblib_dump_and_load(tmp_path):
+    joblib = pytest.importorskip("joblib")
+    x, y = data()
+    net = mlp()
+    net.fit(x, y, epochs=1, verbose=0)
+    joblib.dump(net, tmp_path / "net.joblib")
+    assert same_weights(joblib.load(tmp_path / "net.joblib"), net)
