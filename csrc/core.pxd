@@ -13,6 +13,21 @@ cdef enum DType:
     F64 = 1
 
 
+cdef enum OpKind:
+    OP_GENERIC = 0
+    OP_DENSE = 1      # cfg is a DenseCfg (the plan reads it for per-sample SGD)
+
+
+# The cfg of a dense op: y (rows, n_out) = x (rows, n_in) @ W + b
+cdef struct DenseCfg:
+    Py_ssize_t n_in
+    Py_ssize_t n_out
+    void* W
+    void* b           # NULL without bias
+    void* gW
+    void* gb
+
+
 # One layer of the native core.  The owning Python object fills `cfg`,
 # the sizes and the two function pointers; whoever runs the op (a Plan)
 # fills the buffer pointers.  Buffers are batch-first and contiguous:
@@ -20,6 +35,7 @@ cdef enum DType:
 #   cache: (n, cache_size) private to this op, kept from forward to backward
 #   work:  (n, work_size) scratch shared by all ops of a plan
 cdef struct Op:
+    int kind
     int dtype
     Py_ssize_t in_size
     Py_ssize_t out_size

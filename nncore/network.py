@@ -1,6 +1,7 @@
 """The Network: a stack of layers trained with a loss and an optimizer."""
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -11,10 +12,13 @@ import numpy as np
 from . import losses as losses_module
 from . import optimizers as optimizers_module
 from ._data import as_float_array, check_positive_float, check_positive_int
+from ._threads import blas_threads
 from ._native.plan import Plan, apply_update, new_shuffle_state, shuffle as shuffle_order
 from .layers.base import Layer
 
 PREDICT_CHUNK = 256
+# batch_size * parameter count below which BLAS runs single-threaded
+SMALL_WORK = 1 << 20
 
 
 class Network:
@@ -245,7 +249,8 @@ class Network:
             rates = np.full(count, optimizer.learning_rate)
             began = time.perf_counter()
             if plan is not None:
-                losses = plan.train(x_flat, y, order, batch_size, step, rates, state)
+                with self._blas_limit(batch_size):
+                    losses = plan.train(x_flat, y, order, batch_size, step, rates, state)
             else:
                 losses = self._train_python(x, y, order, batch_size, step, rates,
                                             optimizer, state)
@@ -302,7 +307,8 @@ class Network:
         plan = self._predict_plan()
         if plan is not None:
             out = np.empty((n, plan.out_size), self.dtype)
-            plan.predict(x.reshape(n, -1), out, chunk)
+            with self._blas_limit(min(chunk, n)):
+                plan.predict(x.reshape(n, -1), out, chunk)
             return out.reshape((n,) + self.output_shape)
         parts = []
         for start in range(0, n, chunk):
@@ -311,6 +317,12 @@ class Network:
                 out = layer.forward(out, training=False)
             parts.append(np.asarray(out, dtype=self.dtype))
         return np.concatenate(parts)
+
+    def _blas_limit(self, batch_size: int):
+        """One BLAS thread for small batches: their matrix products run slower
+        threaded (and collapse when another process loads the machine)."""
+        work = batch_size * sum(p.size for p in self.params)
+        return blas_threads(1) if work < SMALL_WORK else contextlib.nullcontext()
 
     # ---------------------------------------------------------------- summary
     def summary(self, print_fn=print) -> str:
