@@ -203,7 +203,10 @@ cdef class Plan:
         cdef Py_ssize_t total = x.shape[0], start, n
         chunk = max(1, min(chunk, total))
         self.reserve(chunk)
+        cdef Op* first = &self.ops[0]
         cdef Op* last = &self.ops[self.n_ops - 1]
+        cdef void* own_input = first.x
+        cdef void* own_output = last.y
         cdef char* src = <char*>address(x)
         cdef char* dst = <char*>address(out)
         cdef Py_ssize_t in_bytes = self.in_size * self.itemsize
@@ -212,11 +215,12 @@ cdef class Plan:
             start = 0
             while start < total:
                 n = min(chunk, total - start)
-                self.ops[0].x = src + start * in_bytes
+                first.x = src + start * in_bytes
                 last.y = dst + start * out_bytes
                 self._forward(0, n, False)
                 start += n
-        self._wire()
+            first.x = own_input
+            last.y = own_output
         return out
 
     def set_training(self, loss, updater, list params, list grads):
@@ -419,3 +423,26 @@ def new_shuffle_state(uint64_t seed):
 def shuffle(int64_t[::1] order, uint64_t[::1] state):
     """Shuffle `order` in place exactly as `Plan.train` does at an epoch start."""
     rng.shuffle(&order[0], order.shape[0], &state[0])
+
+
+def all_finite(array):
+    """True when no element of the contiguous float array is NaN or inf."""
+    cdef Py_ssize_t i, count = array.size
+    cdef bint finite = True
+    cdef const float* f
+    cdef const double* d
+    if dtype_code(array) == F32:
+        f = <const float*>address(array)
+        with nogil:
+            for i in range(count):
+                if f[i] - f[i] != 0:
+                    finite = False
+                    break
+    else:
+        d = <const double*>address(array)
+        with nogil:
+            for i in range(count):
+                if d[i] - d[i] != 0:
+                    finite = False
+                    break
+    return finite

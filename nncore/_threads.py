@@ -10,6 +10,7 @@ from ._native.openmp import get_openmp_threads, set_openmp_threads
 
 _blas = None  # threadpoolctl controller of the BLAS behind scipy.linalg.cython_blas
 _num_threads: Optional[int] = None
+_blas_current: Optional[int] = None  # what the core last set scipy's BLAS to
 
 
 def _blas_controller():
@@ -26,16 +27,18 @@ def _blas_controller():
 
 
 def get_num_threads() -> int:
-    """The number of threads nncore's native code uses."""
-    if _num_threads is not None:
-        return _num_threads
-    blas = _blas_controller()
-    return max(get_openmp_threads(), blas.num_threads if blas else 1)
+    """The number of threads nncore's native code may use (by default what
+    OpenMP and the BLAS were set to when nncore first looked)."""
+    global _num_threads
+    if _num_threads is None:
+        blas = _blas_controller()
+        _num_threads = max(get_openmp_threads(), blas.num_threads if blas else 1)
+    return _num_threads
 
 
 def set_num_threads(n: int) -> None:
     """Use n threads for OpenMP loops and BLAS in nncore's native code."""
-    global _num_threads
+    global _num_threads, _blas_current
     if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
         raise ValueError(f"set_num_threads takes a positive integer, got {n!r}")
     set_openmp_threads(n)
@@ -43,6 +46,7 @@ def set_num_threads(n: int) -> None:
     if blas:
         blas.set_num_threads(n)
     _num_threads = n
+    _blas_current = n
 
 
 @contextlib.contextmanager
@@ -56,22 +60,18 @@ def threads(n: int) -> Iterator[None]:
         set_num_threads(previous)
 
 
-@contextlib.contextmanager
-def blas_threads(n: int) -> Iterator[None]:
-    """Run a native call with at most n BLAS threads (cheap: no library scan).
+def use_blas_threads(n: int) -> None:
+    """Let the core's BLAS use n threads from now on (cheap when unchanged).
 
-    Small matrix products (per-sample training, single-sample predict) are
-    slower threaded, and threaded BLAS collapses when the machine is loaded."""
+    The network calls this before each native run: one thread for small
+    problems (small matrix products are slower threaded, and threaded BLAS
+    collapses when another process loads the machine), `get_num_threads()`
+    for large ones.  The setting stays until the next change, so a steady
+    stream of calls pays one integer comparison."""
+    global _blas_current
+    if n == _blas_current:
+        return
     blas = _blas_controller()
-    if not blas:
-        yield
-        return
-    previous = blas.num_threads
-    if previous <= n:
-        yield
-        return
-    blas.set_num_threads(n)
-    try:
-        yield
-    finally:
-        blas.set_num_threads(previous)
+    if blas:
+        blas.set_num_threads(n)
+    _blas_current = n

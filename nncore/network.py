@@ -1,7 +1,6 @@
 """The Network: a stack of layers trained with a loss and an optimizer."""
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 import time
@@ -12,7 +11,7 @@ import numpy as np
 from . import losses as losses_module
 from . import optimizers as optimizers_module
 from ._data import as_float_array, check_positive_float, check_positive_int
-from ._threads import blas_threads
+from ._threads import get_num_threads, use_blas_threads
 from ._native.plan import Plan, apply_update, new_shuffle_state, shuffle as shuffle_order
 from .layers.base import Layer
 
@@ -47,6 +46,7 @@ class Network:
         self._train_plan: Optional[Plan] = None
         self._local = threading.local()
         self._version = 0
+        self._param_count = None
         for layer in layers or []:
             self.add(layer)
 
@@ -249,8 +249,8 @@ class Network:
             rates = np.full(count, optimizer.learning_rate)
             began = time.perf_counter()
             if plan is not None:
-                with self._blas_limit(batch_size):
-                    losses = plan.train(x_flat, y, order, batch_size, step, rates, state)
+                self._choose_blas_threads(batch_size)
+                losses = plan.train(x_flat, y, order, batch_size, step, rates, state)
             else:
                 losses = self._train_python(x, y, order, batch_size, step, rates,
                                             optimizer, state)
@@ -307,8 +307,8 @@ class Network:
         plan = self._predict_plan()
         if plan is not None:
             out = np.empty((n, plan.out_size), self.dtype)
-            with self._blas_limit(min(chunk, n)):
-                plan.predict(x.reshape(n, -1), out, chunk)
+            self._choose_blas_threads(min(chunk, n))
+            plan.predict(x.reshape(n, -1), out, chunk)
             return out.reshape((n,) + self.output_shape)
         parts = []
         for start in range(0, n, chunk):
@@ -318,11 +318,13 @@ class Network:
             parts.append(np.asarray(out, dtype=self.dtype))
         return np.concatenate(parts)
 
-    def _blas_limit(self, batch_size: int):
+    def _choose_blas_threads(self, batch_size: int) -> None:
         """One BLAS thread for small batches: their matrix products run slower
         threaded (and collapse when another process loads the machine)."""
-        work = batch_size * sum(p.size for p in self.params)
-        return blas_threads(1) if work < SMALL_WORK else contextlib.nullcontext()
+        if self._param_count is None:
+            self._param_count = sum(p.size for p in self.params)
+        small = batch_size * self._param_count < SMALL_WORK
+        use_blas_threads(1 if small else get_num_threads())
 
     # ---------------------------------------------------------------- summary
     def summary(self, print_fn=print) -> str:
