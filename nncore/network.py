@@ -11,7 +11,7 @@ import numpy as np
 from . import losses as losses_module
 from . import optimizers as optimizers_module
 from ._data import as_float_array, check_positive_float, check_positive_int
-from ._threads import get_num_threads, use_blas_threads
+from ._threads import begin_native_run, end_native_run, get_num_threads
 from ._native.plan import Plan, apply_update, new_shuffle_state, shuffle as shuffle_order
 from .layers.base import Layer
 
@@ -249,8 +249,11 @@ class Network:
             rates = np.full(count, optimizer.learning_rate)
             began = time.perf_counter()
             if plan is not None:
-                self._choose_blas_threads(batch_size)
-                losses = plan.train(x_flat, y, order, batch_size, step, rates, state)
+                begin_native_run(self._blas_threads_for(batch_size))
+                try:
+                    losses = plan.train(x_flat, y, order, batch_size, step, rates, state)
+                finally:
+                    end_native_run()
             else:
                 losses = self._train_python(x, y, order, batch_size, step, rates,
                                             optimizer, state)
@@ -307,8 +310,11 @@ class Network:
         plan = self._predict_plan()
         if plan is not None:
             out = np.empty((n, plan.out_size), self.dtype)
-            self._choose_blas_threads(min(chunk, n))
-            plan.predict(x.reshape(n, -1), out, chunk)
+            begin_native_run(self._blas_threads_for(min(chunk, n)))
+            try:
+                plan.predict(x.reshape(n, -1), out, chunk)
+            finally:
+                end_native_run()
             return out.reshape((n,) + self.output_shape)
         parts = []
         for start in range(0, n, chunk):
@@ -318,13 +324,13 @@ class Network:
             parts.append(np.asarray(out, dtype=self.dtype))
         return np.concatenate(parts)
 
-    def _choose_blas_threads(self, batch_size: int) -> None:
-        """One BLAS thread for small batches: their matrix products run slower
-        threaded (and collapse when another process loads the machine)."""
+    def _blas_threads_for(self, batch_size: int) -> int:
+        """One BLAS thread for small batches, where threads cost more than
+        they bring; all of them for large ones."""
         if self._param_count is None:
             self._param_count = sum(p.size for p in self.params)
         small = batch_size * self._param_count < SMALL_WORK
-        use_blas_threads(1 if small else get_num_threads())
+        return 1 if small else get_num_threads()
 
     # ---------------------------------------------------------------- summary
     def summary(self, print_fn=print) -> str:
