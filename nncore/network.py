@@ -12,10 +12,13 @@ from . import losses as losses_module
 from . import optimizers as optimizers_module
 from . import saving
 from ._data import as_float_array, check_positive_float, check_positive_int, check_shape
+from ._threads import begin_native_run, end_native_run, get_num_threads
 from ._native.plan import Plan, apply_update, new_shuffle_state, shuffle as shuffle_order
 from .layers.base import Layer
 
 PREDICT_CHUNK = 256
+# batch_size * parameter count below which BLAS runs single-threaded
+SMALL_WORK = 1 << 20
 
 
 class Network:
@@ -48,6 +51,7 @@ class Network:
         self._train_plan: Optional[Plan] = None
         self._local = threading.local()
         self._version = 0
+        self._param_count = None
         for layer in layers or []:
             self.add(layer)
 
@@ -250,7 +254,11 @@ class Network:
             rates = np.full(count, optimizer.learning_rate)
             began = time.perf_counter()
             if plan is not None:
-                losses = plan.train(x_flat, y, order, batch_size, step, rates, state)
+                begin_native_run(self._blas_threads_for(batch_size))
+                try:
+                    losses = plan.train(x_flat, y, order, batch_size, step, rates, state)
+                finally:
+                    end_native_run()
             else:
                 losses = self._train_python(x, y, order, batch_size, step, rates,
                                             optimizer, state)
@@ -307,7 +315,11 @@ class Network:
         plan = self._predict_plan()
         if plan is not None:
             out = np.empty((n, plan.out_size), self.dtype)
-            plan.predict(x.reshape(n, -1), out, chunk)
+            begin_native_run(self._blas_threads_for(min(chunk, n)))
+            try:
+                plan.predict(x.reshape(n, -1), out, chunk)
+            finally:
+                end_native_run()
             return out.reshape((n,) + self.output_shape)
         parts = []
         for start in range(0, n, chunk):
@@ -316,6 +328,14 @@ class Network:
                 out = layer.forward(out, training=False)
             parts.append(np.asarray(out, dtype=self.dtype))
         return np.concatenate(parts)
+
+    def _blas_threads_for(self, batch_size: int) -> int:
+        """One BLAS thread for small batches, where threads cost more than
+        they bring; all of them for large ones."""
+        if self._param_count is None:
+            self._param_count = sum(p.size for p in self.params)
+        small = batch_size * self._param_count < SMALL_WORK
+        return 1 if small else get_num_threads()
 
     # ---------------------------------------------------------------- summary
     def summary(self, print_fn=print) -> str:
