@@ -1,7 +1,7 @@
 """Optimizers.  Each owns a native in-place update kernel."""
 from __future__ import annotations
 
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 
@@ -31,7 +31,8 @@ class Optimizer:
     def build(self, params: list, dtype) -> None:
         """Create per-parameter state for these arrays."""
         self._updater = self.native(dtype, params)
-        pending, self._pending_state = getattr(self, "_pending_state", None), None
+        pending = getattr(self, "_pending_state", None)
+        self._pending_state: Optional[list] = None
         if pending is not None:
             self.load_state(pending)
 

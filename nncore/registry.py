@@ -28,7 +28,7 @@ def _register(kind: str, cls: type, name: Optional[str] = None) -> type:
         raise ValueError(f"register_{kind}: the name {name!r} is already taken by "
                          f"{known.__module__}.{known.__qualname__}")
     table[name] = cls
-    cls._registered_name = name
+    setattr(cls, "_registered_name", name)
     return cls
 
 

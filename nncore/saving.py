@@ -384,7 +384,7 @@ def _checked_document(document) -> dict:
     if not isinstance(document, dict) or document.get("magic") != MAGIC:
         raise ModelFormatError(f"not a nncore model file (wrong magic in {CONFIG_MEMBER})")
     version = document.get("format_version")
-    if not _is_int(version) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ModelFormatError(f"invalid format version {version!r}")
     if version > FORMAT_VERSION:
         raise ModelFormatError(

@@ -156,11 +156,12 @@ class NativeLayer(Layer):
         return y.reshape((n,) + self.output_shape).copy()
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        if getattr(self, "_plan", None) is None:
+        plan = getattr(self, "_plan", None)
+        if plan is None:
             raise RuntimeError(f"{type(self).__name__}: backward called before forward")
         dy = self._checked(dy, self.output_shape, "output gradient")
         if dy.shape[0] != self._batch:
             raise ValueError(f"{type(self).__name__}: the output gradient has "
                              f"{dy.shape[0]} samples, the last forward had {self._batch}")
-        dx = self._plan.backward(dy.reshape(self._batch, -1))
+        dx = plan.backward(dy.reshape(self._batch, -1))
         return dx.reshape((self._batch,) + self.input_shape).copy()
