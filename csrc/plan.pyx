@@ -179,6 +179,8 @@ cdef class Plan:
     cdef void _backward(self, Py_ssize_t first, Py_ssize_t n, bint input_grad,
                         double sgd_lr) noexcept nogil:
         cdef Py_ssize_t i
+        if first >= self.n_ops:     # nothing after a deferred first op
+            return
         cdef void* first_dx = self.ops[first].dx
         if not input_grad:
             self.ops[first].dx = NULL
