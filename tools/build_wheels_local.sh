@@ -42,17 +42,22 @@ else
 fi
 done_step tools "installed"
 
-step "sdist from the working tree (tracked and untracked, not ignored, files)"
+step "sdist from a copy of the working tree (its files that git does not ignore)"
 SRC="$WORK/src"
 mkdir -p "$SRC"
-(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard \
-    | while IFS= read -r -d '' f; do [ -e "$f" ] || [ -L "$f" ] && printf '%s\0' "$f"; done \
-    | tar --null -T - -cf -) | tar -xf - -C "$SRC"
+if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard \
+        | while IFS= read -r -d '' f; do [ -e "$f" ] || [ -L "$f" ] && printf '%s\0' "$f"; done \
+        | tar --null -T - -cf -) | tar -xf - -C "$SRC"
+else  # e.g. an unpacked sdist
+    (cd "$ROOT" && tar --exclude=./build --exclude=./dist --exclude='*.egg-info' \
+        --exclude='*.so' --exclude='*.pyd' --exclude='csrc/*.c' -cf - .) | tar -xf - -C "$SRC"
+fi
 "$TOOLS/python" -m build --sdist --outdir "$WORK/dist" "$SRC" >"$WORK/sdist.log" 2>&1 \
     || { cat "$WORK/sdist.log"; fail "sdist build"; }
 SDIST="$(ls "$WORK"/dist/nncore-*.tar.gz)"
 tar -tzf "$SDIST" | sed 's#^[^/]*/##' | sort >"$WORK/sdist.txt"
-for f in $(cd "$ROOT" && git ls-files 'csrc/*.pyx' 'csrc/*.pxd' 'csrc/*.h'); do
+for f in $(cd "$SRC" && ls csrc/*.pyx csrc/*.pxd csrc/*.h 2>/dev/null); do
     grep -qx "$f" "$WORK/sdist.txt" || fail "the sdist lacks $f"
 done
 if grep -E '\.(c|so|pyd)$' "$WORK/sdist.txt"; then fail "the sdist holds build output (above)"; fi
@@ -97,7 +102,7 @@ PY
 done_step "auditwheel" "$TAG; $(cat "$WORK/gomp.txt")"
 
 step "wheel contents"
-for pyx in $(cd "$ROOT" && git ls-files 'csrc/*.pyx'); do
+for pyx in $(cd "$SRC" && ls csrc/*.pyx); do
     name="$(basename "$pyx" .pyx)"
     grep -qE "^nncore/_native/$name\.[^/]*\.so$" "$WORK/wheel.txt" \
         || fail "$pyx is not compiled into the wheel (missing from MODULES in setup.py?)"
@@ -152,7 +157,9 @@ step "validate-pyproject"
 done_step validate-pyproject "valid"
 
 step "actionlint .github/workflows/wheels.yml"
-if [ -n "$ACTIONLINT" ]; then
+if [ ! -f "$ROOT/.github/workflows/wheels.yml" ]; then
+    done_step actionlint "SKIPPED: no .github/workflows/wheels.yml here (an unpacked sdist?)"
+elif [ -n "$ACTIONLINT" ]; then
     "$ACTIONLINT" "$ROOT/.github/workflows/wheels.yml"
     done_step actionlint "no findings ($("$ACTIONLINT" -version | head -n 1))"
 else
