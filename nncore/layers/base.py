@@ -90,7 +90,7 @@ class Layer:
 
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Copy arrays into the parameters and state (in place), checking
-        count, shape and dtype (floating, cast to the layer dtype)."""
+        count, shape and dtype (real numbers, cast to each array's dtype)."""
         checked = self.check_weights(weights)
         for target, value in zip(list(self.params) + list(self.state), checked):
             np.copyto(target, value, casting="same_kind")
@@ -144,10 +144,10 @@ class NativeLayer(Layer):
         return array
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x = as_float_array(x, self.dtype, f"{type(self).__name__}: input", finite=False)
         if not self.built:
-            self.build(as_float_array(x, self.dtype, f"{type(self).__name__}: input",
-                                      finite=False).shape[1:])
-        x = self._checked(x, self.input_shape, "input")
+            self.build(x.shape[1:])
+        x = self._checked(x, self.input_shape, "input")   # no copy: already converted
         if self._plan is None:
             self._plan = Plan(self._ops, self.dtype)
         n = x.shape[0]
