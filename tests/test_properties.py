@@ -11,7 +11,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E
 import nncore  # noqa: E402
 from nncore import ModelFormatError, saving  # noqa: E402
 
-SETTINGS = dict(max_examples=25, deadline=None, derandomize=True,
+# derandomized (the same examples every run) and no example database, so the
+# suite is deterministic and writes nothing into the source tree
+SETTINGS = dict(max_examples=25, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
 SMOOTH = ["tanh", "sigmoid", "softmax", "identity"]
 ALL = SMOOTH + ["relu", "leaky_relu"]
@@ -151,7 +153,7 @@ edits = st.lists(st.tuples(st.sampled_from(["flip", "cut", "insert", "delete"]),
                  min_size=1, max_size=4)
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(**dict(SETTINGS, max_examples=300))
 @given(edits=edits)
 def test_mutated_model_files_raise_model_format_error_or_load_unchanged(edits):
     net, good = good_file()
