@@ -232,6 +232,11 @@ cdef class Plan:
                     self.updater.step += 1
         return losses
 
+    def last_batch(self, Py_ssize_t n):
+        """(outputs (n, out_size), targets (n, target_size)) of the first n
+        samples of the last `train` step: views of plan buffers."""
+        return self.acts[self.n_ops][:n], self.targets[:n]
+
 
 def evaluate_loss(loss, pred, target, dpred=None):
     """Mean loss of pred (n, size) against target (n, target_size); writes the

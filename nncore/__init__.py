@@ -1,5 +1,6 @@
 """nncore: neural networks with a from-scratch design and a compiled core."""
-from . import activations, datasets, initializers, losses, optimizers, utils
+from . import (activations, callbacks, datasets, initializers, losses, metrics, optimizers,
+               schedules, utils)
 from ._native.openmp import openmp_enabled
 from ._version import __version__
 from .layers import (Activation, ActivationLayer, Dense, FCLayer, Layer, LeakyReLU, ReLU,
@@ -9,4 +10,4 @@ from .network import Network
 __all__ = ["__version__", "openmp_enabled", "Network", "Layer", "Dense", "FCLayer",
            "Activation", "ActivationLayer", "Tanh", "Sigmoid", "ReLU", "LeakyReLU",
            "Softmax", "activations", "datasets", "losses", "optimizers", "initializers",
-           "utils"]
+           "utils", "callbacks", "metrics", "schedules"]

@@ -8,8 +8,13 @@ from typing import Iterable, List, Optional, Sequence
 
 import numpy as np
 
+from . import callbacks as callbacks_module
 from . import losses as losses_module
+from . import metrics as metrics_module
 from . import optimizers as optimizers_module
+from ._progress import Progress
+from .callbacks import History
+from .utils import split_tail
 from ._data import as_float_array, check_positive_float, check_positive_int
 from ._native.plan import Plan, apply_update, new_shuffle_state, shuffle as shuffle_order
 from .layers.base import Layer
@@ -39,6 +44,10 @@ class Network:
         self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
         self.loss = None
         self.optimizer = None
+        self.metrics: list = []
+        self._article_loss = False
+        self.history: Optional[History] = None
+        self.stop_training = False
         self.built = False
         self._train_plan: Optional[Plan] = None
         self._local = threading.local()
@@ -57,11 +66,18 @@ class Network:
         self.layers.append(layer)
         return self
 
-    def use(self, loss, loss_prime=None, optimizer=None) -> "Network":
+    def use(self, loss, loss_prime=None, optimizer=None, metrics=None) -> "Network":
         """Set the loss (a name, a Loss, or the article's loss and loss_prime
-        functions) and optionally the optimizer (a name or an Optimizer)."""
+        functions), optionally the optimizer (a name or an Optimizer) and the
+        metrics reported by fit and evaluate (names such as 'accuracy',
+        'top_k_accuracy', 'mae', Metric objects or functions)."""
         self.loss = losses_module.get(loss, loss_prime)
+        self._article_loss = callable(loss) and not isinstance(
+            loss, (losses_module.Loss, losses_module.FunctionLoss))
         self.optimizer = None if optimizer is None else optimizers_module.get(optimizer)
+        self.metrics = list(metrics or [])
+        for metric in self.metrics:
+            metrics_module.get(metric)  # unknown names fail here, not in fit
         self._train_plan = None
         return self
 
@@ -188,7 +204,7 @@ class Network:
         return self.loss.native(self.dtype, size, out_shape[-1] if out_shape else 1)
 
     def _training_plan(self, optimizer) -> Optional[Plan]:
-        if self._train_plan is None or self._train_plan_optimizer is not optimizer:
+        if self._train_plan is None or self._train_plan_updater is not optimizer.updater:
             ops = self._native_ops()
             loss = self._native_loss()
             if ops is None or loss is None:
@@ -197,26 +213,214 @@ class Network:
                 plan = Plan(ops, self.dtype)
                 plan.set_training(loss, optimizer.updater, self.params, self.grads)
                 self._train_plan = plan
-            self._train_plan_optimizer = optimizer
+            self._train_plan_updater = optimizer.updater
         return self._train_plan
 
-    def fit(self, x, y, epochs: int = 1, learning_rate: Optional[float] = None,
-            batch_size: int = 1, shuffle: bool = True, verbose: int = 1) -> dict:
-        """Train on x, y for `epochs` passes.
+    def fit(self, x, y, epochs: int = 1, batch_size: Optional[int] = None,
+            validation_data=None, validation_split: float = 0.0, shuffle: bool = True,
+            verbose: int = 1, callbacks: Optional[list] = None, initial_epoch: int = 0,
+            learning_rate: Optional[float] = None) -> History:
+        """Train on x, y from epoch `initial_epoch` up to `epochs`; returns a
+        History (also kept as `network.history`).
 
-        batch_size=1 is the article's per-sample SGD; larger batches take the
-        mean loss of each batch.  Without an optimizer set in `use`, training
-        is plain SGD with `learning_rate` (default 0.01).  Returns a dict with
-        the mean training loss of every epoch under 'loss'.
+        Article-style calls -- the loss was given as functions
+        (`use(mse, mse_prime)`), or `learning_rate` is passed and `use` set no
+        optimizer -- default to batch_size=1 (per-sample SGD) and print the
+        article's `epoch i/N   error=...` line per epoch when verbose.  All
+        other calls default to batch_size=32 and, with verbose=1, show a
+        progress bar (one line per epoch when the output is not a terminal;
+        verbose=2 always one line per epoch).  Without an optimizer set in
+        `use`, training is plain SGD with `learning_rate` (default 0.01).
+        `validation_split` holds out the last fraction of x, y (before
+        shuffling).  A NaN or inf loss raises FloatingPointError naming the
+        epoch and batch, unless a TerminateOnNaN callback ends training.
         """
         if self.loss is None:
             raise RuntimeError("Network.fit: set a loss with use(...) before fit")
         epochs = check_positive_int(epochs, "epochs")
-        batch_size = check_positive_int(batch_size, "batch_size")
+        if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer)) \
+                or not 0 <= initial_epoch < epochs:
+            raise ValueError(f"initial_epoch must be an integer in [0, epochs={epochs}), "
+                             f"got {initial_epoch!r}")
+        if verbose not in (0, 1, 2):
+            raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
         if learning_rate is not None:
             learning_rate = check_positive_float(learning_rate, "learning_rate")
+        article = self._article_loss or (learning_rate is not None and self.optimizer is None)
+        batch_size = check_positive_int(batch_size if batch_size is not None
+                                        else 1 if article else 32, "batch_size")
         x = self._inputs(x)
         y = self._targets(y, x.shape[0])
+        validation = self._validation(x, y, validation_data, validation_split)
+        if validation is not None and validation_data is None:
+            x, y = x[:-len(validation[0])], y[:-len(validation[0])]
+        optimizer = self._fit_optimizer(learning_rate)
+        metrics = self._resolved_metrics()
+        callbacks = list(callbacks or [])
+        for callback in callbacks:
+            if not isinstance(callback, callbacks_module.Callback):
+                raise TypeError(f"callbacks must be nncore.callbacks.Callback objects, "
+                                f"got {type(callback).__name__}")
+            callback.set_network(self)
+        per_batch = bool(metrics) or any(callbacks_module.wants_batches(c) for c in callbacks)
+        progress = Progress(verbose, epochs, 0) if verbose and not article else None
+        by_epoch = per_batch or bool(callbacks) or validation is not None or progress is not None
+
+        plan = self._training_plan(optimizer)
+        n = x.shape[0]
+        per_epoch = math.ceil(n / batch_size)
+        if progress is not None:
+            progress.steps = per_epoch
+        sizes = np.full(per_epoch, batch_size, np.float64)
+        sizes[-1] = n - batch_size * (per_epoch - 1)
+        x_flat = x.reshape(n, -1)
+        order = np.arange(n, dtype=np.int64)
+        state = new_shuffle_state(int(self.rng.integers(2**63))) if shuffle else None
+        run_epochs = epochs - initial_epoch
+        loss_sums = np.zeros(run_epochs)
+        metric_sums = np.zeros((run_epochs, len(metrics)))
+        first_iteration = optimizer.iterations
+        history = self.history = callbacks_module.History()
+        self.stop_training = False
+        self.stopped_on_nan = False
+        for callback in callbacks:
+            callback.on_train_begin()
+        total = run_epochs * per_epoch
+        done, chunk, logs = 0, 1, {}
+        while done < total and not self.stop_training:
+            k = done % per_epoch
+            if k == 0:
+                for callback in callbacks:
+                    callback.on_epoch_begin(initial_epoch + done // per_epoch)
+                if progress is not None:
+                    progress.epoch_begin(initial_epoch + done // per_epoch)
+            # run a chunk of steps natively; chunks grow to ~20 ms so that small
+            # networks pay almost no Python overhead and large ones still report
+            count = 1 if per_batch else min(chunk, total - done)
+            if by_epoch:
+                count = min(count, per_epoch - k)
+            rates = optimizer.learning_rates(first_iteration + done, count)
+            began = time.perf_counter()
+            first_step = initial_epoch * per_epoch + done
+            if plan is not None:
+                losses = plan.train(x_flat, y, order, batch_size, first_step, rates, state)
+            else:
+                losses = self._train_python(x, y, order, batch_size, first_step, rates,
+                                            optimizer, state)
+            elapsed = time.perf_counter() - began
+            optimizer.updater.step = first_iteration + done + count
+            steps = np.arange(done, done + count)
+            np.add.at(loss_sums, steps // per_epoch, losses * sizes[steps % per_epoch])
+            if per_batch:
+                self._batch_end(plan, int(sizes[k]), losses[0], k, metrics,
+                                metric_sums[done // per_epoch], callbacks)
+            bad = ~np.isfinite(losses)
+            if bad.any() and not self.stopped_on_nan:
+                step = done + int(np.argmax(bad))
+                raise FloatingPointError(
+                    f"Network.fit: the loss became {losses[np.argmax(bad)]} at epoch "
+                    f"{initial_epoch + step // per_epoch + 1}/{epochs}, batch "
+                    f"{step % per_epoch + 1}/{per_epoch}; lower the learning rate, "
+                    f"scale the inputs or clip gradients (clipnorm=...)")
+            if self.stop_training:
+                break
+            if progress is not None and k + count < per_epoch:
+                seen = float(sizes[:k + count].sum())
+                e = done // per_epoch
+                progress.update(k + count, int(seen), self._epoch_logs(
+                    loss_sums[e], metric_sums[e], metrics, seen))
+            finished = range(done // per_epoch, (done + count) // per_epoch)
+            done += count
+            if not by_epoch:
+                # no hooks between epochs: record the chunk's epochs in bulk
+                self._record_epochs(history, finished, loss_sums / n, initial_epoch, epochs,
+                                    verbose)
+                finished = ()
+            for e in finished:
+                epoch = initial_epoch + e
+                logs = self._epoch_logs(loss_sums[e], metric_sums[e], metrics, n)
+                if progress is not None:
+                    progress.training_done()
+                if validation is not None:
+                    scores = self.evaluate(*validation, batch_size=max(batch_size,
+                                                                       PREDICT_CHUNK))
+                    logs.update({"val_" + key: value for key, value in scores.items()})
+                history.on_epoch_end(epoch, logs)
+                if verbose and article:
+                    print("epoch %d/%d   error=%f" % (epoch + 1, epochs, logs["loss"]))
+                elif progress is not None:
+                    progress.epoch_end(epoch, n, logs)
+                for callback in callbacks:
+                    callback.on_epoch_end(epoch, logs)
+            if elapsed < 0.02:
+                chunk *= 2
+        for callback in callbacks:
+            callback.on_train_end(logs)
+        return history
+
+    @staticmethod
+    def _record_epochs(history, finished, losses, initial_epoch, epochs, verbose) -> None:
+        if not finished:
+            return
+        values = losses[finished.start:finished.stop].tolist()
+        history.history.setdefault("loss", []).extend(values)
+        history.epoch.extend(range(initial_epoch + finished.start,
+                                   initial_epoch + finished.stop))
+        if verbose:
+            print("\n".join("epoch %d/%d   error=%f" % (initial_epoch + e + 1, epochs, v)
+                            for e, v in zip(finished, values)))
+
+    def _epoch_logs(self, loss_sum, metric_sums, metrics, samples) -> dict:
+        logs = {"loss": float(loss_sum / samples)}
+        for metric, total in zip(metrics, metric_sums):
+            logs[metric.name] = float(total / samples)
+        return logs
+
+    def _batch_end(self, plan, size, loss, batch, metrics, metric_sums, callbacks) -> None:
+        """Per-batch work after a one-step chunk: training metrics from the
+        step's outputs, then the callbacks' on_batch_end."""
+        if metrics:
+            if plan is not None:
+                out, target = plan.last_batch(size)
+            else:
+                out, target = self._last_batch
+            out, target = self._shaped(out, target)
+            for j, metric in enumerate(metrics):
+                metric_sums[j] += metric(target, out) * size
+        logs = {"loss": float(loss), "size": size}
+        for callback in callbacks:
+            callback.on_batch_end(batch, logs)
+
+    def _shaped(self, out, target):
+        """Network outputs and targets (flattened per sample) in the shapes
+        metrics and losses expect."""
+        n = out.shape[0]
+        out = out.reshape((n,) + self.output_shape)
+        if getattr(self.loss, "sparse", False):
+            return out, target.reshape((n,) + self.output_shape[:-1])
+        return out, target.reshape((n,) + self.output_shape)
+
+    def _validation(self, x, y, validation_data, validation_split):
+        """(x_val, y_val) validated, or None."""
+        if validation_data is not None:
+            if validation_split:
+                raise ValueError("fit: give validation_data or validation_split, not both")
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("fit: validation_data must be a pair (x_val, y_val)")
+            vx = self._inputs(validation_data[0], "validation x")
+            return vx, self._targets(validation_data[1], vx.shape[0])
+        if not validation_split:
+            return None
+        split = float(validation_split)
+        if not 0 < split < 1:
+            raise ValueError(f"fit: validation_split must be in (0, 1), got {validation_split!r}")
+        held = int(x.shape[0] * split)
+        if held == 0 or held == x.shape[0]:
+            raise ValueError(f"fit: validation_split={split} of {x.shape[0]} samples leaves "
+                             f"no training or no validation samples")
+        return split_tail(x, y, held)
+
+    def _fit_optimizer(self, learning_rate):
         optimizer = self.optimizer
         if optimizer is None:
             optimizer = self._default_sgd = getattr(self, "_default_sgd", None) or \
@@ -224,43 +428,36 @@ class Network:
         if learning_rate is not None:
             optimizer.learning_rate = learning_rate
         if getattr(optimizer, "_built_for", None) is not self:
-            optimizer.build(self.params, self.dtype)
+            optimizer.build(self.params, self.dtype, self.grads)
             optimizer._built_for = self
-        plan = self._training_plan(optimizer)
-        n = x.shape[0]
-        per_epoch = math.ceil(n / batch_size)
-        sizes = np.full(per_epoch, batch_size, np.float64)
-        sizes[-1] = n - batch_size * (per_epoch - 1)
-        history = {"loss": []}
-        x_flat = x.reshape(n, -1)
-        order = np.arange(n, dtype=np.int64)
-        state = new_shuffle_state(int(self.rng.integers(2**63))) if shuffle else None
-        step_losses = np.empty(per_epoch)
-        total = epochs * per_epoch
-        step, chunk = 0, 1
-        while step < total:
-            # run a chunk of steps natively; chunks grow to ~20 ms so that small
-            # networks pay almost no Python overhead and large ones still report
-            count = min(chunk, total - step)
-            rates = np.full(count, optimizer.learning_rate)
-            began = time.perf_counter()
-            if plan is not None:
-                losses = plan.train(x_flat, y, order, batch_size, step, rates, state)
-            else:
-                losses = self._train_python(x, y, order, batch_size, step, rates,
-                                            optimizer, state)
-            elapsed = time.perf_counter() - began
-            for loss in losses:
-                step_losses[step % per_epoch] = loss
-                step += 1
-                if step % per_epoch == 0:
-                    epoch_loss = float(step_losses @ sizes / n)
-                    history["loss"].append(epoch_loss)
-                    if verbose:
-                        print("epoch %d/%d   error=%f" % (step // per_epoch, epochs, epoch_loss))
-            if elapsed < 0.02:
-                chunk *= 2
-        return history
+        self.training_optimizer = optimizer
+        return optimizer
+
+    def _resolved_metrics(self) -> list:
+        sparse = getattr(self.loss, "sparse", False)
+        return [metrics_module.get(m, self.loss, sparse, self.output_shape[-1])
+                for m in self.metrics]
+
+    def evaluate(self, x, y, batch_size: Optional[int] = None) -> dict:
+        """{'loss': ..., <metric>: ...} of the network on x, y (means over the
+        samples)."""
+        if self.loss is None:
+            raise RuntimeError("Network.evaluate: set a loss with use(...) first")
+        x = self._inputs(x)
+        y = self._targets(y, x.shape[0])
+        out, target = self._shaped(self.predict(x, batch_size), y)
+        scores = {"loss": float(self.loss(target, out))}
+        for metric in self._resolved_metrics():
+            scores[metric.name] = float(metric(target, out))
+        return scores
+
+    def predict_classes(self, x, batch_size: Optional[int] = None) -> np.ndarray:
+        """Class indices: argmax over the last axis, or output > 0.5 for a
+        single output unit."""
+        out = self.predict(x, batch_size)
+        if out.shape[-1] == 1:
+            return (out[..., 0] > 0.5).astype(np.int64)
+        return out.argmax(-1)
 
     def _train_python(self, x, y, order, batch_size, first_step, rates, optimizer,
                       state) -> np.ndarray:
@@ -283,6 +480,8 @@ class Network:
             for layer in self.layers:
                 out = layer.forward(out, training=True)
             losses[s] = self.loss(target, out)
+            self._last_batch = (np.reshape(out, (len(index), -1)),
+                                np.reshape(target, (len(index), -1)))
             grad = self.loss.gradient(target, out)
             for layer in reversed(self.layers):
                 grad = layer.backward(grad)
