@@ -3,7 +3,7 @@
 # weights, `param -= lr * weight_decay * param`, before the gradient step).
 # Per-parameter state arrays (velocities, moments) are created by the Python
 # optimizer at build time; the updater only keeps their addresses.
-from libc.math cimport sqrt, pow
+from libc.math cimport sqrt, sqrtf, pow, INFINITY
 from libc.stdlib cimport malloc, free
 from cpython.pycapsule cimport PyCapsule_New
 from core cimport real, Updater, F32, address, dtype_code
@@ -45,86 +45,102 @@ cdef double sum_squares(const real* grad, Py_ssize_t size) noexcept nogil:
     return total
 
 
+cdef inline real r_sqrt(real v) noexcept nogil:
+    if real is float:
+        return sqrtf(v)
+    else:
+        return sqrt(v)
+
+
+# The loops below are branch-free so that the compiler vectorizes them:
+# clipping uses min/max against `clip` (+inf when off) and weight decay is a
+# multiplication by keep = 1 - lr * weight_decay (1 when off).
+
 # the gradient element as the step sees it: scaled, then clipped to +-clip
 cdef inline real clipped(real g, real scale, real clip) noexcept nogil:
     g = g * scale
-    if clip > 0:
-        if g > clip:
-            return clip
-        if g < -clip:
-            return -clip
-    return g
+    g = g if g < clip else clip
+    return g if g > -clip else -clip
 
 
 # param, velocity (size) updated from grad (size); velocity NULL when momentum == 0
 cdef void sgd_update(real* param, real* velocity, const real* grad, Py_ssize_t size,
-                     real lr, real momentum, bint nesterov, real decay, real scale,
+                     real lr, real momentum, bint nesterov, real keep, real scale,
                      real clip) noexcept nogil:
     cdef Py_ssize_t i
     cdef real g, v
-    for i in range(size):
-        g = clipped(grad[i], scale, clip)
-        param[i] -= decay * param[i]
-        if velocity == NULL:
-            param[i] -= lr * g
-        else:
+    if velocity == NULL:
+        for i in range(size):
+            param[i] = param[i] * keep - lr * clipped(grad[i], scale, clip)
+    elif nesterov:
+        for i in range(size):
+            g = clipped(grad[i], scale, clip)
             v = momentum * velocity[i] - lr * g
             velocity[i] = v
-            if nesterov:
-                param[i] += momentum * v - lr * g
-            else:
-                param[i] += v
+            param[i] = param[i] * keep + momentum * v - lr * g
+    else:
+        for i in range(size):
+            v = momentum * velocity[i] - lr * clipped(grad[i], scale, clip)
+            velocity[i] = v
+            param[i] = param[i] * keep + v
 
 
 # param, m, v, vhat (size) updated from grad (size); vhat NULL without amsgrad
 cdef void adam_update(real* param, real* m, real* v, real* vhat, const real* grad,
                       Py_ssize_t size, real lr_t, real beta_1, real beta_2, real epsilon,
-                      real decay, real scale, real clip) noexcept nogil:
+                      real keep, real scale, real clip) noexcept nogil:
     cdef Py_ssize_t i
-    cdef real g, denom
-    for i in range(size):
-        g = clipped(grad[i], scale, clip)
-        param[i] -= decay * param[i]
-        m[i] += (g - m[i]) * (1 - beta_1)
-        v[i] += (g * g - v[i]) * (1 - beta_2)
-        denom = v[i]
-        if vhat != NULL:
-            if v[i] > vhat[i]:
-                vhat[i] = v[i]
-            denom = vhat[i]
-        param[i] -= lr_t * m[i] / (<real>sqrt(denom) + epsilon)
+    cdef real g, mi, vi, top
+    if vhat == NULL:
+        for i in range(size):
+            g = clipped(grad[i], scale, clip)
+            mi = m[i] + (g - m[i]) * (1 - beta_1)
+            vi = v[i] + (g * g - v[i]) * (1 - beta_2)
+            m[i] = mi
+            v[i] = vi
+            param[i] = param[i] * keep - lr_t * mi / (r_sqrt(vi) + epsilon)
+    else:
+        for i in range(size):
+            g = clipped(grad[i], scale, clip)
+            mi = m[i] + (g - m[i]) * (1 - beta_1)
+            vi = v[i] + (g * g - v[i]) * (1 - beta_2)
+            top = vi if vi > vhat[i] else vhat[i]
+            m[i] = mi
+            v[i] = vi
+            vhat[i] = top
+            param[i] = param[i] * keep - lr_t * mi / (r_sqrt(top) + epsilon)
 
 
 # param, mean_square, velocity (size) updated from grad (size); velocity NULL
 # when momentum == 0
 cdef void rmsprop_update(real* param, real* mean_square, real* velocity,
                          const real* grad, Py_ssize_t size, real lr, real rho,
-                         real momentum, real epsilon, real decay, real scale,
+                         real momentum, real epsilon, real keep, real scale,
                          real clip) noexcept nogil:
     cdef Py_ssize_t i
-    cdef real g, step
+    cdef real g, ms, step
     for i in range(size):
         g = clipped(grad[i], scale, clip)
-        param[i] -= decay * param[i]
-        mean_square[i] = rho * mean_square[i] + (1 - rho) * g * g
-        step = lr * g / <real>sqrt(mean_square[i] + epsilon)
+        ms = rho * mean_square[i] + (1 - rho) * g * g
+        mean_square[i] = ms
+        step = lr * g / r_sqrt(ms + epsilon)
         if velocity != NULL:
-            velocity[i] = momentum * velocity[i] + step
-            step = velocity[i]
-        param[i] -= step
+            step = momentum * velocity[i] + step
+            velocity[i] = step
+        param[i] = param[i] * keep - step
 
 
 # param, accumulator (size) updated from grad (size)
 cdef void adagrad_update(real* param, real* accumulator, const real* grad,
-                         Py_ssize_t size, real lr, real epsilon, real decay, real scale,
+                         Py_ssize_t size, real lr, real epsilon, real keep, real scale,
                          real clip) noexcept nogil:
     cdef Py_ssize_t i
-    cdef real g
+    cdef real g, acc
     for i in range(size):
         g = clipped(grad[i], scale, clip)
-        param[i] -= decay * param[i]
-        accumulator[i] += g * g
-        param[i] -= lr * g / <real>sqrt(accumulator[i] + epsilon)
+        acc = accumulator[i] + g * g
+        accumulator[i] = acc
+        param[i] = param[i] * keep - lr * g / r_sqrt(acc + epsilon)
 
 
 cdef double _sum_squares(int dtype, const void* grad, Py_ssize_t size) noexcept nogil:
@@ -136,7 +152,7 @@ cdef double _sum_squares(int dtype, const void* grad, Py_ssize_t size) noexcept 
 cdef void _update(Updater* u, Py_ssize_t slot, real* param, const real* grad,
                   Py_ssize_t size) noexcept nogil:
     cdef OptimCfg* c = <OptimCfg*>u.cfg
-    cdef double lr = u.learning_rate, scale = 1, norm, t
+    cdef double lr = u.learning_rate, scale = 1, norm, t, lr_t
     cdef Py_ssize_t j
     if c.global_clipnorm > 0:
         if slot == 0:
@@ -150,24 +166,25 @@ cdef void _update(Updater* u, Py_ssize_t slot, real* param, const real* grad,
         norm = sqrt(sum_squares(grad, size)) * scale
         if norm > c.clipnorm:
             scale *= c.clipnorm / norm
-    cdef real decay = <real>(lr * c.weight_decay)
+    cdef real keep = <real>(1 - lr * c.weight_decay)
+    cdef real clip = <real>(c.clipvalue if c.clipvalue > 0 else INFINITY)
     cdef real* a = <real*>c.state_a[slot]
     cdef real* b = <real*>c.state_b[slot]
     cdef real* cc = <real*>c.state_c[slot]
     if c.kind == SGD:
-        sgd_update(param, a, grad, size, <real>lr, <real>c.momentum, c.nesterov, decay,
-                   <real>scale, <real>c.clipvalue)
+        sgd_update(param, a, grad, size, <real>lr, <real>c.momentum, c.nesterov, keep,
+                   <real>scale, clip)
     elif c.kind == ADAM:
         t = u.step + 1
-        lr = lr * sqrt(1 - pow(c.beta_2, t)) / (1 - pow(c.beta_1, t))
-        adam_update(param, a, b, cc, grad, size, <real>lr, <real>c.beta_1, <real>c.beta_2,
-                    <real>c.epsilon, decay, <real>scale, <real>c.clipvalue)
+        lr_t = lr * sqrt(1 - pow(c.beta_2, t)) / (1 - pow(c.beta_1, t))
+        adam_update(param, a, b, cc, grad, size, <real>lr_t, <real>c.beta_1,
+                    <real>c.beta_2, <real>c.epsilon, keep, <real>scale, clip)
     elif c.kind == RMSPROP:
         rmsprop_update(param, a, b, grad, size, <real>lr, <real>c.rho, <real>c.momentum,
-                       <real>c.epsilon, decay, <real>scale, <real>c.clipvalue)
+                       <real>c.epsilon, keep, <real>scale, clip)
     else:
-        adagrad_update(param, a, grad, size, <real>lr, <real>c.epsilon, decay,
-                       <real>scale, <real>c.clipvalue)
+        adagrad_update(param, a, grad, size, <real>lr, <real>c.epsilon, keep,
+                       <real>scale, clip)
 
 
 cdef void optim_updater(Updater* u, Py_ssize_t slot, void* param, const void* grad,

@@ -345,13 +345,13 @@ class Network:
                     scores = self.evaluate(*validation, batch_size=max(batch_size,
                                                                        PREDICT_CHUNK))
                     logs.update({"val_" + key: value for key, value in scores.items()})
+                for callback in callbacks:
+                    callback.on_epoch_end(epoch, logs)
                 history.on_epoch_end(epoch, logs)
                 if verbose and article:
                     print("epoch %d/%d   error=%f" % (epoch + 1, epochs, logs["loss"]))
                 elif progress is not None:
                     progress.epoch_end(epoch, n, logs)
-                for callback in callbacks:
-                    callback.on_epoch_end(epoch, logs)
             if elapsed < 0.02:
                 chunk *= 2
         for callback in callbacks:
