@@ -44,7 +44,8 @@ class CategoricalAccuracy(Metric):
     def __call__(self, y_true, y_pred):
         y_pred = np.asarray(y_pred)
         y_true = np.asarray(y_true).reshape(y_pred.shape)
-        return float(np.mean(y_pred.argmax(-1) == y_true.argmax(-1)))
+        hits = np.count_nonzero(y_pred.argmax(-1) == y_true.argmax(-1))
+        return hits / max(y_pred[..., 0].size, 1)
 
 
 class SparseCategoricalAccuracy(Metric):
@@ -54,7 +55,7 @@ class SparseCategoricalAccuracy(Metric):
     def __call__(self, y_true, y_pred):
         y_pred = np.asarray(y_pred)
         labels = np.asarray(y_true).reshape(y_pred.shape[:-1])
-        return float(np.mean(y_pred.argmax(-1) == labels))
+        return np.count_nonzero(y_pred.argmax(-1) == labels) / max(labels.size, 1)
 
 
 class TopKAccuracy(Metric):

@@ -309,13 +309,16 @@ class Network:
                                             optimizer, state)
             elapsed = time.perf_counter() - began
             optimizer.updater.step = first_iteration + done + count
-            steps = np.arange(done, done + count)
-            np.add.at(loss_sums, steps // per_epoch, losses * sizes[steps % per_epoch])
+            if count == 1:
+                loss_sums[done // per_epoch] += losses[0] * sizes[k]
+            else:
+                steps = np.arange(done, done + count)
+                np.add.at(loss_sums, steps // per_epoch, losses * sizes[steps % per_epoch])
             if per_batch:
                 self._batch_end(plan, int(sizes[k]), losses[0], k, metrics,
                                 metric_sums[done // per_epoch], callbacks)
-            bad = ~np.isfinite(losses)
-            if bad.any() and not self.stopped_on_nan:
+            bad = None if math.isfinite(losses.sum()) else ~np.isfinite(losses)
+            if bad is not None and bad.any() and not self.stopped_on_nan:
                 step = done + int(np.argmax(bad))
                 raise FloatingPointError(
                     f"Network.fit: the loss became {losses[np.argmax(bad)]} at epoch "
@@ -324,7 +327,7 @@ class Network:
                     f"scale the inputs or clip gradients (clipnorm=...)")
             if self.stop_training:
                 break
-            if progress is not None and k + count < per_epoch:
+            if progress is not None and progress.live and k + count < per_epoch:
                 seen = float(sizes[:k + count].sum())
                 e = done // per_epoch
                 progress.update(k + count, int(seen), self._epoch_logs(
