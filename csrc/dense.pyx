@@ -1,7 +1,7 @@
 # Fully connected layer: y = x @ W + b with W (n_in, n_out), through BLAS.
 from libc.string cimport memcpy, memset
 from cpython.pycapsule cimport PyCapsule_New
-from core cimport real, Op, F32, address, dtype_code
+from core cimport real, Op, DenseCfg, OP_DENSE, F32, address, dtype_code
 from blas cimport gemm, gemv, ger
 
 
@@ -52,15 +52,6 @@ cdef void dense_backward(real* dx, real* gW, real* gb, const real* x, const real
                 gb[j] = <real>(gb[j] + alpha * total)
 
 
-cdef struct DenseCfg:
-    Py_ssize_t n_in
-    Py_ssize_t n_out
-    void* W
-    void* b           # NULL without bias
-    void* gW
-    void* gb
-
-
 cdef void _forward(Op* op, Py_ssize_t n, real* y, const real* x) noexcept nogil:
     cdef DenseCfg* c = <DenseCfg*>op.cfg
     dense_forward(y, x, <const real*>c.W, <const real*>c.b,
@@ -109,6 +100,7 @@ cdef class DenseOp:
         self.cfg.gW = address(gW)
         self.cfg.b = address(b) if b is not None else NULL
         self.cfg.gb = address(gb) if gb is not None else NULL
+        self.op.kind = OP_DENSE
         self.op.dtype = dtype_code(W)
         self.op.in_size = rows_per_sample * self.cfg.n_in
         self.op.out_size = rows_per_sample * self.cfg.n_out

@@ -6,8 +6,58 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from libc.stdint cimport int64_t, uint64_t
 from cpython.pycapsule cimport PyCapsule_GetPointer
-from core cimport Op, Loss, Updater, address, dtype_code
+from core cimport real, Op, Loss, Updater, DenseCfg, OP_DENSE, F32, address, dtype_code
+from blas cimport gemm
 cimport rng
+
+# samples per window of deferred first-layer updates in per-sample SGD
+cdef Py_ssize_t WINDOW = 64
+
+
+# P (K, n_out) = X (K, n_in) @ W + b;  G (K, K; rows WINDOW apart) = X @ X^T + 1
+cdef void window_begin(real* P, real* G, const real* X, DenseCfg* c,
+                       Py_ssize_t K) noexcept nogil:
+    cdef Py_ssize_t t, j
+    cdef real beta = 0
+    if c.b != NULL:
+        for t in range(K):
+            memcpy(P + t * c.n_out, c.b, c.n_out * sizeof(real))
+        beta = 1
+    gemm(False, False, K, c.n_out, c.n_in, 1, X, c.n_in, <const real*>c.W, c.n_out,
+         beta, P, c.n_out)
+    gemm(False, True, K, K, c.n_in, 1, X, c.n_in, X, c.n_in, 0, G, WINDOW)
+    if c.b != NULL:
+        for t in range(K):
+            for j in range(K):
+                G[t * WINDOW + j] += 1
+
+
+# y (n_out) = P[t] - sum_{j<t} rates[j] * G[t, j] * DY[j]
+cdef void window_output(real* y, const real* P, const real* G, const real* DY,
+                        const double* rates, Py_ssize_t t, Py_ssize_t n_out) noexcept nogil:
+    cdef Py_ssize_t j, o
+    cdef real scale
+    memcpy(y, P + t * n_out, n_out * sizeof(real))
+    for j in range(t):
+        scale = <real>(rates[j] * G[t * WINDOW + j])
+        for o in range(n_out):
+            y[o] -= scale * DY[j * n_out + o]
+
+
+# W (n_in, n_out) -= X^T (K, n_in)^T @ (rates * DY) (K, n_out);  b -= sum_t rates[t] DY[t]
+cdef void window_end(DenseCfg* c, const real* X, real* DY, const double* rates,
+                     Py_ssize_t K) noexcept nogil:
+    cdef Py_ssize_t t, o
+    cdef real* b = <real*>c.b
+    for t in range(K):
+        for o in range(c.n_out):
+            DY[t * c.n_out + o] *= <real>rates[t]
+    gemm(True, False, c.n_in, c.n_out, K, -1, X, c.n_in, DY, c.n_out, 1, <real*>c.W,
+         c.n_out)
+    if b != NULL:
+        for t in range(K):
+            for o in range(c.n_out):
+                b[o] -= DY[t * c.n_out + o]
 
 
 cdef Op* _op_pointer(obj) except NULL:
@@ -42,6 +92,16 @@ cdef class Plan:
     cdef void** grads
     cdef Py_ssize_t* param_sizes
     cdef list param_arrays
+    cdef void* target_buffer
+    cdef bint last_deferred   # the last train call used the deferred-update window
+    # buffers of the deferred first-layer update (per-sample SGD)
+    cdef object window_x, window_targets, window_p, window_g, window_dy, window_rates
+    cdef void* window_x_ptr
+    cdef void* window_targets_ptr
+    cdef void* window_p_ptr
+    cdef void* window_g_ptr
+    cdef void* window_dy_ptr
+    cdef double* window_rates_ptr
 
     def __cinit__(self, list op_objects, dtype):
         if not op_objects:
@@ -83,9 +143,9 @@ cdef class Plan:
         for i in range(self.n_ops):
             work = max(work, self.ops[i].work_size)
         self.work = np.empty((n, max(work, 1)), self.dtype)
-        if self.loss != NULL:
-            self.targets = np.empty((n, max(self.loss.target_size, 1)), self.dtype)
         self.capacity = n
+        if self.loss != NULL:
+            self._reserve_targets()
         self._wire()
 
     cdef void _wire(self):
@@ -99,22 +159,24 @@ cdef class Plan:
             self.ops[i].cache = address(self.caches[i])
             self.ops[i].work = address(self.work)
 
-    cdef void _forward(self, Py_ssize_t n, bint training) noexcept nogil:
+    # forward through ops first..last
+    cdef void _forward(self, Py_ssize_t first, Py_ssize_t n, bint training) noexcept nogil:
         cdef Py_ssize_t i
-        for i in range(self.n_ops):
+        for i in range(first, self.n_ops):
             self.ops[i].forward(&self.ops[i], n, training)
 
-    # backward through all ops; the first op computes dx only when asked
-    cdef void _backward(self, Py_ssize_t n, bint input_grad, double sgd_lr) noexcept nogil:
+    # backward through ops last..first; op `first` computes dx only when asked
+    cdef void _backward(self, Py_ssize_t first, Py_ssize_t n, bint input_grad,
+                        double sgd_lr) noexcept nogil:
         cdef Py_ssize_t i
-        cdef void* first_dx = self.ops[0].dx
+        cdef void* first_dx = self.ops[first].dx
         if not input_grad:
-            self.ops[0].dx = NULL
-        for i in range(self.n_ops - 1, -1, -1):
+            self.ops[first].dx = NULL
+        for i in range(self.n_ops - 1, first - 1, -1):
             self.ops[i].sgd_lr = sgd_lr
             self.ops[i].backward(&self.ops[i], n)
             self.ops[i].sgd_lr = 0
-        self.ops[0].dx = first_dx
+        self.ops[first].dx = first_dx
 
     def forward(self, x, bint training=False):
         """Output (n, out_size) for x (n, in_size): a view of a plan buffer."""
@@ -123,7 +185,7 @@ cdef class Plan:
         self.last_input = x
         self.ops[0].x = address(x)
         with nogil:
-            self._forward(n, training)
+            self._forward(0, n, training)
         return self.acts[self.n_ops][:n]
 
     def backward(self, dy):
@@ -133,7 +195,7 @@ cdef class Plan:
         cdef Py_ssize_t n = dy.shape[0]
         np.copyto(self.deltas[self.n_ops][:n], dy)
         with nogil:
-            self._backward(n, True, 0.0)
+            self._backward(0, n, True, 0.0)
         return self.deltas[0][:n]
 
     def predict(self, x, out, Py_ssize_t chunk=256):
@@ -142,7 +204,10 @@ cdef class Plan:
         cdef Py_ssize_t total = x.shape[0], start, n
         chunk = max(1, min(chunk, total))
         self.reserve(chunk)
+        cdef Op* first = &self.ops[0]
         cdef Op* last = &self.ops[self.n_ops - 1]
+        cdef void* own_input = first.x
+        cdef void* own_output = last.y
         cdef char* src = <char*>address(x)
         cdef char* dst = <char*>address(out)
         cdef Py_ssize_t in_bytes = self.in_size * self.itemsize
@@ -151,11 +216,12 @@ cdef class Plan:
             start = 0
             while start < total:
                 n = min(chunk, total - start)
-                self.ops[0].x = src + start * in_bytes
+                first.x = src + start * in_bytes
                 last.y = dst + start * out_bytes
-                self._forward(n, False)
+                self._forward(0, n, False)
                 start += n
-        self._wire()
+            first.x = own_input
+            last.y = own_output
         return out
 
     def set_training(self, loss, updater, list params, list grads):
@@ -181,8 +247,12 @@ cdef class Plan:
             self.grads[i] = address(grads[i])
             self.param_sizes[i] = params[i].size
         if self.capacity:
-            self.targets = np.empty((self.capacity, max(self.loss.target_size, 1)),
-                                    self.dtype)
+            self._reserve_targets()
+        self.window_x = None
+
+    def _reserve_targets(self):
+        self.targets = np.empty((self.capacity, max(self.loss.target_size, 1)), self.dtype)
+        self.target_buffer = address(self.targets)
 
     def train(self, x, y, int64_t[::1] order, Py_ssize_t batch_size,
               Py_ssize_t first_step, const double[::1] learning_rates,
@@ -197,45 +267,133 @@ cdef class Plan:
         self.reserve(batch_size)
         cdef Py_ssize_t steps = learning_rates.shape[0], total = order.shape[0]
         cdef Py_ssize_t per_epoch = (total + batch_size - 1) // batch_size
-        cdef Py_ssize_t s, k, r, start, n, j
-        cdef Py_ssize_t in_bytes = self.in_size * self.itemsize
-        cdef Py_ssize_t target_bytes = self.loss.target_size * self.itemsize
-        cdef char* xs = <char*>address(x)
-        cdef char* ys = <char*>address(y)
-        cdef char* inputs = <char*>address(self.acts[0])
-        cdef char* targets = <char*>address(self.targets)
-        cdef Op* last = &self.ops[self.n_ops - 1]
+        cdef Py_ssize_t s = 0, k, count
+        cdef const char* xs = <char*>address(x)
+        cdef const char* ys = <char*>address(y)
         cdef uint64_t* state = &shuffle_state[0] if shuffle_state is not None else NULL
+        cdef bint deferred = (self.fused_sgd and batch_size == 1
+                              and self.ops[0].kind == OP_DENSE
+                              and (<DenseCfg*>self.ops[0].cfg).n_in == self.in_size)
+        if deferred:
+            self._reserve_window()
+        self.last_deferred = deferred
+        self._wire()
         losses = np.empty(steps, np.float64)
         cdef double[::1] step_losses = losses
         with nogil:
-            for s in range(steps):
+            while s < steps:
                 k = (first_step + s) % per_epoch
                 if k == 0 and state != NULL:
                     rng.shuffle(&order[0], total, state)
-                start = k * batch_size
-                n = min(batch_size, total - start)
-                for r in range(n):
-                    j = order[start + r]
-                    memcpy(inputs + r * in_bytes, xs + j * in_bytes, in_bytes)
-                    memcpy(targets + r * target_bytes, ys + j * target_bytes, target_bytes)
-                self._forward(n, True)
-                step_losses[s] = self.loss.evaluate(self.loss, n, last.y, targets, last.dy)
-                if self.fused_sgd:
-                    self._backward(n, False, learning_rates[s])
+                if deferred:
+                    count = min(WINDOW, steps - s, per_epoch - k)
+                    self._deferred_steps(xs, ys, &order[k], count, &learning_rates[s],
+                                         &step_losses[s])
                 else:
-                    self._backward(n, False, 0.0)
-                    self.updater.learning_rate = learning_rates[s]
-                    for j in range(self.n_params):
-                        self.updater.update(self.updater, j, self.params[j], self.grads[j],
-                                            self.param_sizes[j])
-                    self.updater.step += 1
+                    count = 1
+                    step_losses[s] = self._step(xs, ys, &order[k * batch_size],
+                                                min(batch_size, total - k * batch_size),
+                                                learning_rates[s])
+                s += count
         return losses
 
     def last_batch(self, Py_ssize_t n):
-        """(outputs (n, out_size), targets (n, target_size)) of the first n
-        samples of the last `train` step: views of plan buffers."""
-        return self.acts[self.n_ops][:n], self.targets[:n]
+        """(outputs (n, out_size), targets (n, target_size)) of a `train` call
+        that ran one step of n samples: views of plan buffers."""
+        targets = self.window_targets if self.last_deferred else self.targets
+        return self.acts[self.n_ops][:n], targets[:n]
+
+    # one training step on the n samples listed in index; returns the batch loss
+    cdef double _step(self, const char* xs, const char* ys, const int64_t* index,
+                      Py_ssize_t n, double learning_rate) noexcept nogil:
+        cdef Py_ssize_t r, j
+        cdef Op* last = &self.ops[self.n_ops - 1]
+        cdef double loss
+        self._gather(<char*>self.ops[0].x, <char*>self.target_buffer, xs, ys, index, n)
+        self._forward(0, n, True)
+        loss = self.loss.evaluate(self.loss, n, last.y, self.target_buffer, last.dy)
+        if self.fused_sgd:
+            self._backward(0, n, False, learning_rate)
+        else:
+            self._backward(0, n, False, 0.0)
+            self.updater.learning_rate = learning_rate
+            for j in range(self.n_params):
+                self.updater.update(self.updater, j, self.params[j], self.grads[j],
+                                    self.param_sizes[j])
+            self.updater.step += 1
+        return loss
+
+    # copy the samples listed in index into input and target rows
+    cdef void _gather(self, char* inputs, char* targets, const char* xs, const char* ys,
+                      const int64_t* index, Py_ssize_t n) noexcept nogil:
+        cdef Py_ssize_t r
+        cdef Py_ssize_t in_bytes = self.in_size * self.itemsize
+        cdef Py_ssize_t target_bytes = self.loss.target_size * self.itemsize
+        for r in range(n):
+            memcpy(inputs + r * in_bytes, xs + index[r] * in_bytes, in_bytes)
+            memcpy(targets + r * target_bytes, ys + index[r] * target_bytes, target_bytes)
+
+    def _reserve_window(self):
+        if self.window_x is not None:
+            return
+        cdef DenseCfg* c = <DenseCfg*>self.ops[0].cfg
+        self.window_x = np.empty((WINDOW, c.n_in), self.dtype)
+        self.window_targets = np.empty((WINDOW, max(self.loss.target_size, 1)), self.dtype)
+        self.window_p = np.empty((WINDOW, c.n_out), self.dtype)
+        self.window_g = np.empty((WINDOW, WINDOW), self.dtype)
+        self.window_dy = np.empty((WINDOW, c.n_out), self.dtype)
+        self.window_rates = np.empty(WINDOW, np.float64)
+        self.window_x_ptr = address(self.window_x)
+        self.window_targets_ptr = address(self.window_targets)
+        self.window_p_ptr = address(self.window_p)
+        self.window_g_ptr = address(self.window_g)
+        self.window_dy_ptr = address(self.window_dy)
+        self.window_rates_ptr = <double*>address(self.window_rates)
+
+    # Per-sample plain SGD over `count` samples with the first dense layer's
+    # update deferred to the end of the window.  Exact: with W_t = W_0 -
+    # sum_{j<t} lr_j x_j^T dy_j (and the same for b), the layer's output for
+    # sample t is x_t W_0 + b_0 - sum_{j<t} lr_j (x_t . x_j + 1) dy_j, so the
+    # window needs two GEMMs over W instead of a gemv and a ger per sample.
+    cdef void _deferred_steps(self, const char* xs, const char* ys, const int64_t* index,
+                              Py_ssize_t count, const double* rates,
+                              double* losses) noexcept nogil:
+        cdef Py_ssize_t t
+        cdef Op* first = &self.ops[0]
+        cdef Op* last = &self.ops[self.n_ops - 1]
+        cdef DenseCfg* c = <DenseCfg*>first.cfg
+        cdef char* window_x = <char*>self.window_x_ptr
+        cdef char* targets = <char*>self.window_targets_ptr
+        cdef Py_ssize_t target_bytes = self.loss.target_size * self.itemsize
+        cdef Py_ssize_t dy_bytes = c.n_out * self.itemsize
+        cdef double* saved_rates = self.window_rates_ptr
+        self._gather(window_x, targets, xs, ys, index, count)
+        if first.dtype == F32:
+            window_begin(<float*>self.window_p_ptr, <float*>self.window_g_ptr,
+                         <const float*>window_x, c, count)
+        else:
+            window_begin(<double*>self.window_p_ptr, <double*>self.window_g_ptr,
+                         <const double*>window_x, c, count)
+        for t in range(count):
+            if first.dtype == F32:
+                window_output(<float*>first.y, <const float*>self.window_p_ptr,
+                              <const float*>self.window_g_ptr,
+                              <const float*>self.window_dy_ptr, saved_rates, t, c.n_out)
+            else:
+                window_output(<double*>first.y, <const double*>self.window_p_ptr,
+                              <const double*>self.window_g_ptr,
+                              <const double*>self.window_dy_ptr, saved_rates, t, c.n_out)
+            self._forward(1, 1, True)
+            losses[t] = self.loss.evaluate(self.loss, 1, last.y, targets + t * target_bytes,
+                                           last.dy)
+            self._backward(1, 1, True, rates[t])
+            memcpy(<char*>self.window_dy_ptr + t * dy_bytes, first.dy, dy_bytes)
+            saved_rates[t] = rates[t]
+        if first.dtype == F32:
+            window_end(c, <const float*>window_x, <float*>self.window_dy_ptr, saved_rates, count)
+        else:
+            window_end(c, <const double*>window_x, <double*>self.window_dy_ptr, saved_rates,
+                       count)
 
 
 def evaluate_loss(loss, pred, target, dpred=None):
@@ -273,3 +431,26 @@ def new_shuffle_state(uint64_t seed):
 def shuffle(int64_t[::1] order, uint64_t[::1] state):
     """Shuffle `order` in place exactly as `Plan.train` does at an epoch start."""
     rng.shuffle(&order[0], order.shape[0], &state[0])
+
+
+def all_finite(array):
+    """True when no element of the contiguous float array is NaN or inf."""
+    cdef Py_ssize_t i, count = array.size
+    cdef bint finite = True
+    cdef const float* f
+    cdef const double* d
+    if dtype_code(array) == F32:
+        f = <const float*>address(array)
+        with nogil:
+            for i in range(count):
+                if f[i] - f[i] != 0:
+                    finite = False
+                    break
+    else:
+        d = <const double*>address(array)
+        with nogil:
+            for i in range(count):
+                if d[i] - d[i] != 0:
+                    finite = False
+                    break
+    return finite

@@ -2,12 +2,13 @@
 from . import (activations, callbacks, datasets, initializers, losses, metrics, optimizers,
                schedules, utils)
 from ._native.openmp import openmp_enabled
+from ._threads import get_num_threads, set_num_threads, threads
 from ._version import __version__
 from .layers import (Activation, ActivationLayer, Dense, FCLayer, Layer, LeakyReLU, ReLU,
                      Sigmoid, Softmax, Tanh)
 from .network import Network
 
-__all__ = ["__version__", "openmp_enabled", "Network", "Layer", "Dense", "FCLayer",
+__all__ = ["__version__", "openmp_enabled", "get_num_threads", "set_num_threads", "threads", "Network", "Layer", "Dense", "FCLayer",
            "Activation", "ActivationLayer", "Tanh", "Sigmoid", "ReLU", "LeakyReLU",
            "Softmax", "activations", "datasets", "losses", "optimizers", "initializers",
            "utils", "callbacks", "metrics", "schedules"]

@@ -3,9 +3,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._native.plan import all_finite
+
 
 def as_float_array(data, dtype, what: str) -> np.ndarray:
     """A C-contiguous array of `dtype`, batch first, finite and non-empty."""
+    if (type(data) is np.ndarray and data.dtype == dtype and data.flags.c_contiguous
+            and data.ndim and data.size):
+        # the common case, checked without temporaries
+        if not all_finite(data):
+            raise ValueError(f"{what} contains NaN or inf")
+        return data
     if isinstance(data, (list, tuple)):
         try:
             data = np.asarray(data)
@@ -19,7 +27,7 @@ def as_float_array(data, dtype, what: str) -> np.ndarray:
     if array.shape[0] == 0 or array.size == 0:
         raise ValueError(f"{what} is empty (shape {array.shape})")
     array = np.ascontiguousarray(array, dtype=dtype)
-    if not np.isfinite(array).all():
+    if not all_finite(array):
         raise ValueError(f"{what} contains NaN or inf")
     return array
 

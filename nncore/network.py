@@ -16,10 +16,13 @@ from ._progress import Progress
 from .callbacks import History
 from .utils import split_tail
 from ._data import as_float_array, check_positive_float, check_positive_int
+from ._threads import get_num_threads, use_blas_threads
 from ._native.plan import Plan, apply_update, new_shuffle_state, shuffle as shuffle_order
 from .layers.base import Layer
 
 PREDICT_CHUNK = 256
+# batch_size * parameter count below which BLAS runs single-threaded
+SMALL_WORK = 1 << 20
 
 
 class Network:
@@ -52,6 +55,7 @@ class Network:
         self._train_plan: Optional[Plan] = None
         self._local = threading.local()
         self._version = 0
+        self._param_count = None
         for layer in layers or []:
             self.add(layer)
 
@@ -303,6 +307,7 @@ class Network:
             began = time.perf_counter()
             first_step = initial_epoch * per_epoch + done
             if plan is not None:
+                self._choose_blas_threads(batch_size)
                 losses = plan.train(x_flat, y, order, batch_size, first_step, rates, state)
             else:
                 losses = self._train_python(x, y, order, batch_size, first_step, rates,
@@ -504,6 +509,7 @@ class Network:
         plan = self._predict_plan()
         if plan is not None:
             out = np.empty((n, plan.out_size), self.dtype)
+            self._choose_blas_threads(min(chunk, n))
             plan.predict(x.reshape(n, -1), out, chunk)
             return out.reshape((n,) + self.output_shape)
         parts = []
@@ -513,6 +519,14 @@ class Network:
                 out = layer.forward(out, training=False)
             parts.append(np.asarray(out, dtype=self.dtype))
         return np.concatenate(parts)
+
+    def _choose_blas_threads(self, batch_size: int) -> None:
+        """One BLAS thread for small batches: their matrix products run slower
+        threaded (and collapse when another process loads the machine)."""
+        if self._param_count is None:
+            self._param_count = sum(p.size for p in self.params)
+        small = batch_size * self._param_count < SMALL_WORK
+        use_blas_threads(1 if small else get_num_threads())
 
     # ---------------------------------------------------------------- summary
     def summary(self, print_fn=print) -> str:

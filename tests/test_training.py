@@ -289,7 +289,8 @@ def test_progress_bar_on_a_terminal(monkeypatch):
     x, y = blobs(100)
     classifier().fit(x, y, epochs=2, batch_size=10, verbose=1)
     text = stream.getvalue()
-    assert text.startswith("Epoch 1/2\n") and "\rr" not in text
+    assert text.startswith("Epoch 1/2\n") and "\r10/10 [" in text
+    assert "Epoch 2/2\n" in text and text.endswith("\n")
     final = [line for line in text.split("\n") if "10/10 [" in line]
     assert len(final) == 2 and all("=" * 30 in line and "loss:" in line for line in final)
 

@@ -1,0 +1,90 @@
+"""Shared helpers for the benchmarks: timing, thread limits, tables."""
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+
+
+def mnist_dir() -> Path:
+    return Path(os.environ.get("NNCORE_MNIST_DIR", DEFAULT_MNIST))
+
+
+def median_rate(run, items: int, repeats: int = 5) -> float:
+    """Median items per second of run() over `repeats` runs (after one warm-up)."""
+    run()
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        rates.append(items / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def median_seconds(run, repeats: int = 5) -> float:
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+@contextlib.contextmanager
+def limited_threads(n: int):
+    """Limit BLAS/OpenMP threads of every library (NumPy, SciPy, nncore, torch)."""
+    from threadpoolctl import threadpool_limits
+
+    import nncore
+    torch = try_torch()
+    previous_torch = torch.get_num_threads() if torch else None
+    with threadpool_limits(n), nncore.threads(n):
+        if torch:
+            torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            if torch:
+                torch.set_num_threads(previous_torch)
+
+
+def try_torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def table(rows, headers) -> str:
+    cells = [headers] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in
+                       enumerate(zip(row, widths))) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def fmt_rate(value) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def fmt_ratio(a, b) -> str:
+    return "-" if a is None or b is None else f"{a / b:.1f}x"
+
+
+def load_article_mnist(n: int, dtype):
+    """n training samples shaped (1, 784) and one-hot targets (1, 10), like the article."""
+    import nncore
+    (x, y), _ = nncore.datasets.load_mnist(mnist_dir())
+    order = np.random.default_rng(0).permutation(len(x))[:n]
+    x = x[order].reshape(-1, 1, 784).astype(dtype) / 255
+    targets = np.eye(10, dtype=dtype)[y[order]].reshape(-1, 1, 10)
+    return x, targets

@@ -1,0 +1,77 @@
+"""Thread control for the native core: OpenMP loops and the BLAS that
+scipy.linalg.cython_blas calls (through threadpoolctl)."""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator, Optional
+
+from ._native.openmp import get_openmp_threads, set_openmp_threads
+
+_blas = None  # threadpoolctl controller of the BLAS behind scipy.linalg.cython_blas
+_num_threads: Optional[int] = None
+_blas_current: Optional[int] = None  # what the core last set scipy's BLAS to
+
+
+def _blas_controller():
+    """The controller of scipy's BLAS (found once; None if not controllable)."""
+    global _blas
+    if _blas is None:
+        import scipy.linalg.cython_blas  # noqa: F401  (make sure the library is loaded)
+        from threadpoolctl import ThreadpoolController
+        libraries = [lib for lib in ThreadpoolController().lib_controllers
+                     if lib.user_api == "blas" and "scipy" in os.path.basename(
+                         os.path.dirname(lib.filepath)).lower()]
+        _blas = libraries[0] if libraries else False
+    return _blas or None
+
+
+def get_num_threads() -> int:
+    """The number of threads nncore's native code may use (by default what
+    OpenMP and the BLAS were set to when nncore first looked)."""
+    global _num_threads
+    if _num_threads is None:
+        blas = _blas_controller()
+        _num_threads = max(get_openmp_threads(), blas.num_threads if blas else 1)
+    return _num_threads
+
+
+def set_num_threads(n: int) -> None:
+    """Use n threads for OpenMP loops and BLAS in nncore's native code."""
+    global _num_threads, _blas_current
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        raise ValueError(f"set_num_threads takes a positive integer, got {n!r}")
+    set_openmp_threads(n)
+    blas = _blas_controller()
+    if blas:
+        blas.set_num_threads(n)
+    _num_threads = n
+    _blas_current = n
+
+
+@contextlib.contextmanager
+def threads(n: int) -> Iterator[None]:
+    """Context manager form of set_num_threads."""
+    previous = get_num_threads()
+    set_num_threads(n)
+    try:
+        yield
+    finally:
+        set_num_threads(previous)
+
+
+def use_blas_threads(n: int) -> None:
+    """Let the core's BLAS use n threads from now on (cheap when unchanged).
+
+    The network calls this before each native run: one thread for small
+    problems (small matrix products are slower threaded, and threaded BLAS
+    collapses when another process loads the machine), `get_num_threads()`
+    for large ones.  The setting stays until the next change, so a steady
+    stream of calls pays one integer comparison."""
+    global _blas_current
+    if n == _blas_current:
+        return
+    blas = _blas_controller()
+    if blas:
+        blas.set_num_threads(n)
+    _blas_current = n
