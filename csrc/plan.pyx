@@ -60,6 +60,17 @@ cdef void window_end(DenseCfg* c, const real* X, real* DY, const double* rates,
                 b[o] -= DY[t * c.n_out + o]
 
 
+def aligned_empty(shape, dtype):
+    """An uninitialised C-contiguous array whose data starts on a 64-byte
+    boundary, so BLAS takes the same code path (and gives the same bits) for
+    every plan's buffers."""
+    dtype = np.dtype(dtype)
+    count = int(np.prod(shape, dtype=np.int64))
+    raw = np.empty(count * dtype.itemsize + 64, np.uint8)
+    offset = (-raw.ctypes.data) % 64
+    return raw[offset:offset + count * dtype.itemsize].view(dtype).reshape(shape)
+
+
 cdef Op* _op_pointer(obj) except NULL:
     return <Op*>PyCapsule_GetPointer(obj.capsule(), "nncore.Op")
 
@@ -136,13 +147,13 @@ cdef class Plan:
             return
         cdef Py_ssize_t i, work = 0
         sizes = [self.in_size] + [self.ops[i].out_size for i in range(self.n_ops)]
-        self.acts = [np.empty((n, s), self.dtype) for s in sizes]
-        self.deltas = [np.empty((n, s), self.dtype) for s in sizes]
-        self.caches = [np.empty((n, max(self.ops[i].cache_size, 1)), self.dtype)
+        self.acts = [aligned_empty((n, s), self.dtype) for s in sizes]
+        self.deltas = [aligned_empty((n, s), self.dtype) for s in sizes]
+        self.caches = [aligned_empty((n, max(self.ops[i].cache_size, 1)), self.dtype)
                        for i in range(self.n_ops)]
         for i in range(self.n_ops):
             work = max(work, self.ops[i].work_size)
-        self.work = np.empty((n, max(work, 1)), self.dtype)
+        self.work = aligned_empty((n, max(work, 1)), self.dtype)
         self.capacity = n
         if self.loss != NULL:
             self._reserve_targets()
@@ -251,7 +262,8 @@ cdef class Plan:
         self.window_x = None
 
     def _reserve_targets(self):
-        self.targets = np.empty((self.capacity, max(self.loss.target_size, 1)), self.dtype)
+        self.targets = aligned_empty((self.capacity, max(self.loss.target_size, 1)),
+                                     self.dtype)
         self.target_buffer = address(self.targets)
 
     def train(self, x, y, int64_t[::1] order, Py_ssize_t batch_size,
@@ -337,11 +349,11 @@ cdef class Plan:
         if self.window_x is not None:
             return
         cdef DenseCfg* c = <DenseCfg*>self.ops[0].cfg
-        self.window_x = np.empty((WINDOW, c.n_in), self.dtype)
-        self.window_targets = np.empty((WINDOW, max(self.loss.target_size, 1)), self.dtype)
-        self.window_p = np.empty((WINDOW, c.n_out), self.dtype)
-        self.window_g = np.empty((WINDOW, WINDOW), self.dtype)
-        self.window_dy = np.empty((WINDOW, c.n_out), self.dtype)
+        self.window_x = aligned_empty((WINDOW, c.n_in), self.dtype)
+        self.window_targets = aligned_empty((WINDOW, max(self.loss.target_size, 1)), self.dtype)
+        self.window_p = aligned_empty((WINDOW, c.n_out), self.dtype)
+        self.window_g = aligned_empty((WINDOW, WINDOW), self.dtype)
+        self.window_dy = aligned_empty((WINDOW, c.n_out), self.dtype)
         self.window_rates = np.empty(WINDOW, np.float64)
         self.window_x_ptr = address(self.window_x)
         self.window_targets_ptr = address(self.window_targets)

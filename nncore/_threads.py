@@ -11,6 +11,7 @@ from ._native.openmp import get_openmp_threads, set_openmp_threads
 _blas = None  # threadpoolctl controller of the BLAS behind scipy.linalg.cython_blas
 _num_threads: Optional[int] = None
 _blas_current: Optional[int] = None  # what the core last set scipy's BLAS to
+_active_runs = 0  # native runs in flight (counted under the GIL)
 
 
 def _blas_controller():
@@ -60,18 +61,25 @@ def threads(n: int) -> Iterator[None]:
         set_num_threads(previous)
 
 
-def use_blas_threads(n: int) -> None:
-    """Let the core's BLAS use n threads from now on (cheap when unchanged).
+def begin_native_run(blas_threads: int) -> None:
+    """Call before a native run that may use BLAS, with the thread count it
+    should use; pair with end_native_run().
 
-    The network calls this before each native run: one thread for small
-    problems (small matrix products are slower threaded, and threaded BLAS
-    collapses when another process loads the machine), `get_num_threads()`
-    for large ones.  The setting stays until the next change, so a steady
-    stream of calls pays one integer comparison."""
-    global _blas_current
-    if n == _blas_current:
-        return
-    blas = _blas_controller()
-    if blas:
-        blas.set_num_threads(n)
-    _blas_current = n
+    Small problems want one BLAS thread (small matrix products are slower
+    threaded, and threaded BLAS collapses when another process loads the
+    machine), large ones `get_num_threads()`.  The setting is process-wide
+    and is only changed while no other native run is in flight (another
+    Python thread may be inside BLAS with the GIL released), and it stays
+    until the next change, so a steady stream of calls pays one comparison."""
+    global _blas_current, _active_runs
+    if _active_runs == 0 and blas_threads != _blas_current:
+        blas = _blas_controller()
+        if blas:
+            blas.set_num_threads(blas_threads)
+        _blas_current = blas_threads
+    _active_runs += 1
+
+
+def end_native_run() -> None:
+    global _active_runs
+    _active_runs -= 1

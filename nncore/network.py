@@ -16,7 +16,7 @@ from ._progress import Progress
 from .callbacks import History
 from .utils import split_tail
 from ._data import as_float_array, check_positive_float, check_positive_int
-from ._threads import get_num_threads, use_blas_threads
+from ._threads import begin_native_run, end_native_run, get_num_threads
 from ._native.plan import Plan, apply_update, new_shuffle_state, shuffle as shuffle_order
 from .layers.base import Layer
 
@@ -307,8 +307,12 @@ class Network:
             began = time.perf_counter()
             first_step = initial_epoch * per_epoch + done
             if plan is not None:
-                self._choose_blas_threads(batch_size)
-                losses = plan.train(x_flat, y, order, batch_size, first_step, rates, state)
+                begin_native_run(self._blas_threads_for(batch_size))
+                try:
+                    losses = plan.train(x_flat, y, order, batch_size, first_step, rates,
+                                        state)
+                finally:
+                    end_native_run()
             else:
                 losses = self._train_python(x, y, order, batch_size, first_step, rates,
                                             optimizer, state)
@@ -509,8 +513,11 @@ class Network:
         plan = self._predict_plan()
         if plan is not None:
             out = np.empty((n, plan.out_size), self.dtype)
-            self._choose_blas_threads(min(chunk, n))
-            plan.predict(x.reshape(n, -1), out, chunk)
+            begin_native_run(self._blas_threads_for(min(chunk, n)))
+            try:
+                plan.predict(x.reshape(n, -1), out, chunk)
+            finally:
+                end_native_run()
             return out.reshape((n,) + self.output_shape)
         parts = []
         for start in range(0, n, chunk):
@@ -520,13 +527,13 @@ class Network:
             parts.append(np.asarray(out, dtype=self.dtype))
         return np.concatenate(parts)
 
-    def _choose_blas_threads(self, batch_size: int) -> None:
-        """One BLAS thread for small batches: their matrix products run slower
-        threaded (and collapse when another process loads the machine)."""
+    def _blas_threads_for(self, batch_size: int) -> int:
+        """One BLAS thread for small batches, where threads cost more than
+        they bring; all of them for large ones."""
         if self._param_count is None:
             self._param_count = sum(p.size for p in self.params)
         small = batch_size * self._param_count < SMALL_WORK
-        use_blas_threads(1 if small else get_num_threads())
+        return 1 if small else get_num_threads()
 
     # ---------------------------------------------------------------- summary
     def summary(self, print_fn=print) -> str:

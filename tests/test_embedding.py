@@ -1,0 +1,102 @@
+"""Embedding: steady-state steps allocate nothing, threads predict safely."""
+import threading
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import nncore
+
+
+def mlp(dtype="float32"):
+    return nncore.Network([nncore.Dense(64, activation="relu"), nncore.Dense(32, activation="tanh"),
+                           nncore.Dense(10)], input_shape=(100,), dtype=dtype, seed=0).build()
+
+
+def traced_peak(run):
+    """Peak bytes traced while run() executes, above what was allocated before."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before, _ = tracemalloc.get_traced_memory()
+        run()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak - before
+
+
+def test_steady_state_predict_allocates_only_its_output():
+    net = mlp()
+    x = np.random.default_rng(0).normal(size=(1, 100)).astype(np.float32)
+    net.predict(x)  # warm-up: the thread's plan and buffers
+
+    def many():
+        for _ in range(2000):
+            net.predict(x)
+    # 2000 calls may hold at most a few output arrays at a time
+    assert traced_peak(many) < 4096
+
+
+def test_steady_state_training_allocates_no_per_step_memory():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(512, 100)).astype(np.float32)
+    y = rng.normal(size=(512, 10)).astype(np.float32)
+    net = mlp().use("mse")
+    net.fit(x, y, epochs=1, batch_size=32, verbose=0)  # warm-up
+    one_batch_of_activations = 32 * (100 + 64 + 32 + 10) * 4
+    short = traced_peak(lambda: net.fit(x, y, epochs=1, batch_size=32, verbose=0))
+    long = traced_peak(lambda: net.fit(x, y, epochs=8, batch_size=32, verbose=0))
+    # per-fit bookkeeping (the sample order, per-step losses) but no activations
+    assert short < 4 * 512 * 8 + 16384
+    assert long < short + 8192
+    assert long < 8 * one_batch_of_activations
+
+
+@pytest.fixture
+def one_blas_thread():
+    with nncore.threads(1):
+        yield
+
+
+def test_threads_predicting_at_once_match_serial(one_blas_thread):
+    # one BLAS thread per predicting thread: bit-identical to a serial run
+    # (threaded BLAS splits rows differently and may change the last bit)
+    net = mlp("float64")
+    rng = np.random.default_rng(1)
+    inputs = [rng.normal(size=(int(n), 100)) for n in rng.integers(1, 300, 16)]
+    expected = [net.predict(x) for x in inputs]
+    results = [None] * len(inputs)
+    barrier = threading.Barrier(4)
+
+    def worker(k):
+        barrier.wait()
+        for _ in range(20):
+            for i in range(k, len(inputs), 4):
+                results[i] = net.predict(inputs[i])
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got, want in zip(results, expected):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_num_threads_api():
+    previous = nncore.get_num_threads()
+    with nncore.threads(1):
+        assert nncore.get_num_threads() == 1
+    assert nncore.get_num_threads() == previous
+    with pytest.raises(ValueError):
+        nncore.set_num_threads(0)
+
+
+def test_import_does_not_load_all_of_scipy_linalg():
+    import subprocess
+    import sys
+    code = "import sys, nncore; print('scipy.linalg' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "False"
