@@ -6,33 +6,32 @@ installed) vs a plain NumPy implementation, at 1 and 2 threads.
 
 Every implementation trains on the same 5,000 MNIST images (random data when
 the files are absent), shuffling every epoch; the figure is samples per
-second, the median of the repeats.  BLAS threads are set with threadpoolctl
-(and torch.set_num_threads for PyTorch).  The ratio column is nncore divided
+second, the median of the repeats (which take turns between the
+implementations).  Threads are set for every library at once (threadpoolctl,
+nncore.threads, torch.set_num_threads).  The ratio column is nncore divided
 by the faster of PyTorch and NumPy in the same setting.
 """
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import nncore  # noqa: E402
+from _common import limited_threads, mnist_dir  # noqa: E402
 
 SIZES = (784, 256, 128, 10)
 LR = {"adam": 1e-3, "sgd": 0.01}
 
 
 def load_data():
-    directory = Path(os.environ.get("NNCORE_MNIST_DIR",
-                                    Path(__file__).resolve().parents[2] / "shared/data/mnist"))
     try:
-        (x, y), _ = nncore.datasets.load_mnist(directory)
+        (x, y), _ = nncore.datasets.load_mnist(mnist_dir())
         return x.reshape(len(x), -1).astype(np.float32) / 255, y.astype(np.int64)
     except (OSError, ValueError):
         rng = np.random.default_rng(0)
@@ -183,10 +182,7 @@ def main():
     for optimizer in ("adam", "sgd"):
         for batch in args.batches:
             for threads in args.threads:
-                with threadpool_limits(threads):
-                    if "torch" in impls:
-                        import torch
-                        torch.set_num_threads(threads)
+                with limited_threads(threads):
                     rates = measure(impls, optimizer, batch, x, y, args.epochs, args.repeats)
                 best = max(v for k, v in rates.items() if k != "nncore")
                 print(f"{optimizer:>9} {batch:>5} {threads:>3} " +
