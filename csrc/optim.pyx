@@ -27,10 +27,10 @@ cdef struct OptimCfg:
     double clipnorm       # per-parameter norm limit (0: off)
     double clipvalue      # element limit (0: off)
     double global_clipnorm  # norm limit over all gradients together (0: off)
-    double global_scale   # factor from global_clipnorm, computed at slot 0
     Py_ssize_t n_params
-    void** grads          # (n_params) every gradient, for global_clipnorm
-    Py_ssize_t* sizes     # (n_params)
+    Py_ssize_t* sizes     # (n_params) element count of each parameter
+    void** pending_params # (n_params) this step's arrays, kept for global_clipnorm
+    void** pending_grads
     void** state_a        # (n_params) first state array of each parameter or NULL
     void** state_b
     void** state_c
@@ -143,25 +143,11 @@ cdef void adagrad_update(real* param, real* accumulator, const real* grad,
         param[i] = param[i] * keep - lr * g / r_sqrt(acc + epsilon)
 
 
-cdef double _sum_squares(int dtype, const void* grad, Py_ssize_t size) noexcept nogil:
-    if dtype == F32:
-        return sum_squares(<const float*>grad, size)
-    return sum_squares(<const double*>grad, size)
-
-
-cdef void _update(Updater* u, Py_ssize_t slot, real* param, const real* grad,
-                  Py_ssize_t size) noexcept nogil:
+# one parameter's step, its gradient first multiplied by `scale`
+cdef void _apply(Updater* u, Py_ssize_t slot, real* param, const real* grad,
+                 Py_ssize_t size, double scale) noexcept nogil:
     cdef OptimCfg* c = <OptimCfg*>u.cfg
-    cdef double lr = u.learning_rate, scale = 1, norm, t, lr_t
-    cdef Py_ssize_t j
-    if c.global_clipnorm > 0:
-        if slot == 0:
-            norm = 0
-            for j in range(c.n_params):
-                norm += _sum_squares(u.dtype, c.grads[j], c.sizes[j])
-            norm = sqrt(norm)
-            c.global_scale = c.global_clipnorm / norm if norm > c.global_clipnorm else 1
-        scale = c.global_scale
+    cdef double lr = u.learning_rate, norm, t, lr_t
     if c.clipnorm > 0:
         norm = sqrt(sum_squares(grad, size)) * scale
         if norm > c.clipnorm:
@@ -187,6 +173,30 @@ cdef void _update(Updater* u, Py_ssize_t slot, real* param, const real* grad,
                        <real>scale, clip)
 
 
+# Called for slots 0 .. n_params - 1 in order within a step.  With a global
+# norm limit the updates wait for the last slot, when every gradient is known.
+cdef void _update(Updater* u, Py_ssize_t slot, real* param, const real* grad,
+                  Py_ssize_t size) noexcept nogil:
+    cdef OptimCfg* c = <OptimCfg*>u.cfg
+    cdef double norm = 0, scale = 1
+    cdef Py_ssize_t j
+    if c.global_clipnorm <= 0:
+        _apply(u, slot, param, grad, size, 1)
+        return
+    c.pending_params[slot] = param
+    c.pending_grads[slot] = <void*>grad
+    if slot < c.n_params - 1:
+        return
+    for j in range(c.n_params):
+        norm += sum_squares(<const real*>c.pending_grads[j], c.sizes[j])
+    norm = sqrt(norm)
+    if norm > c.global_clipnorm:
+        scale = c.global_clipnorm / norm
+    for j in range(c.n_params):
+        _apply(u, j, <real*>c.pending_params[j], <const real*>c.pending_grads[j],
+               c.sizes[j], scale)
+
+
 cdef void optim_updater(Updater* u, Py_ssize_t slot, void* param, const void* grad,
                         Py_ssize_t size) noexcept nogil:
     if u.dtype == F32:
@@ -199,16 +209,16 @@ cdef class OptimUpdater:
     """The native step of one optimizer over a fixed list of parameters.
 
     `states` holds, per parameter, a tuple of up to three state arrays shaped
-    like it (the kernel's a, b, c arguments; None for an unused one); `grads`
-    are the gradient arrays in the same order.  `hyper` maps the OptimCfg
-    field names to values.
+    like it (the kernel's a, b, c arguments; None for an unused one); `params`
+    are the parameters in the order of the update slots.  `hyper` maps the
+    OptimCfg field names to values.
     """
     cdef Updater updater
     cdef OptimCfg cfg
     cdef readonly bint fusable
     cdef list arrays
 
-    def __cinit__(self, str kind, dtype, list grads, list states, dict hyper):
+    def __cinit__(self, str kind, dtype, list params, list states, dict hyper):
         self.updater.dtype = dtype_code(dtype)
         self.updater.update = optim_updater
         self.updater.cfg = &self.cfg
@@ -225,31 +235,33 @@ cdef class OptimUpdater:
         self.cfg.clipnorm = hyper.get('clipnorm', 0)
         self.cfg.clipvalue = hyper.get('clipvalue', 0)
         self.cfg.global_clipnorm = hyper.get('global_clipnorm', 0)
-        n = len(grads)
+        n = len(params)
         if len(states) != n:
-            raise ValueError("one state tuple per gradient")
-        self.arrays = list(grads) + [s for row in states for s in row]
+            raise ValueError("one state tuple per parameter")
+        self.arrays = [s for row in states for s in row]
         self.cfg.n_params = n
         m = max(n, 1)
-        self.cfg.grads = <void**>malloc(m * sizeof(void*))
         self.cfg.sizes = <Py_ssize_t*>malloc(m * sizeof(Py_ssize_t))
+        self.cfg.pending_params = <void**>malloc(m * sizeof(void*))
+        self.cfg.pending_grads = <void**>malloc(m * sizeof(void*))
         self.cfg.state_a = <void**>malloc(m * sizeof(void*))
         self.cfg.state_b = <void**>malloc(m * sizeof(void*))
         self.cfg.state_c = <void**>malloc(m * sizeof(void*))
-        if (self.cfg.grads == NULL or self.cfg.sizes == NULL or self.cfg.state_a == NULL
+        if (self.cfg.sizes == NULL or self.cfg.pending_params == NULL
+                or self.cfg.pending_grads == NULL or self.cfg.state_a == NULL
                 or self.cfg.state_b == NULL or self.cfg.state_c == NULL):
             raise MemoryError()
         for j in range(n):
-            self.cfg.grads[j] = address(grads[j])
-            self.cfg.sizes[j] = grads[j].size
+            self.cfg.sizes[j] = params[j].size
             row = tuple(states[j]) + (None, None, None)
             self.cfg.state_a[j] = address(row[0]) if row[0] is not None else NULL
             self.cfg.state_b[j] = address(row[1]) if row[1] is not None else NULL
             self.cfg.state_c[j] = address(row[2]) if row[2] is not None else NULL
 
     def __dealloc__(self):
-        free(self.cfg.grads)
         free(self.cfg.sizes)
+        free(self.cfg.pending_params)
+        free(self.cfg.pending_grads)
         free(self.cfg.state_a)
         free(self.cfg.state_b)
         free(self.cfg.state_c)

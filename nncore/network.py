@@ -440,7 +440,7 @@ class Network:
         if learning_rate is not None:
             optimizer.learning_rate = learning_rate
         if getattr(optimizer, "_built_for", None) is not self:
-            optimizer.build(self.params, self.dtype, self.grads)
+            optimizer.build(self.params, self.dtype)
             optimizer._built_for = self
         self.training_optimizer = optimizer
         return optimizer

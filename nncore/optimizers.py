@@ -33,9 +33,9 @@ def _check(value, what: str, low: float = 0.0, high: Optional[float] = None,
 
 
 class Optimizer:
-    """Base class.  `build(params, dtype, grads)` creates the per-parameter
-    state and the native updater; `learning_rate_at(step)` gives the rate of
-    a step (0-based count of steps taken)."""
+    """Base class.  `build(params, dtype)` creates the per-parameter state and
+    the native updater; `learning_rate_at(step)` gives the rate of a step
+    (0-based count of steps taken)."""
 
     #: names of the state arrays kept per parameter (subclasses)
     slots: tuple = ()
@@ -86,16 +86,72 @@ class Optimizer:
         """The state arrays of one parameter (zeros shaped like it)."""
         return tuple(np.zeros_like(param) for _ in self.slots)
 
-    def build(self, params: list, dtype, grads: Optional[list] = None) -> None:
-        """Create per-parameter state for these arrays and the native updater.
-        `grads` are the matching gradient arrays (needed by global_clipnorm)."""
-        dtype = np.dtype(dtype)
-        grads = list(grads) if grads is not None else [np.zeros_like(p) for p in params]
+    def build(self, params: list, dtype) -> None:
+        """Create zeroed per-parameter state for these arrays and the native
+        updater (state set with `set_state` before build is installed now)."""
         self.state = [self.state_for(p) for p in params]
-        self._updater = self.native(dtype, params, grads)
+        self._updater = self.native(np.dtype(dtype), params)
+        pending, self._pending_state = getattr(self, "_pending_state", None), None
+        if pending is not None:
+            self.load_state(pending)
 
-    def native(self, dtype, params: list, grads: list):
-        return OptimUpdater(self.kernel, np.dtype(dtype), grads, self.state, self.hyper())
+    def native(self, dtype, params: list):
+        return OptimUpdater(self.kernel, np.dtype(dtype), list(params), self.state,
+                            self.hyper())
+
+    # ------------------------------------------------------------------ saving
+    # The saving protocol: get_config() gives the constructor arguments as
+    # JSON values, get_state() the arrays that determine all future updates
+    # (every state array, then the step count as an int64 array of one
+    # element), set_state(arrays) restores them (at build when not built).
+    def get_config(self) -> dict:
+        config = {"learning_rate": schedules.serialize(self.learning_rate),
+                  "weight_decay": self.weight_decay}
+        for key in ("clipnorm", "clipvalue", "global_clipnorm"):
+            if getattr(self, key) is not None:
+                config[key] = getattr(self, key)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Optimizer":
+        config = dict(config)
+        config["learning_rate"] = schedules.deserialize(config["learning_rate"])
+        return cls(**config)
+
+    def get_state(self) -> list:
+        pending = getattr(self, "_pending_state", None)
+        if pending is not None:
+            return [a.copy() for a in pending]
+        if self._updater is None:
+            return []
+        return ([a.copy() for row in self.state for a in row]
+                + [np.array([self.iterations], np.int64)])
+
+    def set_state(self, arrays: list) -> None:
+        arrays = [np.array(a, copy=True) for a in arrays]
+        if self._updater is None:
+            self._pending_state = arrays
+        else:
+            self.load_state(arrays)
+
+    def load_state(self, arrays: list) -> None:
+        """Copy get_state() arrays into the built optimizer (in place: the
+        native updater keeps the state arrays' addresses)."""
+        name = type(self).__name__
+        targets = [a for row in self.state for a in row]
+        if len(arrays) != len(targets) + 1:
+            raise ValueError(f"{name}: expected {len(targets) + 1} state arrays, "
+                             f"received {len(arrays)}")
+        for target, value in zip(targets, arrays):
+            if np.shape(value) != target.shape:
+                raise ValueError(f"{name}: state array of shape {np.shape(value)} for a "
+                                 f"parameter of shape {target.shape}")
+        step = np.asarray(arrays[-1])
+        if step.shape != (1,) or step.dtype.kind not in "iu" or step[0] < 0:
+            raise ValueError(f"{name}: the last state array must be the step count")
+        for target, value in zip(targets, arrays):
+            np.copyto(target, value, casting="same_kind")
+        self._updater.step = int(step[0])
 
     @property
     def updater(self):
@@ -133,15 +189,18 @@ class SGD(Optimizer):
     def hyper(self) -> dict:
         return dict(super().hyper(), momentum=self.momentum, nesterov=self.nesterov)
 
+    def get_config(self) -> dict:
+        return dict(super().get_config(), momentum=self.momentum, nesterov=self.nesterov)
+
     @property
     def plain(self) -> bool:
         return (self.momentum == 0 and self.weight_decay == 0 and self.clipnorm is None
                 and self.clipvalue is None and self.global_clipnorm is None)
 
-    def native(self, dtype, params: list, grads: list):
+    def native(self, dtype, params: list):
         if self.plain:
             return SGDUpdater(np.dtype(dtype))
-        return super().native(dtype, params, grads)
+        return super().native(dtype, params)
 
 
 class Adam(Optimizer):
@@ -166,6 +225,10 @@ class Adam(Optimizer):
 
     def hyper(self) -> dict:
         return dict(super().hyper(), beta_1=self.beta_1, beta_2=self.beta_2,
+                    epsilon=self.epsilon, amsgrad=self.amsgrad)
+
+    def get_config(self) -> dict:
+        return dict(super().get_config(), beta_1=self.beta_1, beta_2=self.beta_2,
                     epsilon=self.epsilon, amsgrad=self.amsgrad)
 
 
@@ -201,6 +264,10 @@ class RMSprop(Optimizer):
         return dict(super().hyper(), rho=self.rho, momentum=self.momentum,
                     epsilon=self.epsilon)
 
+    def get_config(self) -> dict:
+        return dict(super().get_config(), rho=self.rho, momentum=self.momentum,
+                    epsilon=self.epsilon)
+
 
 class Adagrad(Optimizer):
     """Adagrad: acc += g^2; param -= lr * g / sqrt(acc + epsilon), with the
@@ -222,6 +289,10 @@ class Adagrad(Optimizer):
 
     def hyper(self) -> dict:
         return dict(super().hyper(), epsilon=self.epsilon)
+
+    def get_config(self) -> dict:
+        return dict(super().get_config(), epsilon=self.epsilon,
+                    initial_accumulator_value=self.initial_accumulator_value)
 
 
 _BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop,

@@ -19,7 +19,11 @@ def _positive(value, what):
 
 
 class LearningRateSchedule:
-    """Base class: subclasses implement `rates(first_step, count)`."""
+    """Base class: subclasses implement `rates(first_step, count)`; their
+    constructor arguments are their attributes (get_config)."""
+
+    def get_config(self) -> dict:
+        return dict(vars(self))
 
     def rates(self, first_step: int, count: int) -> np.ndarray:
         raise NotImplementedError
@@ -82,3 +86,27 @@ class CosineDecay(LearningRateSchedule):
                            self.decay_steps)
         cosine = 0.5 * (1 + np.cos(np.pi * steps / self.decay_steps))
         return self.initial_learning_rate * ((1 - self.alpha) * cosine + self.alpha)
+
+
+_SCHEDULES = {cls.__name__: cls for cls in (ExponentialDecay, StepDecay, CosineDecay)}
+
+
+def serialize(rate):
+    """A learning rate as JSON data: the number, or {'schedule': name,
+    'config': {...}} for the schedules of this module."""
+    if isinstance(rate, LearningRateSchedule) and type(rate).__name__ in _SCHEDULES:
+        return {"schedule": type(rate).__name__, "config": rate.get_config()}
+    if callable(rate):
+        raise ValueError(f"cannot save the learning rate {rate!r}: only numbers and the "
+                         f"schedules {sorted(_SCHEDULES)} can be saved")
+    return float(rate)
+
+
+def deserialize(data):
+    """The inverse of serialize."""
+    if isinstance(data, dict):
+        if set(data) != {"schedule", "config"} or data["schedule"] not in _SCHEDULES \
+                or not isinstance(data["config"], dict):
+            raise ValueError(f"invalid learning-rate schedule {data!r}")
+        return _SCHEDULES[data["schedule"]](**data["config"])
+    return float(data)
