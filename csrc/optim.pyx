@@ -36,13 +36,18 @@ cdef struct OptimCfg:
     void** state_c
 
 
-# grad (size) -> sum of squares
+# grad (size) -> sum of squares, in four running sums (the loop pipelines)
 cdef double sum_squares(const real* grad, Py_ssize_t size) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef double total = 0
-    for i in range(size):
-        total += <double>grad[i] * grad[i]
-    return total
+    cdef Py_ssize_t i, body = size - size % 4
+    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
+    for i in range(0, body, 4):
+        s0 += <double>grad[i] * grad[i]
+        s1 += <double>grad[i + 1] * grad[i + 1]
+        s2 += <double>grad[i + 2] * grad[i + 2]
+        s3 += <double>grad[i + 3] * grad[i + 3]
+    for i in range(body, size):
+        s0 += <double>grad[i] * grad[i]
+    return (s0 + s1) + (s2 + s3)
 
 
 cdef inline real r_sqrt(real v) noexcept nogil:
