@@ -3,21 +3,18 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from typing import Iterable, List, Optional, Sequence
 
 import numpy as np
 
-from . import callbacks as callbacks_module
+from . import _training
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
-from ._progress import Progress
 from .callbacks import History
-from .utils import split_tail
-from ._data import as_float_array, check_positive_float, check_positive_int
+from ._data import as_float_array, check_positive_int
 from ._threads import begin_native_run, end_native_run, get_num_threads
-from ._native.plan import Plan, apply_update, new_shuffle_state, shuffle as shuffle_order
+from ._native.plan import Plan, apply_update, shuffle as shuffle_order
 from .layers.base import Layer
 
 PREDICT_CHUNK = 256
@@ -239,169 +236,9 @@ class Network:
         shuffling).  A NaN or inf loss raises FloatingPointError naming the
         epoch and batch, unless a TerminateOnNaN callback ends training.
         """
-        if self.loss is None:
-            raise RuntimeError("Network.fit: set a loss with use(...) before fit")
-        epochs = check_positive_int(epochs, "epochs")
-        if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer)) \
-                or not 0 <= initial_epoch < epochs:
-            raise ValueError(f"initial_epoch must be an integer in [0, epochs={epochs}), "
-                             f"got {initial_epoch!r}")
-        if verbose not in (0, 1, 2):
-            raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
-        if learning_rate is not None:
-            learning_rate = check_positive_float(learning_rate, "learning_rate")
-        article = self._article_loss or (learning_rate is not None and self.optimizer is None)
-        batch_size = check_positive_int(batch_size if batch_size is not None
-                                        else 1 if article else 32, "batch_size")
-        x = self._inputs(x)
-        y = self._targets(y, x.shape[0])
-        validation = self._validation(x, y, validation_data, validation_split)
-        if validation is not None and validation_data is None:
-            x, y = x[:-len(validation[0])], y[:-len(validation[0])]
-        optimizer = self._fit_optimizer(learning_rate)
-        metrics = self._resolved_metrics()
-        callbacks = list(callbacks or [])
-        for callback in callbacks:
-            if not isinstance(callback, callbacks_module.Callback):
-                raise TypeError(f"callbacks must be nncore.callbacks.Callback objects, "
-                                f"got {type(callback).__name__}")
-            callback.set_network(self)
-        per_batch = bool(metrics) or any(callbacks_module.wants_batches(c) for c in callbacks)
-        progress = Progress(verbose, epochs, 0) if verbose and not article else None
-        by_epoch = per_batch or bool(callbacks) or validation is not None or progress is not None
-
-        plan = self._training_plan(optimizer)
-        n = x.shape[0]
-        per_epoch = math.ceil(n / batch_size)
-        if progress is not None:
-            progress.steps = per_epoch
-        sizes = np.full(per_epoch, batch_size, np.float64)
-        sizes[-1] = n - batch_size * (per_epoch - 1)
-        x_flat = x.reshape(n, -1)
-        order = np.arange(n, dtype=np.int64)
-        state = new_shuffle_state(int(self.rng.integers(2**63))) if shuffle else None
-        run_epochs = epochs - initial_epoch
-        loss_sums = np.zeros(run_epochs)
-        metric_sums = np.zeros((run_epochs, len(metrics)))
-        first_iteration = optimizer.iterations
-        history = self.history = callbacks_module.History()
-        self.stop_training = False
-        self.stopped_on_nan = False
-        for callback in callbacks:
-            callback.on_train_begin()
-        total = run_epochs * per_epoch
-        done, chunk, logs = 0, 1, {}
-        while done < total and not self.stop_training:
-            k = done % per_epoch
-            if k == 0:
-                for callback in callbacks:
-                    callback.on_epoch_begin(initial_epoch + done // per_epoch)
-                if progress is not None:
-                    progress.epoch_begin(initial_epoch + done // per_epoch)
-            # run a chunk of steps natively; chunks grow to ~20 ms so that small
-            # networks pay almost no Python overhead and large ones still report
-            count = 1 if per_batch else min(chunk, total - done)
-            if by_epoch:
-                count = min(count, per_epoch - k)
-            rates = optimizer.learning_rates(first_iteration + done, count)
-            began = time.perf_counter()
-            first_step = initial_epoch * per_epoch + done
-            if plan is not None:
-                begin_native_run(self._blas_threads_for(batch_size))
-                try:
-                    losses = plan.train(x_flat, y, order, batch_size, first_step, rates,
-                                        state)
-                finally:
-                    end_native_run()
-            else:
-                losses = self._train_python(x, y, order, batch_size, first_step, rates,
-                                            optimizer, state)
-            elapsed = time.perf_counter() - began
-            optimizer.updater.step = first_iteration + done + count
-            if count == 1:
-                loss_sums[done // per_epoch] += losses[0] * sizes[k]
-            else:
-                steps = np.arange(done, done + count)
-                np.add.at(loss_sums, steps // per_epoch, losses * sizes[steps % per_epoch])
-            if per_batch:
-                self._batch_end(plan, int(sizes[k]), losses[0], k, metrics,
-                                metric_sums[done // per_epoch], callbacks)
-            bad = None if math.isfinite(losses.sum()) else ~np.isfinite(losses)
-            if bad is not None and bad.any() and not self.stopped_on_nan:
-                step = done + int(np.argmax(bad))
-                raise FloatingPointError(
-                    f"Network.fit: the loss became {losses[np.argmax(bad)]} at epoch "
-                    f"{initial_epoch + step // per_epoch + 1}/{epochs}, batch "
-                    f"{step % per_epoch + 1}/{per_epoch}; lower the learning rate, "
-                    f"scale the inputs or clip gradients (clipnorm=...)")
-            if self.stop_training:
-                break
-            if progress is not None and progress.live and k + count < per_epoch:
-                seen = float(sizes[:k + count].sum())
-                e = done // per_epoch
-                progress.update(k + count, int(seen), self._epoch_logs(
-                    loss_sums[e], metric_sums[e], metrics, seen))
-            finished = range(done // per_epoch, (done + count) // per_epoch)
-            done += count
-            if not by_epoch:
-                # no hooks between epochs: record the chunk's epochs in bulk
-                self._record_epochs(history, finished, loss_sums / n, initial_epoch, epochs,
-                                    verbose)
-                finished = ()
-            for e in finished:
-                epoch = initial_epoch + e
-                logs = self._epoch_logs(loss_sums[e], metric_sums[e], metrics, n)
-                if progress is not None:
-                    progress.training_done()
-                if validation is not None:
-                    scores = self.evaluate(*validation, batch_size=max(batch_size,
-                                                                       PREDICT_CHUNK))
-                    logs.update({"val_" + key: value for key, value in scores.items()})
-                for callback in callbacks:
-                    callback.on_epoch_end(epoch, logs)
-                history.on_epoch_end(epoch, logs)
-                if verbose and article:
-                    print("epoch %d/%d   error=%f" % (epoch + 1, epochs, logs["loss"]))
-                elif progress is not None:
-                    progress.epoch_end(epoch, n, logs)
-            if elapsed < 0.02:
-                chunk *= 2
-        for callback in callbacks:
-            callback.on_train_end(logs)
-        return history
-
-    @staticmethod
-    def _record_epochs(history, finished, losses, initial_epoch, epochs, verbose) -> None:
-        if not finished:
-            return
-        values = losses[finished.start:finished.stop].tolist()
-        history.history.setdefault("loss", []).extend(values)
-        history.epoch.extend(range(initial_epoch + finished.start,
-                                   initial_epoch + finished.stop))
-        if verbose:
-            print("\n".join("epoch %d/%d   error=%f" % (initial_epoch + e + 1, epochs, v)
-                            for e, v in zip(finished, values)))
-
-    def _epoch_logs(self, loss_sum, metric_sums, metrics, samples) -> dict:
-        logs = {"loss": float(loss_sum / samples)}
-        for metric, total in zip(metrics, metric_sums):
-            logs[metric.name] = float(total / samples)
-        return logs
-
-    def _batch_end(self, plan, size, loss, batch, metrics, metric_sums, callbacks) -> None:
-        """Per-batch work after a one-step chunk: training metrics from the
-        step's outputs, then the callbacks' on_batch_end."""
-        if metrics:
-            if plan is not None:
-                out, target = plan.last_batch(size)
-            else:
-                out, target = self._last_batch
-            out, target = self._shaped(out, target)
-            for j, metric in enumerate(metrics):
-                metric_sums[j] += metric(target, out) * size
-        logs = {"loss": float(loss), "size": size}
-        for callback in callbacks:
-            callback.on_batch_end(batch, logs)
+        return _training.fit(self, x, y, epochs, batch_size, validation_data,
+                             validation_split, shuffle, verbose, callbacks, initial_epoch,
+                             learning_rate)
 
     def _shaped(self, out, target):
         """Network outputs and targets (flattened per sample) in the shapes
@@ -411,26 +248,6 @@ class Network:
         if getattr(self.loss, "sparse", False):
             return out, target.reshape((n,) + self.output_shape[:-1])
         return out, target.reshape((n,) + self.output_shape)
-
-    def _validation(self, x, y, validation_data, validation_split):
-        """(x_val, y_val) validated, or None."""
-        if validation_data is not None:
-            if validation_split:
-                raise ValueError("fit: give validation_data or validation_split, not both")
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("fit: validation_data must be a pair (x_val, y_val)")
-            vx = self._inputs(validation_data[0], "validation x")
-            return vx, self._targets(validation_data[1], vx.shape[0])
-        if not validation_split:
-            return None
-        split = float(validation_split)
-        if not 0 < split < 1:
-            raise ValueError(f"fit: validation_split must be in (0, 1), got {validation_split!r}")
-        held = int(x.shape[0] * split)
-        if held == 0 or held == x.shape[0]:
-            raise ValueError(f"fit: validation_split={split} of {x.shape[0]} samples leaves "
-                             f"no training or no validation samples")
-        return split_tail(x, y, held)
 
     def _fit_optimizer(self, learning_rate):
         optimizer = self.optimizer
