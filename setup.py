@@ -19,6 +19,12 @@ int main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }
 """
 
 
+def libomp_prefixes():
+    """macOS: $LIBOMP_PREFIX, then Homebrew's libomp (arm64, then Intel prefix)."""
+    paths = [os.environ.get("LIBOMP_PREFIX", ""), "/opt/homebrew/opt/libomp", "/usr/local/opt/libomp"]
+    return [p for p in paths if p and os.path.isfile(os.path.join(p, "include", "omp.h"))]
+
+
 def openmp_flags(compiler):
     """(compile flags, link flags) for OpenMP, or ([], []) if it does not build."""
     if os.environ.get("NNCORE_DISABLE_OPENMP"):
@@ -26,7 +32,10 @@ def openmp_flags(compiler):
     if compiler.compiler_type == "msvc":
         candidates = [(["/openmp"], [])]
     elif sys.platform == "darwin":
-        candidates = [(["-Xpreprocessor", "-fopenmp"], ["-lomp"]), (["-fopenmp"], ["-fopenmp"])]
+        # Apple clang needs an OpenMP runtime (libomp), e.g. from Homebrew.
+        candidates = [(["-Xpreprocessor", "-fopenmp", f"-I{p}/include"], [f"-L{p}/lib", "-lomp"])
+                      for p in libomp_prefixes()]
+        candidates += [(["-Xpreprocessor", "-fopenmp"], ["-lomp"]), (["-fopenmp"], ["-fopenmp"])]
     else:
         candidates = [(["-fopenmp"], ["-fopenmp"])]
     for cflags, lflags in candidates:

@@ -1,0 +1,6 @@
+from typing import Any
+
+class SGDUpdater:
+    fusable: bool
+    def __init__(self, dtype: Any) -> None: ...
+    def capsule(self) -> Any: ...
