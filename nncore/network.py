@@ -19,7 +19,7 @@ from .layers.base import Layer
 
 PREDICT_CHUNK = 256
 # batch_size * parameter count below which BLAS runs single-threaded
-SMALL_WORK = 1 << 20
+SMALL_WORK = 1 << 24
 
 
 class Network:
