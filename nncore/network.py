@@ -53,6 +53,7 @@ class Network:
         self._local = threading.local()
         self._version = 0
         self._param_count = None
+        self._fit_thread: Optional[int] = None
         for layer in layers or []:
             self.add(layer)
 
@@ -236,9 +237,28 @@ class Network:
         shuffling).  A NaN or inf loss raises FloatingPointError naming the
         epoch and batch, unless a TerminateOnNaN callback ends training.
         """
-        return _training.fit(self, x, y, epochs, batch_size, validation_data,
-                             validation_split, shuffle, verbose, callbacks, initial_epoch,
-                             learning_rate)
+        self._claim_for_training()
+        try:
+            return _training.fit(self, x, y, epochs, batch_size, validation_data,
+                                 validation_split, shuffle, verbose, callbacks,
+                                 initial_epoch, learning_rate)
+        finally:
+            self._fit_thread = None
+
+    def _claim_for_training(self) -> None:
+        # fit changes the weights in place: refuse a second fit, and predict
+        # from other threads (see _check_not_training), while it runs
+        if self._fit_thread is not None:
+            raise RuntimeError("Network.fit: this network is already being trained "
+                               "(in another thread)")
+        self._fit_thread = threading.get_ident()
+
+    def _check_not_training(self) -> None:
+        owner = self._fit_thread
+        if owner is not None and owner != threading.get_ident():
+            raise RuntimeError("Network.predict: fit is running on this network in another "
+                               "thread and is changing its weights; predict on a copy or "
+                               "after fit returns")
 
     def _shaped(self, out, target):
         """Network outputs and targets (flattened per sample) in the shapes
@@ -325,6 +345,7 @@ class Network:
                                "fit it, call build(input_shape) or pass input_shape=")
         chunk = PREDICT_CHUNK if batch_size is None else check_positive_int(batch_size,
                                                                              "batch_size")
+        self._check_not_training()
         x = self._inputs(x)
         n = x.shape[0]
         plan = self._predict_plan()
