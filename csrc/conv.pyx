@@ -2,6 +2,7 @@
 # The kernel is (kh, kw, C, F); an im2col row holds one output position's
 # receptive field in the same (kh, kw, C) order, so the kernel is simply a
 # (K = kh*kw*C, F) matrix and a whole batch is one GEMM.
+import numpy as np
 from libc.string cimport memcpy, memset
 from cpython.pycapsule cimport PyCapsule_New
 from cython.parallel cimport prange
@@ -213,3 +214,40 @@ cdef class ConvOp:
 
     def capsule(self):
         return PyCapsule_New(&self.op, "nncore.Op", NULL)
+
+    def _check(self, a, Py_ssize_t size, str what):
+        if (a.dtype != (np.float32 if self.op.dtype == F32 else np.float64)
+                or not a.flags.c_contiguous or a.ndim != 2 or a.shape[1] != size):
+            raise ValueError(f"{what}: expected a C-contiguous (n, {size}) array of the "
+                             f"op's dtype, got {a.dtype} {a.shape}")
+
+    def im2col(self, x, cols):
+        """cols (n, OH*OW*K) = im2col of x (n, H*W*C), as forward does (for tests
+        and benchmarks)."""
+        self._check(x, self.op.in_size, "x")
+        self._check(cols, self.op.work_size, "cols")
+        if cols.shape[0] != x.shape[0]:
+            raise ValueError("x and cols have different batch sizes")
+        cdef Py_ssize_t n = x.shape[0]
+        cdef void* a = address(cols)
+        cdef void* b = address(x)
+        with nogil:
+            if self.op.dtype == F32:
+                im2col_batch(<float*>a, <const float*>b, n, &self.cfg)
+            else:
+                im2col_batch(<double*>a, <const double*>b, n, &self.cfg)
+
+    def col2im(self, cols, dx):
+        """dx (n, H*W*C) = col2im of cols (n, OH*OW*K), as backward does."""
+        self._check(dx, self.op.in_size, "dx")
+        self._check(cols, self.op.work_size, "cols")
+        if cols.shape[0] != dx.shape[0]:
+            raise ValueError("dx and cols have different batch sizes")
+        cdef Py_ssize_t n = dx.shape[0]
+        cdef void* a = address(dx)
+        cdef void* b = address(cols)
+        with nogil:
+            if self.op.dtype == F32:
+                col2im_batch(<float*>a, <const float*>b, n, &self.cfg)
+            else:
+                col2im_batch(<double*>a, <const double*>b, n, &self.cfg)

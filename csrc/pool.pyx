@@ -2,7 +2,6 @@
 # average pool whose window is the whole image).  Windows that overlap the
 # padding only use the elements inside the image.
 from libc.string cimport memcpy, memset
-from libc.stdint cimport int32_t
 from cpython.pycapsule cimport PyCapsule_New
 from cython.parallel cimport prange
 from core cimport real, Op, F32, dtype_code
@@ -32,37 +31,46 @@ cdef inline void _window(const PoolCfg* c, Py_ssize_t oh, Py_ssize_t ow, Py_ssiz
     j1[0] = min(left + c.pw, c.W)
 
 
-# y (OH, OW, C) = max of x (H, W, C) over each window; argmax (OH, OW, C) = its index in x
-cdef void maxpool_forward(real* y, int32_t* argmax, const real* x,
-                          const PoolCfg* c) noexcept nogil:
+# y (OH, OW, C) = max of x (H, W, C) over each window
+cdef void maxpool_forward(real* y, const real* x, const PoolCfg* c) noexcept nogil:
     cdef Py_ssize_t oh, ow, ih, iw, k, at, i0, i1, j0, j1, C = c.C
     cdef real* out
-    cdef int32_t* arg
+    cdef real v
     for oh in range(c.OH):
         for ow in range(c.OW):
             _window(c, oh, ow, &i0, &i1, &j0, &j1)
             out = y + (oh * c.OW + ow) * C
-            arg = argmax + (oh * c.OW + ow) * C
             at = (i0 * c.W + j0) * C
             for k in range(C):
                 out[k] = x[at + k]
-                arg[k] = <int32_t>(at + k)
             for ih in range(i0, i1):
                 for iw in range(j0, j1):
                     at = (ih * c.W + iw) * C
                     for k in range(C):
-                        if x[at + k] > out[k]:
-                            out[k] = x[at + k]
-                            arg[k] = <int32_t>(at + k)
+                        v = x[at + k]
+                        out[k] = v if v > out[k] else out[k]
 
 
-# dx (H, W, C) = dy (OH, OW, C) routed to the argmax of each window
-cdef void maxpool_backward(real* dx, const real* dy, const int32_t* argmax,
-                           const PoolCfg* c) noexcept nogil:
-    cdef Py_ssize_t o
-    memset(dx, 0, c.H * c.W * c.C * sizeof(real))
-    for o in range(c.OH * c.OW * c.C):
-        dx[argmax[o]] += dy[o]
+# dx (H, W, C) = dy (OH, OW, C) routed to the first element of each window (in
+# row-major order) equal to its maximum y; pending (C): scratch.  Recomputing
+# the position keeps both passes branch-free, so the compiler vectorizes them.
+cdef void maxpool_backward(real* dx, real* pending, const real* dy, const real* x,
+                           const real* y, const PoolCfg* c) noexcept nogil:
+    cdef Py_ssize_t oh, ow, ih, iw, k, at, o, i0, i1, j0, j1, C = c.C
+    cdef real g
+    memset(dx, 0, c.H * c.W * C * sizeof(real))
+    for oh in range(c.OH):
+        for ow in range(c.OW):
+            _window(c, oh, ow, &i0, &i1, &j0, &j1)
+            o = (oh * c.OW + ow) * C
+            memcpy(pending, dy + o, C * sizeof(real))
+            for ih in range(i0, i1):
+                for iw in range(j0, j1):
+                    at = (ih * c.W + iw) * C
+                    for k in range(C):
+                        g = pending[k] if x[at + k] == y[o + k] else 0
+                        dx[at + k] += g
+                        pending[k] -= g
 
 
 # y (OH, OW, C) = mean of x (H, W, C) over each window (elements inside the image)
@@ -106,8 +114,7 @@ cdef void avgpool_backward(real* dx, const real* dy, const PoolCfg* c) noexcept 
 cdef void _sample_forward(Op* op, Py_ssize_t s, real* y, const real* x) noexcept nogil:
     cdef PoolCfg* c = <PoolCfg*>op.cfg
     if c.kind == MAX:
-        maxpool_forward(y + s * op.out_size, <int32_t*>op.cache + s * op.cache_size,
-                        x + s * op.in_size, c)
+        maxpool_forward(y + s * op.out_size, x + s * op.in_size, c)
     else:
         avgpool_forward(y + s * op.out_size, x + s * op.in_size, c)
 
@@ -115,13 +122,13 @@ cdef void _sample_forward(Op* op, Py_ssize_t s, real* y, const real* x) noexcept
 cdef void _sample_backward(Op* op, Py_ssize_t s, real* dx, const real* dy) noexcept nogil:
     cdef PoolCfg* c = <PoolCfg*>op.cfg
     if c.kind == MAX:
-        maxpool_backward(dx + s * op.in_size, dy + s * op.out_size,
-                         <const int32_t*>op.cache + s * op.cache_size, c)
+        maxpool_backward(dx + s * op.in_size, <real*>op.work + s * op.work_size,
+                         dy + s * op.out_size, <const real*>op.x + s * op.in_size,
+                         <const real*>op.y + s * op.out_size, c)
     else:
         avgpool_backward(dx + s * op.in_size, dy + s * op.out_size, c)
 
 
-# the argmax (int32) lives in the op's cache: it fits in the real-sized slots
 cdef void _forward(Op* op, Py_ssize_t n, real* y, const real* x) noexcept nogil:
     cdef Py_ssize_t s
     if n == 1:
@@ -175,7 +182,7 @@ cdef class PoolOp:
         self.op.dtype = dtype_code(dtype)
         self.op.in_size = c.H * c.W * c.C
         self.op.out_size = c.OH * c.OW * c.C
-        self.op.cache_size = self.op.out_size if c.kind == MAX else 0
+        self.op.work_size = c.C if c.kind == MAX else 0
         self.op.cfg = c
         self.op.forward = pool_op_forward
         self.op.backward = pool_op_backward

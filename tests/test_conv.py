@@ -219,3 +219,17 @@ def test_summary_shows_shapes_and_parameter_counts():
     assert "(None, 2, 2, 4)" in text and "292" in text         # 3*3*8*4 + 4
     assert "(None, 4)" in text
     assert f"Total params: {224 + 292 + 10:,}" in text
+
+
+def test_maxpool_routes_ties_to_one_element(dtype):
+    # after ReLU many windows are all zeros: the gradient goes to the first maximum only
+    rng = np.random.default_rng(10)
+    x = np.maximum(rng.integers(-3, 2, size=(3, 6, 7, 4)), 0).astype(dtype)
+    layer = built(nncore.MaxPool2D(2, padding="same"), x.shape[1:], dtype)
+    y = layer.forward(x)
+    np.testing.assert_array_equal(y, pool_forward(x, "max", (2, 2), (2, 2), "same"))
+    dy = rng.normal(size=y.shape).astype(dtype)
+    dx = layer.backward(dy)
+    np.testing.assert_allclose(dx, pool_backward(x, dy, "max", (2, 2), (2, 2), "same"),
+                               **TOL[dtype])
+    np.testing.assert_allclose(dx.sum(), dy.sum(), rtol=1e-5)
