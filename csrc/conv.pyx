@@ -5,7 +5,6 @@
 import numpy as np
 from libc.string cimport memcpy, memset
 from cpython.pycapsule cimport PyCapsule_New
-from cython.parallel cimport prange
 from core cimport real, Op, F32, address, dtype_code
 from blas cimport gemm
 
@@ -69,24 +68,20 @@ cdef void col2im(real* x, const real* cols, const ConvCfg* c) noexcept nogil:
                 src += row
 
 
-# im2col / col2im of n samples, parallel over the samples
+# im2col / col2im of n samples.  Serial: GEMM dominates and gets the threads
+# (BLAS); an OpenMP loop over the samples here was measured slower than serial
+# on the shared 2-core machine in every OpenMP/BLAS thread combination.
 cdef void im2col_batch(real* cols, const real* x, Py_ssize_t n,
                        const ConvCfg* c) noexcept nogil:
     cdef Py_ssize_t s, x_size = c.H * c.W * c.C, col_size = c.OH * c.OW * c.kh * c.kw * c.C
-    if n == 1:
-        im2col(cols, x, c)
-        return
-    for s in prange(n, schedule='static'):
+    for s in range(n):
         im2col(cols + s * col_size, x + s * x_size, c)
 
 
 cdef void col2im_batch(real* x, const real* cols, Py_ssize_t n,
                        const ConvCfg* c) noexcept nogil:
     cdef Py_ssize_t s, x_size = c.H * c.W * c.C, col_size = c.OH * c.OW * c.kh * c.kw * c.C
-    if n == 1:
-        col2im(x, cols, c)
-        return
-    for s in prange(n, schedule='static'):
+    for s in range(n):
         col2im(x + s * x_size, cols + s * col_size, c)
 
 

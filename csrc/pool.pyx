@@ -3,7 +3,6 @@
 # padding only use the elements inside the image.
 from libc.string cimport memcpy, memset
 from cpython.pycapsule cimport PyCapsule_New
-from cython.parallel cimport prange
 from core cimport real, Op, F32, dtype_code
 
 cdef enum PoolKind:
@@ -129,21 +128,17 @@ cdef void _sample_backward(Op* op, Py_ssize_t s, real* dx, const real* dy) noexc
         avgpool_backward(dx + s * op.in_size, dy + s * op.out_size, c)
 
 
+# serial over the samples: pooling is a few per cent of a CNN step, and an
+# OpenMP loop here only competed with the BLAS threads of the convolutions
 cdef void _forward(Op* op, Py_ssize_t n, real* y, const real* x) noexcept nogil:
     cdef Py_ssize_t s
-    if n == 1:
-        _sample_forward(op, 0, y, x)
-        return
-    for s in prange(n, schedule='static'):
+    for s in range(n):
         _sample_forward(op, s, y, x)
 
 
 cdef void _backward(Op* op, Py_ssize_t n, real* dx, const real* dy) noexcept nogil:
     cdef Py_ssize_t s
-    if n == 1:
-        _sample_backward(op, 0, dx, dy)
-        return
-    for s in prange(n, schedule='static'):
+    for s in range(n):
         _sample_backward(op, s, dx, dy)
 
 
