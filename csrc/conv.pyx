@@ -15,6 +15,7 @@ cdef struct ConvCfg:
     Py_ssize_t kh, kw, sh, sw      # kernel size and strides
     Py_ssize_t pt, pl              # zero padding at the top and the left
     bint direct                    # 1x1, stride 1, no padding: x is its own im2col
+    bint relu                      # fused ReLU on the output
     void* kernel
     void* bias                     # NULL without bias
     void* g_kernel
@@ -85,44 +86,60 @@ cdef void col2im_batch(real* x, const real* cols, Py_ssize_t n,
         col2im(x + s * x_size, cols + s * col_size, c)
 
 
-# y (n, OH, OW, F) = conv(x (n, H, W, C), kernel (kh, kw, C, F)) + bias (F); cols: scratch (n, OH*OW, K)
+# y (n, OH, OW, F) = conv(x (n, H, W, C), kernel (kh, kw, C, F)) + bias (F), then
+# max(y, 0) when c.relu; cols: scratch (n, OH*OW, K)
 cdef void conv2d_forward(real* y, real* cols, const real* x, const real* kernel,
                          const real* bias, Py_ssize_t n, const ConvCfg* c) noexcept nogil:
-    cdef Py_ssize_t r, rows = n * c.OH * c.OW, K = c.kh * c.kw * c.C
+    cdef Py_ssize_t r, i, j, rows = n * c.OH * c.OW, K = c.kh * c.kw * c.C
     cdef const real* a = x
-    cdef real beta = 0
+    cdef real v
+    cdef Py_ssize_t F = c.F
+    cdef bint relu = c.relu, has_bias = bias != NULL
     if not c.direct:
         im2col_batch(cols, x, n, c)
         a = cols
-    if bias != NULL:
-        for r in range(rows):
-            memcpy(y + r * c.F, bias, c.F * sizeof(real))
-        beta = 1
-    gemm(False, False, rows, c.F, K, 1, a, K, kernel, c.F, beta, y, c.F)
+    gemm(False, False, rows, c.F, K, 1, a, K, kernel, c.F, 0, y, c.F)
+    if bias == NULL and not c.relu:
+        return
+    for r in range(rows):                        # one pass for bias and ReLU
+        i = r * F
+        for j in range(F):
+            v = y[i + j] + (bias[j] if has_bias else 0)
+            y[i + j] = v if (v > 0 or not relu) else 0
 
 
 # g_kernel (K, F) = im2col(x)^T @ dy;  g_bias (F) = sum of dy (n*OH*OW, F) over rows;
-# dx (n, H, W, C) = col2im(dy @ kernel^T), skipped when dx is NULL.  cols: scratch (n, OH*OW, K)
-cdef void conv2d_backward(real* dx, real* g_kernel, real* g_bias, real* cols,
-                          const real* x, const real* dy, const real* kernel,
+# dx (n, H, W, C) = col2im(dy @ kernel^T), skipped when dx is NULL.  With c.relu, dy
+# is first masked in place by y > 0 (y: this op's output).  cols: scratch (n, OH*OW, K)
+cdef void conv2d_backward(real* dx, real* g_kernel, real* g_bias, real* cols, real* dy,
+                          const real* x, const real* y, const real* kernel,
                           Py_ssize_t n, const ConvCfg* c) noexcept nogil:
-    cdef Py_ssize_t r, j, j0, width, rows = n * c.OH * c.OW, K = c.kh * c.kw * c.C
+    cdef Py_ssize_t r, i, j, j0, width, rows = n * c.OH * c.OW, K = c.kh * c.kw * c.C
     cdef const real* a = x
+    cdef real g
     cdef double total[256]
-    if not c.direct:
-        im2col_batch(cols, x, n, c)
-        a = cols
-    gemm(True, False, K, c.F, rows, 1, a, K, dy, c.F, 0, g_kernel, c.F)
-    if g_bias != NULL:
-        for j0 in range(0, c.F, 256):           # column sums, 256 columns at a time
+    cdef Py_ssize_t F = c.F
+    cdef bint relu = c.relu
+    if c.relu or g_bias != NULL:
+        for j0 in range(0, c.F, 256):           # one pass, 256 columns at a time
             width = min(256, c.F - j0)
             for j in range(width):
                 total[j] = 0
             for r in range(rows):
+                i = r * F + j0
                 for j in range(width):
-                    total[j] += dy[r * c.F + j0 + j]
-            for j in range(width):
-                g_bias[j0 + j] = <real>total[j]
+                    g = dy[i + j]
+                    if relu:
+                        g = g if y[i + j] > 0 else 0
+                        dy[i + j] = g
+                    total[j] += g
+            if g_bias != NULL:
+                for j in range(width):
+                    g_bias[j0 + j] = <real>total[j]
+    if not c.direct:
+        im2col_batch(cols, x, n, c)
+        a = cols
+    gemm(True, False, K, c.F, rows, 1, a, K, dy, c.F, 0, g_kernel, c.F)
     if dx == NULL:
         return
     if c.direct:
@@ -149,8 +166,8 @@ cdef void _forward(Op* op, Py_ssize_t n, real* y) noexcept nogil:
 cdef void _backward(Op* op, Py_ssize_t n, real* dx) noexcept nogil:
     cdef ConvCfg* c = <ConvCfg*>op.cfg
     cdef real* g_bias = <real*>c.g_bias if c.bias != NULL else NULL
-    conv2d_backward(dx, <real*>c.g_kernel, g_bias, <real*>op.work, <const real*>op.x,
-                    <const real*>op.dy, <const real*>c.kernel, n, c)
+    conv2d_backward(dx, <real*>c.g_kernel, g_bias, <real*>op.work, <real*>op.dy,
+                    <const real*>op.x, <const real*>op.y, <const real*>c.kernel, n, c)
     if op.sgd_lr != 0:
         # fused SGD: the gradient is in the grad buffers, dx used the old kernel
         sgd_step(<real*>c.kernel, <const real*>c.g_kernel, c.kh * c.kw * c.C * c.F,
@@ -178,14 +195,15 @@ cdef class ConvOp:
 
     kernel, g_kernel: (kh, kw, C, F); bias, g_bias: (F,) or None; all
     C-contiguous, one dtype.  The geometry (input (H, W), output (OH, OW),
-    strides and top/left padding) is validated by the caller.
+    strides and top/left padding) is validated by the caller.  With `relu`
+    the op applies max(y, 0) to its output (and masks its gradient).
     """
     cdef Op op
     cdef ConvCfg cfg
     cdef tuple arrays
 
     def __cinit__(self, kernel, bias, g_kernel, g_bias, input_hw, output_hw, strides,
-                  padding_top_left):
+                  padding_top_left, bint relu=False):
         self.arrays = (kernel, bias, g_kernel, g_bias)
         cdef ConvCfg* c = &self.cfg
         c.kh, c.kw, c.C, c.F = kernel.shape
@@ -193,6 +211,7 @@ cdef class ConvOp:
         c.OH, c.OW = output_hw
         c.sh, c.sw = strides
         c.pt, c.pl = padding_top_left
+        c.relu = relu
         c.direct = (c.kh == 1 and c.kw == 1 and c.sh == 1 and c.sw == 1 and c.pt == 0
                     and c.pl == 0 and c.OH == c.H and c.OW == c.W)
         c.kernel = address(kernel)

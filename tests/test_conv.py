@@ -233,3 +233,22 @@ def test_maxpool_routes_ties_to_one_element(dtype):
     np.testing.assert_allclose(dx, pool_backward(x, dy, "max", (2, 2), (2, 2), "same"),
                                **TOL[dtype])
     np.testing.assert_allclose(dx.sum(), dy.sum(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_conv2d_with_activation(dtype, activation):
+    # relu is fused into the convolution op, tanh runs as its own op
+    rng = np.random.default_rng(11)
+    layer = built(nncore.Conv2D(5, 3, 2, "same", activation=activation), (7, 8, 3), dtype)
+    layer.bias[:] = rng.normal(size=5)
+    x = rng.normal(size=(3, 7, 8, 3)).astype(dtype)
+    z = conv_forward(x, layer.kernel, layer.bias, (2, 2), "same")
+    f, f_prime = {"relu": (lambda v: np.maximum(v, 0), lambda v: (v > 0) * 1.0),
+                  "tanh": (np.tanh, lambda v: 1 - np.tanh(v) ** 2)}[activation]
+    np.testing.assert_allclose(layer.forward(x), f(z), **TOL[dtype])
+    dy = rng.normal(size=z.shape).astype(dtype)
+    dz = dy * f_prime(z)
+    ref_dx, ref_dk, ref_db = conv_backward(x, layer.kernel, dz, (2, 2), "same")
+    np.testing.assert_allclose(layer.backward(dy), ref_dx, **TOL[dtype])
+    np.testing.assert_allclose(layer.grads[0], ref_dk, **TOL[dtype])
+    np.testing.assert_allclose(layer.grads[1], ref_db, **TOL[dtype])

@@ -66,9 +66,10 @@ class Conv2D(NativeLayer):
     def make_ops(self) -> list:
         (oh, ow), pad = self._geometry(self.input_shape)
         g_bias = self.grads[1] if self.use_bias else None
+        relu = self.activation == "relu"          # fused into the convolution
         ops = [ConvOp(self.kernel, self.bias, self.grads[0], g_bias, self.input_shape[:2],
-                      (oh, ow), self.strides, pad)]
-        if self.activation is not None:
+                      (oh, ow), self.strides, pad, relu)]
+        if self.activation is not None and not relu:
             size = oh * ow * self.filters
             ops.append(ActivationOp(ACTIVATION_NAMES[self.activation], self.dtype, size,
                                     self.filters, 0.01 if self.activation == "leaky_relu" else 0.0))
