@@ -11,8 +11,10 @@ OMP_NUM_THREADS / OPENBLAS_NUM_THREADS / MKL_NUM_THREADS set (and
 torch.set_num_threads), so every library gets the same threads.  Figures are
 medians of `repeats` timed passes; ratios compare numbers from the same process.
 
-The nncore time split: GEMM = the same matrix products timed through NumPy's
-BLAS; im2col/col2im = nncore's own kernels timed alone; rest = the remainder
+The libraries' timed passes are interleaved so that the load of a shared
+machine falls on all of them alike.  The nncore time split (best-of-repeats
+times): GEMM = the same matrix products timed through NumPy's BLAS;
+im2col/col2im = nncore's own kernels timed alone; rest = the remainder
 (pooling, activations, loss, bias, SGD, batch gathering).
 """
 import argparse
@@ -29,14 +31,22 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def median_time(run, repeats):
-    run()                                         # warm-up
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
+def timings(runs, repeats):
+    """{name: [seconds, ...]} for callables run interleaved (one warm-up each), so
+    that the load of a shared machine falls on all of them alike."""
+    for run in runs.values():
         run()
-        times.append(time.perf_counter() - began)
-    return float(np.median(times))
+    times = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            began = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - began)
+    return times
+
+
+def min_time(run, repeats):
+    return float(np.min(timings({"run": run}, repeats)["run"]))
 
 
 # ------------------------------------------------------------------ nncore
@@ -49,10 +59,10 @@ def nncore_cnn(seed=0):
     return net.use(nncore.losses.SparseCategoricalCrossentropy(from_logits=True)).build()
 
 
-def bench_nncore(x, y, batch, repeats):
+def nncore_runner(x, y, batch):
     net = nncore_cnn()
-    fit = lambda: net.fit(x, y, epochs=1, batch_size=batch, learning_rate=0.01, verbose=0)
-    return len(x) / median_time(fit, repeats), net
+    return lambda: net.fit(x, y, epochs=1, batch_size=batch, learning_rate=0.01,
+                           verbose=0), net
 
 
 def split_nncore(net, batch, repeats):
@@ -91,10 +101,10 @@ def split_nncore(net, batch, repeats):
             if i:                                 # the first layer needs no dx
                 op.col2im(cols, dx)
 
-    return median_time(gemms, repeats), median_time(im2col_col2im, repeats)
+    return min_time(gemms, repeats), min_time(im2col_col2im, repeats)
 
 
-def bench_article_nncore(x, y, repeats):
+def article_nncore_runner(x, y):
     from nncore import ActivationLayer, ConvLayer, FCLayer, FlattenLayer, Network
     from nncore.activations import tanh, tanh_prime
     from nncore.losses import mse, mse_prime
@@ -104,12 +114,11 @@ def bench_article_nncore(x, y, repeats):
                   FCLayer(100, 10), ActivationLayer(tanh, tanh_prime)):
         net.add(layer)
     net.use(mse, mse_prime)
-    fit = lambda: net.fit(x, y, epochs=1, learning_rate=0.1, verbose=0)
-    return len(x) / median_time(fit, repeats)
+    return lambda: net.fit(x, y, epochs=1, learning_rate=0.1, verbose=0)
 
 
 # ----------------------------------------------------------------- PyTorch
-def bench_torch(x, y, batch, repeats, threads):
+def torch_runner(x, y, batch, threads):
     import torch
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -127,10 +136,10 @@ def bench_torch(x, y, batch, repeats, threads):
             opt.zero_grad()
             loss(net(xt[i:i + batch]), yt[i:i + batch]).backward()
             opt.step()
-    return len(x) / median_time(epoch, repeats)
+    return epoch
 
 
-def bench_article_torch(x, y, repeats, threads):
+def article_torch_runner(x, y, threads):
     import torch
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -147,7 +156,7 @@ def bench_article_torch(x, y, repeats, threads):
             opt.zero_grad()
             loss(net(xt[i:i + 1]), yt[i:i + 1]).backward()
             opt.step()
-    return len(x) / median_time(epoch, repeats)
+    return epoch
 
 
 # ------------------------------------------------------------------- NumPy
@@ -222,13 +231,13 @@ class NumpyCNN:
             p -= np.float32(lr) * g
 
 
-def bench_numpy(x, y, batch, repeats):
+def numpy_runner(x, y, batch):
     net = NumpyCNN(np.random.default_rng(0))
 
     def epoch():
         for i in range(0, len(x), batch):
             net.step(x[i:i + batch], y[i:i + batch], 0.01)
-    return len(x) / median_time(epoch, repeats)
+    return epoch
 
 
 # ------------------------------------------------------------------ driver
@@ -244,22 +253,25 @@ def worker(args):
         have_torch = False
     result = {"threads": args.threads[0], "openmp": nncore.openmp_enabled(), "batches": {}}
     for batch in args.batches:
-        row = {}
-        row["nncore"], net = bench_nncore(x, y, batch, args.repeats)
-        gemm, im2col = split_nncore(net, batch, args.repeats)
-        steps = args.samples / batch
-        row["gemm_share"] = gemm * steps * row["nncore"] / args.samples
-        row["im2col_share"] = im2col * steps * row["nncore"] / args.samples
-        row["numpy"] = bench_numpy(x, y, batch, args.repeats)
+        runs = {}
+        runs["nncore"], net = nncore_runner(x, y, batch)
+        runs["numpy"] = numpy_runner(x, y, batch)
         if have_torch:
-            row["torch"] = bench_torch(x, y, batch, args.repeats, args.threads[0])
+            runs["torch"] = torch_runner(x, y, batch, args.threads[0])
+        times = timings(runs, args.repeats)
+        row = {name: len(x) / float(np.median(t)) for name, t in times.items()}
+        # time split of one nncore step, from best-of-repeats times (least disturbed)
+        gemm, im2col = split_nncore(net, batch, args.repeats)
+        step = min(times["nncore"]) * batch / len(x)
+        row["gemm_share"], row["im2col_share"] = gemm / step, im2col / step
         result["batches"][batch] = row
     n = args.article_samples
     xa, ya = x[:n].astype(np.float32), np.eye(10, dtype=np.float32)[y[:n]].reshape(n, 1, 10)
-    result["article_nncore"] = bench_article_nncore(xa, ya, args.repeats)
+    runs = {"article_nncore": article_nncore_runner(xa, ya)}
     if have_torch:
-        result["article_torch"] = bench_article_torch(xa, ya.reshape(n, 10), args.repeats,
-                                                      args.threads[0])
+        runs["article_torch"] = article_torch_runner(xa, ya.reshape(n, 10), args.threads[0])
+    for name, t in timings(runs, args.repeats).items():
+        result[name] = n / float(np.median(t))
     print(json.dumps(result))
 
 
