@@ -11,7 +11,8 @@ import tempfile
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-MODULES = ["plan", "dense", "activation", "loss", "optim", "openmp"]
+MODULES = ["plan", "dense", "activation", "loss", "optim", "openmp",
+           "conv", "pool", "reshape", "dropout", "batchnorm"]
 
 OPENMP_TEST = r"""
 #include <omp.h>
@@ -59,7 +60,8 @@ class BuildExt(build_ext):
     def build_extensions(self):
         cflags, lflags = openmp_flags(self.compiler)
         print(f"nncore: OpenMP {'enabled' if cflags else 'not available, serial build'}")
-        base = ["/O2"] if self.compiler.compiler_type == "msvc" else ["-O3"]
+        # -fno-math-errno lets sqrt vectorize (the core never reads errno)
+        base = ["/O2"] if self.compiler.compiler_type == "msvc" else ["-O3", "-fno-math-errno"]
         for ext in self.extensions:
             ext.extra_compile_args = base + cflags
             ext.extra_link_args = lflags

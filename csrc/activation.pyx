@@ -82,6 +82,7 @@ cdef void activation_backward(real* dx, const real* dy, const real* x, const rea
                               Py_ssize_t count, int kind, real alpha,
                               Py_ssize_t width) noexcept nogil:
     cdef Py_ssize_t i
+    cdef real g
     if kind == SOFTMAX:
         softmax_backward(dx, dy, y, count // width, width)
     elif kind == TANH:
@@ -91,11 +92,14 @@ cdef void activation_backward(real* dx, const real* dy, const real* x, const rea
         for i in range(count):
             dx[i] = dy[i] * y[i] * (1 - y[i])
     elif kind == RELU:
+        # dy loaded unconditionally: a select, not a mispredicted branch
         for i in range(count):
-            dx[i] = dy[i] if x[i] > 0 else 0
+            g = dy[i]
+            dx[i] = g if x[i] > 0 else 0
     elif kind == LEAKY_RELU:
         for i in range(count):
-            dx[i] = dy[i] if x[i] > 0 else alpha * dy[i]
+            g = dy[i]
+            dx[i] = g if x[i] > 0 else alpha * g
     else:
         for i in range(count):
             dx[i] = dy[i]

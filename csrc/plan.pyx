@@ -104,6 +104,7 @@ cdef class Plan:
     cdef Py_ssize_t* param_sizes
     cdef list param_arrays
     cdef void* target_buffer
+    cdef bint last_deferred   # the last train call used the deferred-update window
     # buffers of the deferred first-layer update (per-sample SGD)
     cdef object window_x, window_targets, window_p, window_g, window_dy, window_rates
     cdef void* window_x_ptr
@@ -289,6 +290,7 @@ cdef class Plan:
                               and (<DenseCfg*>self.ops[0].cfg).n_in == self.in_size)
         if deferred:
             self._reserve_window()
+        self.last_deferred = deferred
         self._wire()
         losses = np.empty(steps, np.float64)
         cdef double[::1] step_losses = losses
@@ -308,6 +310,12 @@ cdef class Plan:
                                                 learning_rates[s])
                 s += count
         return losses
+
+    def last_batch(self, Py_ssize_t n):
+        """(outputs (n, out_size), targets (n, target_size)) of a `train` call
+        that ran one step of n samples: views of plan buffers."""
+        targets = self.window_targets if self.last_deferred else self.targets
+        return self.acts[self.n_ops][:n], targets[:n]
 
     # one training step on the n samples listed in index; returns the batch loss
     cdef double _step(self, const char* xs, const char* ys, const int64_t* index,

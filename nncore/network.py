@@ -3,22 +3,24 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from typing import Iterable, List, Optional, Sequence
 
 import numpy as np
 
+from . import _training
 from . import losses as losses_module
+from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from . import saving
-from ._data import as_float_array, check_positive_float, check_positive_int, check_shape
+from .callbacks import History
+from ._data import as_float_array, check_positive_int, check_shape
 from ._threads import begin_native_run, end_native_run, get_num_threads
-from ._native.plan import Plan, apply_update, new_shuffle_state, shuffle as shuffle_order
+from ._native.plan import Plan, apply_update, shuffle as shuffle_order
 from .layers.base import Layer
 
 PREDICT_CHUNK = 256
 # batch_size * parameter count below which BLAS runs single-threaded
-SMALL_WORK = 1 << 20
+SMALL_WORK = 1 << 24
 
 
 class Network:
@@ -47,11 +49,16 @@ class Network:
             check_shape(input_shape, "Network: input_shape")
         self.loss = None
         self.optimizer = None
+        self.metrics: list = []
+        self._article_loss = False
+        self.history: Optional[History] = None
+        self.stop_training = False
         self.built = False
         self._train_plan: Optional[Plan] = None
         self._local = threading.local()
         self._version = 0
         self._param_count = None
+        self._fit_thread: Optional[int] = None
         for layer in layers or []:
             self.add(layer)
 
@@ -66,11 +73,18 @@ class Network:
         self.layers.append(layer)
         return self
 
-    def use(self, loss, loss_prime=None, optimizer=None) -> "Network":
+    def use(self, loss, loss_prime=None, optimizer=None, metrics=None) -> "Network":
         """Set the loss (a name, a Loss, or the article's loss and loss_prime
-        functions) and optionally the optimizer (a name or an Optimizer)."""
+        functions), optionally the optimizer (a name or an Optimizer) and the
+        metrics reported by fit and evaluate (names such as 'accuracy',
+        'top_k_accuracy', 'mae', Metric objects or functions)."""
         self.loss = losses_module.get(loss, loss_prime)
+        self._article_loss = callable(loss) and not isinstance(
+            loss, (losses_module.Loss, losses_module.FunctionLoss))
         self.optimizer = None if optimizer is None else optimizers_module.get(optimizer)
+        self.metrics = list(metrics or [])
+        for metric in self.metrics:
+            metrics_module.get(metric)  # unknown names fail here, not in fit
         self._train_plan = None
         return self
 
@@ -197,7 +211,7 @@ class Network:
         return self.loss.native(self.dtype, size, out_shape[-1] if out_shape else 1)
 
     def _training_plan(self, optimizer) -> Optional[Plan]:
-        if self._train_plan is None or self._train_plan_optimizer is not optimizer:
+        if self._train_plan is None or self._train_plan_updater is not optimizer.updater:
             ops = self._native_ops()
             loss = self._native_loss()
             if ops is None or loss is None:
@@ -206,26 +220,61 @@ class Network:
                 plan = Plan(ops, self.dtype)
                 plan.set_training(loss, optimizer.updater, self.params, self.grads)
                 self._train_plan = plan
-            self._train_plan_optimizer = optimizer
+            self._train_plan_updater = optimizer.updater
         return self._train_plan
 
-    def fit(self, x, y, epochs: int = 1, learning_rate: Optional[float] = None,
-            batch_size: int = 1, shuffle: bool = True, verbose: int = 1) -> dict:
-        """Train on x, y for `epochs` passes.
+    def fit(self, x, y, epochs: int = 1, batch_size: Optional[int] = None,
+            validation_data=None, validation_split: float = 0.0, shuffle: bool = True,
+            verbose: int = 1, callbacks: Optional[list] = None, initial_epoch: int = 0,
+            learning_rate: Optional[float] = None) -> History:
+        """Train on x, y from epoch `initial_epoch` up to `epochs`; returns a
+        History (also kept as `network.history`).
 
-        batch_size=1 is the article's per-sample SGD; larger batches take the
-        mean loss of each batch.  Without an optimizer set in `use`, training
-        is plain SGD with `learning_rate` (default 0.01).  Returns a dict with
-        the mean training loss of every epoch under 'loss'.
+        Article-style calls -- the loss was given as functions
+        (`use(mse, mse_prime)`), or `learning_rate` is passed and `use` set no
+        optimizer -- default to batch_size=1 (per-sample SGD) and print the
+        article's `epoch i/N   error=...` line per epoch when verbose.  All
+        other calls default to batch_size=32 and, with verbose=1, show a
+        progress bar (one line per epoch when the output is not a terminal;
+        verbose=2 always one line per epoch).  Without an optimizer set in
+        `use`, training is plain SGD with `learning_rate` (default 0.01).
+        `validation_split` holds out the last fraction of x, y (before
+        shuffling).  A NaN or inf loss raises FloatingPointError naming the
+        epoch and batch, unless a TerminateOnNaN callback ends training.
         """
-        if self.loss is None:
-            raise RuntimeError("Network.fit: set a loss with use(...) before fit")
-        epochs = check_positive_int(epochs, "epochs")
-        batch_size = check_positive_int(batch_size, "batch_size")
-        if learning_rate is not None:
-            learning_rate = check_positive_float(learning_rate, "learning_rate")
-        x = self._inputs(x)
-        y = self._targets(y, x.shape[0])
+        self._claim_for_training()
+        try:
+            return _training.fit(self, x, y, epochs, batch_size, validation_data,
+                                 validation_split, shuffle, verbose, callbacks,
+                                 initial_epoch, learning_rate)
+        finally:
+            self._fit_thread = None
+
+    def _claim_for_training(self) -> None:
+        # fit changes the weights in place: refuse a second fit, and predict
+        # from other threads (see _check_not_training), while it runs
+        if self._fit_thread is not None:
+            raise RuntimeError("Network.fit: this network is already being trained "
+                               "(in another thread)")
+        self._fit_thread = threading.get_ident()
+
+    def _check_not_training(self) -> None:
+        owner = self._fit_thread
+        if owner is not None and owner != threading.get_ident():
+            raise RuntimeError("Network.predict: fit is running on this network in another "
+                               "thread and is changing its weights; predict on a copy or "
+                               "after fit returns")
+
+    def _shaped(self, out, target):
+        """Network outputs and targets (flattened per sample) in the shapes
+        metrics and losses expect."""
+        n = out.shape[0]
+        out = out.reshape((n,) + self.output_shape)
+        if getattr(self.loss, "sparse", False):
+            return out, target.reshape((n,) + self.output_shape[:-1])
+        return out, target.reshape((n,) + self.output_shape)
+
+    def _fit_optimizer(self, learning_rate):
         optimizer = self.optimizer
         if optimizer is None:
             optimizer = self._default_sgd = getattr(self, "_default_sgd", None) or \
@@ -235,45 +284,34 @@ class Network:
         if getattr(optimizer, "_built_for", None) is not self:
             optimizer.build(self.params, self.dtype)
             optimizer._built_for = self
-        plan = self._training_plan(optimizer)
-        n = x.shape[0]
-        per_epoch = math.ceil(n / batch_size)
-        sizes = np.full(per_epoch, batch_size, np.float64)
-        sizes[-1] = n - batch_size * (per_epoch - 1)
-        history = {"loss": []}
-        x_flat = x.reshape(n, -1)
-        order = np.arange(n, dtype=np.int64)
-        state = new_shuffle_state(int(self.rng.integers(2**63))) if shuffle else None
-        step_losses = np.empty(per_epoch)
-        total = epochs * per_epoch
-        step, chunk = 0, 1
-        while step < total:
-            # run a chunk of steps natively; chunks grow to ~20 ms so that small
-            # networks pay almost no Python overhead and large ones still report
-            count = min(chunk, total - step)
-            rates = np.full(count, optimizer.learning_rate)
-            began = time.perf_counter()
-            if plan is not None:
-                begin_native_run(self._blas_threads_for(batch_size))
-                try:
-                    losses = plan.train(x_flat, y, order, batch_size, step, rates, state)
-                finally:
-                    end_native_run()
-            else:
-                losses = self._train_python(x, y, order, batch_size, step, rates,
-                                            optimizer, state)
-            elapsed = time.perf_counter() - began
-            for loss in losses:
-                step_losses[step % per_epoch] = loss
-                step += 1
-                if step % per_epoch == 0:
-                    epoch_loss = float(step_losses @ sizes / n)
-                    history["loss"].append(epoch_loss)
-                    if verbose:
-                        print("epoch %d/%d   error=%f" % (step // per_epoch, epochs, epoch_loss))
-            if elapsed < 0.02:
-                chunk *= 2
-        return history
+        self.training_optimizer = optimizer
+        return optimizer
+
+    def _resolved_metrics(self) -> list:
+        sparse = getattr(self.loss, "sparse", False)
+        return [metrics_module.get(m, self.loss, sparse, self.output_shape[-1])
+                for m in self.metrics]
+
+    def evaluate(self, x, y, batch_size: Optional[int] = None) -> dict:
+        """{'loss': ..., <metric>: ...} of the network on x, y (means over the
+        samples)."""
+        if self.loss is None:
+            raise RuntimeError("Network.evaluate: set a loss with use(...) first")
+        x = self._inputs(x)
+        y = self._targets(y, x.shape[0])
+        out, target = self._shaped(self.predict(x, batch_size), y)
+        scores = {"loss": float(self.loss(target, out))}
+        for metric in self._resolved_metrics():
+            scores[metric.name] = float(metric(target, out))
+        return scores
+
+    def predict_classes(self, x, batch_size: Optional[int] = None) -> np.ndarray:
+        """Class indices: argmax over the last axis, or output > 0.5 for a
+        single output unit."""
+        out = self.predict(x, batch_size)
+        if out.shape[-1] == 1:
+            return (out[..., 0] > 0.5).astype(np.int64)
+        return out.argmax(-1)
 
     def _train_python(self, x, y, order, batch_size, first_step, rates, optimizer,
                       state) -> np.ndarray:
@@ -296,6 +334,8 @@ class Network:
             for layer in self.layers:
                 out = layer.forward(out, training=True)
             losses[s] = self.loss(target, out)
+            self._last_batch = (np.reshape(out, (len(index), -1)),
+                                np.reshape(target, (len(index), -1)))
             grad = self.loss.gradient(target, out)
             for layer in reversed(self.layers):
                 grad = layer.backward(grad)
@@ -310,6 +350,7 @@ class Network:
                                "fit it, call build(input_shape) or pass input_shape=")
         chunk = PREDICT_CHUNK if batch_size is None else check_positive_int(batch_size,
                                                                              "batch_size")
+        self._check_not_training()
         x = self._inputs(x)
         n = x.shape[0]
         plan = self._predict_plan()

@@ -1,95 +1,312 @@
-"""Optimizers.  Each owns a native in-place update kernel."""
+"""Optimizers.  Each owns a native in-place update kernel (csrc/optim.pyx).
+
+Hyper-parameters are named and defined as in Keras 3.  `weight_decay` is
+decoupled: every step first does `param -= learning_rate * weight_decay * param`.
+Gradients can be clipped before the step: `clipvalue` limits every element,
+`clipnorm` the L2 norm of each parameter's gradient, `global_clipnorm` the
+norm of all gradients together.  `learning_rate` is a number or a schedule
+(`nncore.schedules`, or any callable of the step number).
+"""
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Callable, List, Optional, Union
 
 import numpy as np
 
-from ._data import check_positive_float
-from ._native.optim import SGDUpdater
+from . import schedules
+from ._native.optim import OptimUpdater, SGDUpdater
 from .registry import auto_register
+
+LearningRate = Union[float, Callable[[int], float]]
+
+
+def _check(value, what: str, low: float = 0.0, high: Optional[float] = None,
+           low_open: bool = False) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} must be a number, got {value!r}") from None
+    if (not np.isfinite(number) or number < low or (low_open and number == low)
+            or (high is not None and number >= high)):
+        bounds = f"{'>' if low_open else '>='} {low:g}" + (f" and < {high:g}" if high else "")
+        raise ValueError(f"{what} must be {bounds}, got {value!r}")
+    return number
 
 
 class Optimizer:
-    """Base class: `native(dtype)` gives the native updater for a network.
+    """Base class.  `build(params, dtype)` creates the per-parameter state and
+    the native updater; `learning_rate_at(step)` gives the rate of a step
+    (0-based count of steps taken)."""
 
-    Saving protocol (issue 5): `get_config()` gives the constructor arguments
-    as JSON values; `get_state()` gives the arrays that, with the config,
-    determine all future updates (moments, step counters as int64 arrays...);
-    `set_state(arrays)` restores them.  State set before `build` is kept and
-    applied by `build`, so a loaded network resumes exactly where it stopped.
-    """
-
-    def __init__(self, learning_rate: float):
-        self.learning_rate = check_positive_float(learning_rate,
-                                                  f"{type(self).__name__}: learning_rate")
+    #: names of the state arrays kept per parameter (subclasses)
+    slots: tuple = ()
 
     def __init_subclass__(cls, **kwargs):
+        # optimizers defined in nncore are savable by class name (issue 5)
         super().__init_subclass__(**kwargs)
         auto_register("optimizer", cls)
 
+    def __init__(self, learning_rate: LearningRate, weight_decay: float = 0.0,
+                 clipnorm: Optional[float] = None, clipvalue: Optional[float] = None,
+                 global_clipnorm: Optional[float] = None):
+        name = type(self).__name__
+        if callable(learning_rate):
+            self.learning_rate = learning_rate
+        else:
+            self.learning_rate = _check(learning_rate, f"{name}: learning_rate", low_open=True)
+        self.weight_decay = _check(weight_decay, f"{name}: weight_decay")
+        if clipnorm is not None and global_clipnorm is not None:
+            raise ValueError(f"{name}: give clipnorm or global_clipnorm, not both")
+        self.clipnorm = None if clipnorm is None else _check(clipnorm, f"{name}: clipnorm",
+                                                             low_open=True)
+        self.clipvalue = None if clipvalue is None else _check(clipvalue, f"{name}: clipvalue",
+                                                               low_open=True)
+        self.global_clipnorm = (None if global_clipnorm is None else
+                                _check(global_clipnorm, f"{name}: global_clipnorm",
+                                       low_open=True))
+        self._updater = None
+        self.state: List[tuple] = []
+
+    # ------------------------------------------------------------ learning rate
+    def learning_rate_at(self, step: int) -> float:
+        rate = self.learning_rate
+        return float(rate(step)) if callable(rate) else rate
+
+    def learning_rates(self, first_step: int, count: int) -> np.ndarray:
+        """The rates of steps first_step .. first_step + count - 1 (float64)."""
+        rate = self.learning_rate
+        if isinstance(rate, schedules.LearningRateSchedule):
+            return rate.rates(first_step, count)
+        if callable(rate):
+            return np.array([float(rate(s)) for s in range(first_step, first_step + count)])
+        return np.full(count, rate)
+
+    # ------------------------------------------------------------------- native
+    def hyper(self) -> dict:
+        """Values for the native config (subclasses add theirs)."""
+        return {"weight_decay": self.weight_decay, "clipnorm": self.clipnorm or 0.0,
+                "clipvalue": self.clipvalue or 0.0,
+                "global_clipnorm": self.global_clipnorm or 0.0}
+
+    def state_for(self, param: np.ndarray) -> tuple:
+        """The state arrays of one parameter (zeros shaped like it)."""
+        return tuple(np.zeros_like(param) for _ in self.slots)
+
     def build(self, params: list, dtype) -> None:
-        """Create per-parameter state for these arrays."""
-        self._updater = self.native(dtype, params)
-        pending = getattr(self, "_pending_state", None)
-        self._pending_state: Optional[list] = None
+        """Create zeroed per-parameter state for these arrays and the native
+        updater (state set with `set_state` before build is installed now)."""
+        self.state = [self.state_for(p) for p in params]
+        self._updater = self.native(np.dtype(dtype), params)
+        pending, self._pending_state = getattr(self, "_pending_state", None), None
         if pending is not None:
             self.load_state(pending)
 
-    # ------------------------------------------------- saving (issue 5)
+    def native(self, dtype, params: list):
+        return OptimUpdater(self.kernel, np.dtype(dtype), list(params), self.state,
+                            self.hyper())
+
+    # ------------------------------------------------------------------ saving
+    # The saving protocol: get_config() gives the constructor arguments as
+    # JSON values, get_state() the arrays that determine all future updates
+    # (every state array, then the step count as an int64 array of one
+    # element), set_state(arrays) restores them (at build when not built).
     def get_config(self) -> dict:
-        return {"learning_rate": self.learning_rate}
+        config = {"learning_rate": schedules.serialize(self.learning_rate),
+                  "weight_decay": self.weight_decay}
+        for key in ("clipnorm", "clipvalue", "global_clipnorm"):
+            if getattr(self, key) is not None:
+                config[key] = getattr(self, key)
+        return config
 
     @classmethod
     def from_config(cls, config: dict) -> "Optimizer":
+        config = dict(config)
+        config["learning_rate"] = schedules.deserialize(config["learning_rate"])
         return cls(**config)
 
     def get_state(self) -> list:
-        """Copies of the state arrays (empty for a stateless optimizer; the
-        pending state when set before build)."""
         pending = getattr(self, "_pending_state", None)
-        return [a.copy() for a in pending] if pending is not None else []
+        if pending is not None:
+            return [a.copy() for a in pending]
+        if self._updater is None:
+            return []
+        return ([a.copy() for row in self.state for a in row]
+                + [np.array([self.iterations], np.int64)])
 
     def set_state(self, arrays: list) -> None:
-        """Restore `get_state()` arrays: now if built, else at `build`."""
         arrays = [np.array(a, copy=True) for a in arrays]
-        if getattr(self, "_updater", None) is None:
+        if self._updater is None:
             self._pending_state = arrays
         else:
             self.load_state(arrays)
 
     def load_state(self, arrays: list) -> None:
-        """Install state arrays into a built optimizer (subclasses with state
-        override this and get_state); ValueError on a count/shape mismatch."""
-        if arrays:
-            raise ValueError(f"{type(self).__name__} keeps no state, received "
-                             f"{len(arrays)} arrays")
-
-    def native(self, dtype, params: list):
-        raise NotImplementedError
+        """Copy get_state() arrays into the built optimizer (in place: the
+        native updater keeps the state arrays' addresses)."""
+        name = type(self).__name__
+        targets = [a for row in self.state for a in row]
+        if len(arrays) != len(targets) + 1:
+            raise ValueError(f"{name}: expected {len(targets) + 1} state arrays, "
+                             f"received {len(arrays)}")
+        for target, value in zip(targets, arrays):
+            if np.shape(value) != target.shape:
+                raise ValueError(f"{name}: state array of shape {np.shape(value)} for a "
+                                 f"parameter of shape {target.shape}")
+        step = np.asarray(arrays[-1])
+        if step.shape != (1,) or step.dtype.kind not in "iu" or step[0] < 0:
+            raise ValueError(f"{name}: the last state array must be the step count")
+        for target, value in zip(targets, arrays):
+            np.copyto(target, value, casting="same_kind")
+        self._updater.step = int(step[0])
 
     @property
     def updater(self):
+        if self._updater is None:
+            raise RuntimeError(f"{type(self).__name__}: build the optimizer first")
         return self._updater
 
+    @property
+    def iterations(self) -> int:
+        """Number of update steps taken since build."""
+        return 0 if self._updater is None else int(self._updater.step)
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(learning_rate={self.learning_rate})"
+        return f"{type(self).__name__}(learning_rate={self.learning_rate!r})"
 
 
 class SGD(Optimizer):
-    """Plain stochastic gradient descent: param -= learning_rate * grad."""
+    """Stochastic gradient descent with optional (Nesterov) momentum:
+    velocity = momentum * velocity - lr * g; param += velocity (Nesterov:
+    param += momentum * velocity - lr * g).  Plain SGD (no momentum, weight
+    decay or clipping) is fused into the backward pass."""
 
-    def __init__(self, learning_rate: float = 0.01):
-        super().__init__(learning_rate)
+    kernel = "sgd"
+
+    def __init__(self, learning_rate: LearningRate = 0.01, momentum: float = 0.0,
+                 nesterov: bool = False, weight_decay: float = 0.0, **clipping):
+        super().__init__(learning_rate, weight_decay, **clipping)
+        self.momentum = _check(momentum, "SGD: momentum", 0.0, 1.0)
+        self.nesterov = bool(nesterov)
+
+    @property
+    def slots(self):
+        return ("velocity",) if self.momentum > 0 else ()
+
+    def hyper(self) -> dict:
+        return dict(super().hyper(), momentum=self.momentum, nesterov=self.nesterov)
+
+    def get_config(self) -> dict:
+        return dict(super().get_config(), momentum=self.momentum, nesterov=self.nesterov)
+
+    @property
+    def plain(self) -> bool:
+        return (self.momentum == 0 and self.weight_decay == 0 and self.clipnorm is None
+                and self.clipvalue is None and self.global_clipnorm is None)
 
     def native(self, dtype, params: list):
-        return SGDUpdater(np.dtype(dtype))
+        if self.plain:
+            return SGDUpdater(np.dtype(dtype))
+        return super().native(dtype, params)
 
 
-_BY_NAME = {"sgd": SGD}
+class Adam(Optimizer):
+    """Adam (Kingma & Ba) with Keras' epsilon placement:
+    param -= lr * sqrt(1 - beta_2^t) / (1 - beta_1^t) * m / (sqrt(v) + epsilon)."""
+
+    kernel = "adam"
+
+    def __init__(self, learning_rate: LearningRate = 0.001, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-7, amsgrad: bool = False,
+                 weight_decay: float = 0.0, **clipping):
+        super().__init__(learning_rate, weight_decay, **clipping)
+        name = type(self).__name__
+        self.beta_1 = _check(beta_1, f"{name}: beta_1", 0.0, 1.0)
+        self.beta_2 = _check(beta_2, f"{name}: beta_2", 0.0, 1.0)
+        self.epsilon = _check(epsilon, f"{name}: epsilon")
+        self.amsgrad = bool(amsgrad)
+
+    @property
+    def slots(self):
+        return ("m", "v", "vhat") if self.amsgrad else ("m", "v")
+
+    def hyper(self) -> dict:
+        return dict(super().hyper(), beta_1=self.beta_1, beta_2=self.beta_2,
+                    epsilon=self.epsilon, amsgrad=self.amsgrad)
+
+    def get_config(self) -> dict:
+        return dict(super().get_config(), beta_1=self.beta_1, beta_2=self.beta_2,
+                    epsilon=self.epsilon, amsgrad=self.amsgrad)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (default 0.004, as in Keras)."""
+
+    def __init__(self, learning_rate: LearningRate = 0.001, weight_decay: float = 0.004,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
+                 amsgrad: bool = False, **clipping):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay,
+                         **clipping)
+
+
+class RMSprop(Optimizer):
+    """RMSprop: ms = rho * ms + (1 - rho) g^2; step = lr * g / sqrt(ms + epsilon);
+    with momentum: velocity = momentum * velocity + step; param -= velocity."""
+
+    kernel = "rmsprop"
+
+    def __init__(self, learning_rate: LearningRate = 0.001, rho: float = 0.9,
+                 momentum: float = 0.0, epsilon: float = 1e-7, weight_decay: float = 0.0,
+                 **clipping):
+        super().__init__(learning_rate, weight_decay, **clipping)
+        self.rho = _check(rho, "RMSprop: rho", 0.0, 1.0)
+        self.momentum = _check(momentum, "RMSprop: momentum", 0.0, 1.0)
+        self.epsilon = _check(epsilon, "RMSprop: epsilon")
+
+    @property
+    def slots(self):
+        return ("mean_square", "velocity") if self.momentum > 0 else ("mean_square",)
+
+    def hyper(self) -> dict:
+        return dict(super().hyper(), rho=self.rho, momentum=self.momentum,
+                    epsilon=self.epsilon)
+
+    def get_config(self) -> dict:
+        return dict(super().get_config(), rho=self.rho, momentum=self.momentum,
+                    epsilon=self.epsilon)
+
+
+class Adagrad(Optimizer):
+    """Adagrad: acc += g^2; param -= lr * g / sqrt(acc + epsilon), with the
+    accumulator starting at `initial_accumulator_value`."""
+
+    kernel = "adagrad"
+    slots = ("accumulator",)
+
+    def __init__(self, learning_rate: LearningRate = 0.001,
+                 initial_accumulator_value: float = 0.1, epsilon: float = 1e-7,
+                 weight_decay: float = 0.0, **clipping):
+        super().__init__(learning_rate, weight_decay, **clipping)
+        self.initial_accumulator_value = _check(initial_accumulator_value,
+                                                "Adagrad: initial_accumulator_value")
+        self.epsilon = _check(epsilon, "Adagrad: epsilon")
+
+    def state_for(self, param: np.ndarray) -> tuple:
+        return (np.full_like(param, self.initial_accumulator_value),)
+
+    def hyper(self) -> dict:
+        return dict(super().hyper(), epsilon=self.epsilon)
+
+    def get_config(self) -> dict:
+        return dict(super().get_config(), epsilon=self.epsilon,
+                    initial_accumulator_value=self.initial_accumulator_value)
+
+
+_BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop,
+            "adagrad": Adagrad}
 
 
 def get(identifier: Union[str, Optimizer]) -> Optimizer:
+    """An optimizer from a name ('sgd', 'adam', ...) or an Optimizer."""
     if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:

@@ -310,7 +310,7 @@ def read(f, size: int):
             net.build()
             _read_weights(net, archive, members, weights)
         _restore_rng(net, document["rng"])
-        if optimizer_state is not None:
+        if optimizer_state:      # (empty: an optimizer that has not been built yet)
             if net.optimizer is None:
                 raise ModelFormatError("the file has optimizer state but no optimizer")
             state = [_read_array(archive, members[e["member"]], e) for e in optimizer_state]

@@ -100,3 +100,38 @@ def test_import_does_not_load_all_of_scipy_linalg():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "False"
+
+
+def test_predict_from_another_thread_during_fit_is_refused():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, 100)).astype(np.float32)
+    y = rng.normal(size=(2000, 10)).astype(np.float32)
+    net = mlp().use("mse")
+    errors = []
+    started, attempted = threading.Event(), threading.Event()
+
+    class Signal(nncore.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            # hold the first epoch until the other thread has tried
+            if not started.is_set():
+                started.set()
+                attempted.wait(timeout=30)
+
+    def other():
+        started.wait()
+        for attempt in (lambda: net.predict(x[:1]),
+                        lambda: net.fit(x, y, epochs=1, verbose=0)):
+            try:
+                attempt()
+            except RuntimeError as error:
+                errors.append(str(error))
+        attempted.set()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    net.fit(x, y, epochs=2, verbose=0, callbacks=[Signal()])
+    thread.join()
+    assert len(errors) == 2
+    assert "fit is running on this network in another thread" in errors[0]
+    assert "already being trained" in errors[1]
+    net.predict(x[:1])  # fine again once fit has returned

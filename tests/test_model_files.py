@@ -303,7 +303,41 @@ def test_json_constants_and_big_numbers(good):
 
 
 def test_optimizer_state_checked_at_load(good):
-    def stateful(d):
+    # SGD without momentum keeps one state array: its step count
+    assert json.loads(members(good)["nncore.json"])["optimizer_state"] == \
+        [{"member": "w4.npy", "dtype": "<i8", "shape": [1]}]
+
+    def not_a_step_count(d):
         d["optimizer_state"] = [{"member": "w9.npy", "dtype": "<f4", "shape": [2]}]
-    refused(edited(good, stateful, extra=[("w9.npy", npy(np.zeros(2, np.float32)))]),
-            "optimizer state: SGD keeps no state")
+    refused(edited(good, not_a_step_count, extra=[("w9.npy", npy(np.zeros(2, np.float32)))],
+                   drop=["w4.npy"]),
+            "optimizer state: SGD: the last state array must be the step count")
+
+    def two_arrays(d):
+        d["optimizer_state"].append({"member": "w9.npy", "dtype": "<f4", "shape": [2]})
+    refused(edited(good, two_arrays, extra=[("w9.npy", npy(np.zeros(2, np.float32)))]),
+            "optimizer state: SGD: expected 1 state arrays, received 2")
+
+
+def test_convolution_layers_are_checked_before_building():
+    net = nncore.Network([nncore.Conv2D(2, 3), nncore.BatchNormalization(), nncore.Dropout(0.5),
+                          nncore.Flatten(), nncore.Dense(2)], seed=0).build((5, 5, 1))
+    good = saving.dumps(net)
+    assert same_model(saving.loads(good), net)
+
+    def huge_filters(d):
+        d["network"]["layers"][0]["config"]["filters"] = 10**9
+    def kernel_too_large(d):
+        d["network"]["layers"][0]["config"]["kernel_size"] = [9, 9]
+    def moving_mean_missing(d):
+        d["weights"][1].pop()
+    tracemalloc.start()
+    try:
+        refused(edited(good, huge_filters), r"layer 0 \(Conv2D\): expected arrays of shapes "
+                                            r"\[\(3, 3, 1, 1000000000\)")
+        refused(edited(good, kernel_too_large), r"layer 0 \(Conv2D\)")
+        refused(edited(good, moving_mean_missing), "do not match")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20

@@ -285,22 +285,29 @@ def test_register_layer_rejects_bad_use():
         nncore.register_layer(Dense)
 
 
+OPTIMIZERS = {"sgd": lambda: SGD(0.05),
+              "momentum": lambda: SGD(0.05, momentum=0.9, nesterov=True),
+              "adam": lambda: nncore.optimizers.Adam(0.01)}
+
+
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
 @pytest.mark.parametrize("shuffle", [False, True])
-def test_resuming_training_is_bit_identical(tmp_path, dtype, shuffle):
+def test_resuming_training_is_bit_identical(tmp_path, dtype, shuffle, optimizer):
     # batch_size 6: see test_copy_is_independent about per-sample fits
     x, y = data(n=40)
 
     def train(net, epochs):
         net.fit(x, y, epochs=epochs, batch_size=6, shuffle=shuffle, verbose=0)
 
-    resumed = mlp(dtype, optimizer=SGD(0.05))
+    resumed = mlp(dtype, optimizer=OPTIMIZERS[optimizer]())
     train(resumed, 2)
     resumed.save(tmp_path / "half.nncore")
     resumed = nncore.load(tmp_path / "half.nncore")
     assert resumed.rng.bit_generator.state != np.random.default_rng(0).bit_generator.state
+    assert resumed.optimizer.get_config() == OPTIMIZERS[optimizer]().get_config()
     train(resumed, 2)
 
-    reference = mlp(dtype, optimizer=SGD(0.05))
+    reference = mlp(dtype, optimizer=OPTIMIZERS[optimizer]())
     if shuffle:
         # fit draws each call's shuffling stream from the network generator,
         # so the reference is the same two calls without the save in between
@@ -372,3 +379,46 @@ def test_joblib_dump_and_load(tmp_path):
     net.fit(x, y, epochs=1, verbose=0)
     joblib.dump(net, tmp_path / "net.joblib")
     assert same_weights(joblib.load(tmp_path / "net.joblib"), net)
+
+
+def test_convolutional_network_round_trips_and_resumes(tmp_path):
+    # every layer kind, batch-norm moving statistics and the dropout mask
+    # generator (layer state), and Adam's moments and step count
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 8, 8, 2))
+    y = nncore.utils.to_categorical(np.arange(16) % 3, 3)
+
+    def cnn():
+        net = nncore.Network([
+            nncore.Conv2D(4, 3, padding="same", activation="relu"),
+            nncore.BatchNormalization(), nncore.MaxPool2D(2),
+            nncore.Conv2D(3, (2, 2), strides=2, padding=1), nncore.AvgPool2D(2, strides=1),
+            nncore.Dropout(0.3), nncore.GlobalAveragePooling2D(), nncore.Dense(3),
+            nncore.Softmax()], seed=0)
+        return net.use("categorical_crossentropy", optimizer=nncore.optimizers.Adam(0.01))
+
+    net = cnn()
+    net.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    net.save(tmp_path / "cnn.nncore")
+    loaded = nncore.load(tmp_path / "cnn.nncore")
+    assert loaded.get_config() == net.get_config()
+    assert np.array_equal(loaded.predict(x), net.predict(x))
+    assert [len(layer.state) for layer in loaded.layers] == [0, 2, 0, 0, 0, 1, 0, 0, 0]
+    loaded.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    reference = cnn()
+    reference.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    reference.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    assert same_weights(loaded, reference)
+
+
+def test_article_convolution_layers_round_trip():
+    net = nncore.Network([nncore.ConvLayer((6, 6, 1), (3, 3), 2), nncore.FlattenLayer(),
+                          nncore.FCLayer(32, 2)], seed=1).build((6, 6, 1))
+    loaded = saving.loads(saving.dumps(net))
+    assert loaded.get_config()["layers"][0] == {
+        "class": "ConvLayer", "config": {"input_shape": [6, 6, 1], "kernel_shape": [3, 3],
+                                         "layer_depth": 2,
+                                         "kernel_initializer": "glorot_uniform",
+                                         "name": None}}
+    x = np.random.default_rng(2).normal(size=(3, 6, 6, 1))
+    assert np.array_equal(loaded.predict(x), net.predict(x))

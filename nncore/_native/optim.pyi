@@ -1,6 +1,16 @@
-from typing import Any
+from typing import Any, Dict, List
+
+import numpy as np
+
+class OptimUpdater:
+    fusable: bool
+    step: int
+    def __init__(self, kind: str, dtype: Any, params: List[np.ndarray], states: List[Any],
+                 hyper: Dict[str, Any]) -> None: ...
+    def capsule(self) -> Any: ...
 
 class SGDUpdater:
     fusable: bool
+    step: int
     def __init__(self, dtype: Any) -> None: ...
     def capsule(self) -> Any: ...

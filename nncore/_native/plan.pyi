@@ -1,4 +1,4 @@
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,6 +21,7 @@ class Plan:
     def train(self, x: np.ndarray, y: np.ndarray, order: NDArray[np.int64], batch_size: int,
               first_step: int, learning_rates: NDArray[np.float64],
               shuffle_state: Optional[NDArray[np.uint64]] = ...) -> NDArray[np.float64]: ...
+    def last_batch(self, n: int) -> Tuple[np.ndarray, np.ndarray]: ...
 
 def evaluate_loss(loss: Any, pred: np.ndarray, target: np.ndarray,
                   dpred: Optional[np.ndarray] = ...) -> float: ...

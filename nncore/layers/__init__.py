@@ -1,7 +1,17 @@
 from .activation import (Activation, ActivationLayer, LeakyReLU, ReLU, Sigmoid, Softmax,
                          Tanh)
 from .base import Layer, NativeLayer
+from .conv import Conv2D, ConvLayer
 from .dense import Dense, FCLayer
+from .dropout import Dropout
+from .normalization import BatchNormalization
+from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, MaxPool2D,
+                      MaxPooling2D)
+from .reshape import Flatten, FlattenLayer
 
 __all__ = ["Layer", "NativeLayer", "Dense", "FCLayer", "Activation", "ActivationLayer",
-           "Tanh", "Sigmoid", "ReLU", "LeakyReLU", "Softmax"]
+           "Tanh", "Sigmoid", "ReLU", "LeakyReLU", "Softmax",
+           # convolutional networks (issue 3)
+           "Conv2D", "ConvLayer", "MaxPool2D", "MaxPooling2D", "AvgPool2D",
+           "AveragePooling2D", "GlobalAveragePooling2D", "Flatten", "FlattenLayer", "Dropout",
+           "BatchNormalization"]

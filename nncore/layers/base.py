@@ -82,7 +82,7 @@ class Layer:
         """The shapes of params + state that build(input_shape) creates, or
         None when unknown.  Loading checks a file against them before
         building, so a hostile file cannot make it allocate unbounded memory."""
-        return [] if type(self).build is Layer.build else None
+        return [] if type(self).build in (Layer.build, NativeLayer.build) else None
 
     def get_weights(self) -> List[np.ndarray]:
         """Copies of the parameters followed by the state arrays."""

@@ -1,0 +1,267 @@
+# 2-D convolution over NHWC batches as im2col + BLAS GEMM (col2im for dx).
+# The kernel is (kh, kw, C, F); an im2col row holds one output position's
+# receptive field in the same (kh, kw, C) order, so the kernel is simply a
+# (K = kh*kw*C, F) matrix and a whole batch is one GEMM.
+import numpy as np
+from libc.string cimport memcpy, memset
+from cpython.pycapsule cimport PyCapsule_New
+from core cimport real, Op, F32, address, dtype_code
+from blas cimport gemm
+
+
+cdef struct ConvCfg:
+    Py_ssize_t H, W, C             # input sample
+    Py_ssize_t OH, OW, F           # output sample
+    Py_ssize_t kh, kw, sh, sw      # kernel size and strides
+    Py_ssize_t pt, pl              # zero padding at the top and the left
+    bint direct                    # 1x1, stride 1, no padding: x is its own im2col
+    bint relu                      # fused ReLU on the output
+    void* kernel
+    void* bias                     # NULL without bias
+    void* g_kernel
+    void* g_bias
+
+
+# cols (OH*OW, kh*kw*C) = the receptive field of every output position of x (H, W, C)
+cdef void im2col(real* cols, const real* x, const ConvCfg* c) noexcept nogil:
+    cdef Py_ssize_t oh, ow, i, k, ih, iw0, j0, j1
+    cdef Py_ssize_t C = c.C, row = c.kw * c.C
+    cdef const real* src
+    cdef real* dst = cols
+    for oh in range(c.OH):
+        for ow in range(c.OW):
+            iw0 = ow * c.sw - c.pl
+            j0 = max(0, -iw0)                  # kernel columns inside the image: [j0, j1)
+            j1 = min(c.kw, c.W - iw0)
+            for i in range(c.kh):
+                ih = oh * c.sh - c.pt + i
+                if ih < 0 or ih >= c.H or j1 <= j0:
+                    memset(dst, 0, row * sizeof(real))
+                else:
+                    if j0 > 0:
+                        memset(dst, 0, j0 * C * sizeof(real))
+                    src = x + (ih * c.W + iw0 + j0) * C
+                    for k in range((j1 - j0) * C):
+                        dst[j0 * C + k] = src[k]
+                    if j1 < c.kw:
+                        memset(dst + j1 * C, 0, (c.kw - j1) * C * sizeof(real))
+                dst += row
+
+
+# x (H, W, C) = sum of the rows of cols (OH*OW, kh*kw*C) put back where im2col took them
+cdef void col2im(real* x, const real* cols, const ConvCfg* c) noexcept nogil:
+    cdef Py_ssize_t oh, ow, i, k, ih, iw0, j0, j1
+    cdef Py_ssize_t C = c.C, row = c.kw * c.C
+    cdef const real* src = cols
+    cdef real* dst
+    memset(x, 0, c.H * c.W * C * sizeof(real))
+    for oh in range(c.OH):
+        for ow in range(c.OW):
+            iw0 = ow * c.sw - c.pl
+            j0 = max(0, -iw0)
+            j1 = min(c.kw, c.W - iw0)
+            for i in range(c.kh):
+                ih = oh * c.sh - c.pt + i
+                if ih >= 0 and ih < c.H and j1 > j0:
+                    dst = x + (ih * c.W + iw0 + j0) * C
+                    for k in range((j1 - j0) * C):
+                        dst[k] += src[j0 * C + k]
+                src += row
+
+
+# im2col / col2im of n samples.  Serial: GEMM dominates and gets the threads
+# (BLAS); an OpenMP loop over the samples here was measured slower than serial
+# on the shared 2-core machine in every OpenMP/BLAS thread combination.
+cdef void im2col_batch(real* cols, const real* x, Py_ssize_t n,
+                       const ConvCfg* c) noexcept nogil:
+    cdef Py_ssize_t s, x_size = c.H * c.W * c.C, col_size = c.OH * c.OW * c.kh * c.kw * c.C
+    for s in range(n):
+        im2col(cols + s * col_size, x + s * x_size, c)
+
+
+cdef void col2im_batch(real* x, const real* cols, Py_ssize_t n,
+                       const ConvCfg* c) noexcept nogil:
+    cdef Py_ssize_t s, x_size = c.H * c.W * c.C, col_size = c.OH * c.OW * c.kh * c.kw * c.C
+    for s in range(n):
+        col2im(x + s * x_size, cols + s * col_size, c)
+
+
+# y (n, OH, OW, F) = conv(x (n, H, W, C), kernel (kh, kw, C, F)) + bias (F), then
+# max(y, 0) when c.relu; cols: scratch (n, OH*OW, K)
+cdef void conv2d_forward(real* y, real* cols, const real* x, const real* kernel,
+                         const real* bias, Py_ssize_t n, const ConvCfg* c) noexcept nogil:
+    cdef Py_ssize_t r, i, j, rows = n * c.OH * c.OW, K = c.kh * c.kw * c.C
+    cdef const real* a = x
+    cdef real v
+    cdef Py_ssize_t F = c.F
+    cdef bint relu = c.relu, has_bias = bias != NULL
+    if not c.direct:
+        im2col_batch(cols, x, n, c)
+        a = cols
+    gemm(False, False, rows, c.F, K, 1, a, K, kernel, c.F, 0, y, c.F)
+    if bias == NULL and not c.relu:
+        return
+    for r in range(rows):                        # one pass for bias and ReLU
+        i = r * F
+        for j in range(F):
+            v = y[i + j] + (bias[j] if has_bias else 0)
+            y[i + j] = v if (v > 0 or not relu) else 0
+
+
+# g_kernel (K, F) = im2col(x)^T @ dy;  g_bias (F) = sum of dy (n*OH*OW, F) over rows;
+# dx (n, H, W, C) = col2im(dy @ kernel^T), skipped when dx is NULL.  With c.relu, dy
+# is first masked in place by y > 0 (y: this op's output).  cols: scratch (n, OH*OW, K)
+cdef void conv2d_backward(real* dx, real* g_kernel, real* g_bias, real* cols, real* dy,
+                          const real* x, const real* y, const real* kernel,
+                          Py_ssize_t n, const ConvCfg* c) noexcept nogil:
+    cdef Py_ssize_t r, i, j, j0, width, rows = n * c.OH * c.OW, K = c.kh * c.kw * c.C
+    cdef const real* a = x
+    cdef real g
+    cdef double total[256]
+    cdef Py_ssize_t F = c.F
+    cdef bint relu = c.relu
+    if c.relu or g_bias != NULL:
+        for j0 in range(0, c.F, 256):           # one pass, 256 columns at a time
+            width = min(256, c.F - j0)
+            for j in range(width):
+                total[j] = 0
+            for r in range(rows):
+                i = r * F + j0
+                for j in range(width):
+                    g = dy[i + j]
+                    if relu:
+                        g = g if y[i + j] > 0 else 0
+                        dy[i + j] = g
+                    total[j] += g
+            if g_bias != NULL:
+                for j in range(width):
+                    g_bias[j0 + j] = <real>total[j]
+    if not c.direct:
+        im2col_batch(cols, x, n, c)
+        a = cols
+    gemm(True, False, K, c.F, rows, 1, a, K, dy, c.F, 0, g_kernel, c.F)
+    if dx == NULL:
+        return
+    if c.direct:
+        gemm(False, True, rows, K, c.F, 1, dy, c.F, kernel, c.F, 0, dx, K)
+    else:
+        gemm(False, True, rows, K, c.F, 1, dy, c.F, kernel, c.F, 0, cols, K)
+        col2im_batch(dx, cols, n, c)
+
+
+# param (size) -= lr * grad (size)
+cdef inline void sgd_step(real* param, const real* grad, Py_ssize_t size,
+                          real lr) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(size):
+        param[i] -= lr * grad[i]
+
+
+cdef void _forward(Op* op, Py_ssize_t n, real* y) noexcept nogil:
+    cdef ConvCfg* c = <ConvCfg*>op.cfg
+    conv2d_forward(y, <real*>op.work, <const real*>op.x, <const real*>c.kernel,
+                   <const real*>c.bias, n, c)
+
+
+cdef void _backward(Op* op, Py_ssize_t n, real* dx) noexcept nogil:
+    cdef ConvCfg* c = <ConvCfg*>op.cfg
+    cdef real* g_bias = <real*>c.g_bias if c.bias != NULL else NULL
+    conv2d_backward(dx, <real*>c.g_kernel, g_bias, <real*>op.work, <real*>op.dy,
+                    <const real*>op.x, <const real*>op.y, <const real*>c.kernel, n, c)
+    if op.sgd_lr != 0:
+        # fused SGD: the gradient is in the grad buffers, dx used the old kernel
+        sgd_step(<real*>c.kernel, <const real*>c.g_kernel, c.kh * c.kw * c.C * c.F,
+                 <real>op.sgd_lr)
+        if g_bias != NULL:
+            sgd_step(<real*>c.bias, g_bias, c.F, <real>op.sgd_lr)
+
+
+cdef void conv_op_forward(Op* op, Py_ssize_t n, bint training) noexcept nogil:
+    if op.dtype == F32:
+        _forward(op, n, <float*>op.y)
+    else:
+        _forward(op, n, <double*>op.y)
+
+
+cdef void conv_op_backward(Op* op, Py_ssize_t n) noexcept nogil:
+    if op.dtype == F32:
+        _backward(op, n, <float*>op.dx)
+    else:
+        _backward(op, n, <double*>op.dx)
+
+
+cdef class ConvOp:
+    """Native 2-D convolution over arrays owned by the Python layer.
+
+    kernel, g_kernel: (kh, kw, C, F); bias, g_bias: (F,) or None; all
+    C-contiguous, one dtype.  The geometry (input (H, W), output (OH, OW),
+    strides and top/left padding) is validated by the caller.  With `relu`
+    the op applies max(y, 0) to its output (and masks its gradient).
+    """
+    cdef Op op
+    cdef ConvCfg cfg
+    cdef tuple arrays
+
+    def __cinit__(self, kernel, bias, g_kernel, g_bias, input_hw, output_hw, strides,
+                  padding_top_left, bint relu=False):
+        self.arrays = (kernel, bias, g_kernel, g_bias)
+        cdef ConvCfg* c = &self.cfg
+        c.kh, c.kw, c.C, c.F = kernel.shape
+        c.H, c.W = input_hw
+        c.OH, c.OW = output_hw
+        c.sh, c.sw = strides
+        c.pt, c.pl = padding_top_left
+        c.relu = relu
+        c.direct = (c.kh == 1 and c.kw == 1 and c.sh == 1 and c.sw == 1 and c.pt == 0
+                    and c.pl == 0 and c.OH == c.H and c.OW == c.W)
+        c.kernel = address(kernel)
+        c.g_kernel = address(g_kernel)
+        c.bias = address(bias) if bias is not None else NULL
+        c.g_bias = address(g_bias) if g_bias is not None else NULL
+        self.op.dtype = dtype_code(kernel)
+        self.op.in_size = c.H * c.W * c.C
+        self.op.out_size = c.OH * c.OW * c.F
+        self.op.work_size = 0 if c.direct else c.OH * c.OW * c.kh * c.kw * c.C
+        self.op.cfg = c
+        self.op.forward = conv_op_forward
+        self.op.backward = conv_op_backward
+
+    def capsule(self):
+        return PyCapsule_New(&self.op, "nncore.Op", NULL)
+
+    def _check(self, a, Py_ssize_t size, str what):
+        if (a.dtype != (np.float32 if self.op.dtype == F32 else np.float64)
+                or not a.flags.c_contiguous or a.ndim != 2 or a.shape[1] != size):
+            raise ValueError(f"{what}: expected a C-contiguous (n, {size}) array of the "
+                             f"op's dtype, got {a.dtype} {a.shape}")
+
+    def im2col(self, x, cols):
+        """cols (n, OH*OW*K) = im2col of x (n, H*W*C), as forward does (for tests
+        and benchmarks)."""
+        self._check(x, self.op.in_size, "x")
+        self._check(cols, self.op.work_size, "cols")
+        if cols.shape[0] != x.shape[0]:
+            raise ValueError("x and cols have different batch sizes")
+        cdef Py_ssize_t n = x.shape[0]
+        cdef void* a = address(cols)
+        cdef void* b = address(x)
+        with nogil:
+            if self.op.dtype == F32:
+                im2col_batch(<float*>a, <const float*>b, n, &self.cfg)
+            else:
+                im2col_batch(<double*>a, <const double*>b, n, &self.cfg)
+
+    def col2im(self, cols, dx):
+        """dx (n, H*W*C) = col2im of cols (n, OH*OW*K), as backward does."""
+        self._check(dx, self.op.in_size, "dx")
+        self._check(cols, self.op.work_size, "cols")
+        if cols.shape[0] != dx.shape[0]:
+            raise ValueError("dx and cols have different batch sizes")
+        cdef Py_ssize_t n = dx.shape[0]
+        cdef void* a = address(dx)
+        cdef void* b = address(cols)
+        with nogil:
+            if self.op.dtype == F32:
+                col2im_batch(<float*>a, <const float*>b, n, &self.cfg)
+            else:
+                col2im_batch(<double*>a, <const double*>b, n, &self.cfg)

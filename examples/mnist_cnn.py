@@ -1,0 +1,49 @@
+"""A modern convolutional network on MNIST with nncore.
+
+Conv2D(32, 3) + ReLU + MaxPool(2) -> Conv2D(64, 3) + ReLU + MaxPool(2) ->
+Flatten -> Dense(128) + ReLU -> Dense(10), softmax cross-entropy from logits,
+mini-batch SGD.  Reads MNIST IDX files from NNCORE_MNIST_DIR (default
+../shared/data/mnist); with the 5,000-image training subset it reaches about
+97% test accuracy in a few epochs.
+"""
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+import nncore
+
+MNIST_DIR = os.environ.get("NNCORE_MNIST_DIR",
+                           Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist")
+
+
+def main():
+    (x_train, y_train), (x_test, y_test) = nncore.datasets.load_mnist(MNIST_DIR)
+    x_train = x_train.reshape(-1, 28, 28, 1).astype(np.float32) / 255
+    x_test = x_test.reshape(-1, 28, 28, 1).astype(np.float32) / 255
+
+    net = nncore.Network([
+        nncore.Conv2D(32, 3, activation="relu"),
+        nncore.MaxPool2D(2),
+        nncore.Conv2D(64, 3, activation="relu"),
+        nncore.MaxPool2D(2),
+        nncore.Flatten(),
+        nncore.Dense(128, activation="relu"),
+        nncore.Dense(10),
+    ], seed=0)
+    net.use(nncore.losses.SparseCategoricalCrossentropy(from_logits=True))
+    net.build(x_train.shape[1:])
+    net.summary()
+
+    began = time.perf_counter()
+    net.fit(x_train, y_train, epochs=3, batch_size=32, learning_rate=0.05)
+    net.fit(x_train, y_train, epochs=1, batch_size=32, learning_rate=0.01)
+    elapsed = time.perf_counter() - began
+    accuracy = np.mean(net.predict(x_test).argmax(axis=1) == y_test)
+    print(f"trained on {len(x_train)} images in {elapsed:.1f} s; "
+          f"test accuracy {accuracy:.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,271 @@
+"""Callbacks: hooks that `Network.fit` calls during training.
+
+Epochs are numbered from 0 in the hooks (as in Keras); `logs` is a dict of
+the current values (`loss`, metrics, `val_*`).  A callback that overrides
+`on_batch_end` makes `fit` run one native step per call instead of long
+native chunks, so only use it when needed.  Set `network.stop_training =
+True` from a hook to end training after the current epoch (or batch).
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+from typing import Callable, Optional
+
+import numpy as np
+
+
+class Callback:
+    """Base class; every hook does nothing.  `self.network` is the network
+    being trained (also available as `self.model`)."""
+
+    network = None
+
+    def set_network(self, network) -> None:
+        self.network = network
+
+    @property
+    def model(self):
+        return self.network
+
+    def on_train_begin(self, logs: Optional[dict] = None) -> None:
+        pass
+
+    def on_train_end(self, logs: Optional[dict] = None) -> None:
+        pass
+
+    def on_epoch_begin(self, epoch: int, logs: Optional[dict] = None) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+        pass
+
+    def on_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
+        pass
+
+
+class History(Callback):
+    """What `fit` returns: `history` maps `loss`, each metric and `val_*` to
+    its per-epoch values; `epoch` lists the epoch numbers (from 0)."""
+
+    def __init__(self):
+        self.history: dict = {}
+        self.epoch: list = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(value)
+
+    def __getitem__(self, key: str) -> list:
+        return self.history[key]
+
+    def plot(self, keys=None, ax=None):
+        """Draw the curves of `keys` (default: every quantity, each beside its
+        val_ twin) with matplotlib; returns the Axes."""
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError:
+            raise ImportError("History.plot needs matplotlib: pip install 'nncore[plot]' "
+                              "(or pip install matplotlib)") from None
+        if ax is None:
+            ax = plt.figure().add_subplot()
+        keys = list(self.history) if keys is None else list(keys)
+        epochs = [e + 1 for e in self.epoch]
+        for key in keys:
+            ax.plot(epochs, self.history[key], label=key,
+                    linestyle="--" if key.startswith("val_") else "-")
+        ax.set_xlabel("epoch")
+        ax.legend()
+        return ax
+
+    def __repr__(self) -> str:
+        return f"History({len(self.epoch)} epochs: {sorted(self.history)})"
+
+
+def wants_batches(callback: Callback) -> bool:
+    """True when the callback overrides on_batch_end."""
+    return type(callback).on_batch_end is not Callback.on_batch_end
+
+
+def _weights(network) -> list:
+    return [p.copy() for p in network.params]
+
+
+def _set_weights(network, weights: list) -> None:
+    # copy in place: native ops and optimizer states hold these arrays' addresses
+    for p, w in zip(network.params, weights):
+        np.copyto(p, w)
+
+
+class _Monitor:
+    """Tracks the best value of a monitored quantity."""
+
+    def __init__(self, owner: str, monitor: str, mode: str, min_delta: float = 0.0):
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"{owner}: mode must be 'auto', 'min' or 'max', got {mode!r}")
+        if mode == "auto":
+            mode = "max" if ("acc" in monitor or monitor.endswith("auc")) else "min"
+        self.owner = owner
+        self.monitor = monitor
+        self.mode = mode
+        self.min_delta = abs(float(min_delta))
+        self.best = math.inf if mode == "min" else -math.inf
+
+    def value(self, logs: Optional[dict]) -> float:
+        logs = logs or {}
+        if self.monitor not in logs:
+            raise KeyError(f"{self.owner}: monitored quantity {self.monitor!r} is not "
+                           f"available; have {sorted(logs)} (val_* needs validation data)")
+        return float(logs[self.monitor])
+
+    def improved(self, current: float) -> bool:
+        if self.mode == "min":
+            return current < self.best - self.min_delta
+        return current > self.best + self.min_delta
+
+
+class EarlyStopping(Callback):
+    """Stop when `monitor` has not improved by more than `min_delta` for
+    `patience` epochs in a row (patience=0: at the first epoch without
+    improvement).  With `restore_best_weights`, the weights of
+    the best epoch are put back when training stops early."""
+
+    def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0,
+                 mode: str = "auto", restore_best_weights: bool = False):
+        if int(patience) < 0:
+            raise ValueError(f"EarlyStopping: patience must be >= 0, got {patience!r}")
+        self.monitor = monitor
+        self.min_delta = min_delta
+        self.patience = int(patience)
+        self.mode = mode
+        self.restore_best_weights = bool(restore_best_weights)
+        _Monitor("EarlyStopping", monitor, mode, min_delta)  # validates early
+
+    def on_train_begin(self, logs=None):
+        self._tracker = _Monitor("EarlyStopping", self.monitor, self.mode, self.min_delta)
+        self.wait = 0
+        self.stopped_epoch = None
+        self.best_epoch = None
+        self.best_weights = None
+
+    @property
+    def best(self) -> float:
+        return self._tracker.best
+
+    def on_epoch_end(self, epoch, logs=None):
+        current = self._tracker.value(logs)
+        if self._tracker.improved(current):
+            self._tracker.best = current
+            self.best_epoch = epoch
+            self.wait = 0
+            if self.restore_best_weights:
+                self.best_weights = _weights(self.network)
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            self.network.stop_training = True
+            if self.restore_best_weights and self.best_weights is not None:
+                _set_weights(self.network, self.best_weights)
+
+
+class ModelCheckpoint(Callback):
+    """Save the network with `network.save(path)` at the end of each epoch,
+    or only when `monitor` improved with `save_best_only`.  `filepath` may
+    hold format fields: `{epoch}` (1-based) and any logs key, e.g.
+    'ckpt-{epoch:02d}-{val_loss:.3f}.nncore'."""
+
+    def __init__(self, filepath, monitor: str = "val_loss", save_best_only: bool = False,
+                 mode: str = "auto", verbose: int = 0):
+        self.filepath = os.fspath(filepath)
+        self.monitor = monitor
+        self.save_best_only = bool(save_best_only)
+        self.mode = mode
+        self.verbose = int(verbose)
+        _Monitor("ModelCheckpoint", monitor, mode)
+
+    def on_train_begin(self, logs=None):
+        if not callable(getattr(self.network, "save", None)):
+            raise RuntimeError("ModelCheckpoint needs Network.save (nncore.saving), "
+                               "which this network does not provide")
+        self._tracker = _Monitor("ModelCheckpoint", self.monitor, self.mode)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.save_best_only:
+            current = self._tracker.value(logs)
+            if not self._tracker.improved(current):
+                return
+            self._tracker.best = current
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        self.network.save(path)
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: saved the network to {path}")
+
+
+class LearningRateScheduler(Callback):
+    """Set the optimizer's learning rate at the start of each epoch to
+    `schedule(epoch, current_rate)` (epoch counted from 0)."""
+
+    def __init__(self, schedule: Callable[[int, float], float], verbose: int = 0):
+        if not callable(schedule):
+            raise TypeError("LearningRateScheduler: schedule must be callable")
+        self.schedule = schedule
+        self.verbose = int(verbose)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = self.network.training_optimizer
+        current = optimizer.learning_rate_at(optimizer.iterations)
+        rate = float(self.schedule(epoch, current))
+        if not math.isfinite(rate) or rate < 0:
+            raise ValueError(f"LearningRateScheduler: the schedule returned {rate!r} "
+                             f"for epoch {epoch}")
+        optimizer.learning_rate = rate
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: learning rate {rate:g}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = self.network.training_optimizer.learning_rate
+
+
+class TerminateOnNaN(Callback):
+    """End training quietly at the first batch whose loss is NaN or inf
+    (without it, `fit` raises FloatingPointError naming the epoch and batch)."""
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            self.network.stop_training = True
+            self.network.stopped_on_nan = True
+
+
+class CSVLogger(Callback):
+    """Write one CSV row per epoch (epoch, then the logs) to `filename`."""
+
+    def __init__(self, filename, separator: str = ",", append: bool = False):
+        self.filename = os.fspath(filename)
+        self.separator = separator
+        self.append = bool(append)
+
+    def on_train_begin(self, logs=None):
+        exists = self.append and os.path.isfile(self.filename) and \
+            os.path.getsize(self.filename) > 0
+        self._file = open(self.filename, "a" if self.append else "w", newline="")
+        self._writer = None
+        self._header_written = exists
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        if self._writer is None:
+            self._keys = sorted(logs)
+            self._writer = csv.writer(self._file, delimiter=self.separator)
+            if not self._header_written:
+                self._writer.writerow(["epoch"] + self._keys)
+        self._writer.writerow([epoch] + [logs.get(k, "") for k in self._keys])
+        self._file.flush()
+
+    def on_train_end(self, logs=None):
+        self._file.close()

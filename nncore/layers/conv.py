@@ -1,0 +1,135 @@
+"""Convolution layers: the modern `Conv2D` and the article's `ConvLayer`."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .. import initializers
+from .._native.activation import ActivationOp
+from .._native.conv import ConvOp
+from ._window import as_pair, check_padding, image_shape, window_geometry
+from .activation import ACTIVATION_NAMES
+from .base import NativeLayer, Shape
+
+
+class Conv2D(NativeLayer):
+    """2-D convolution of (height, width, channels) samples (NHWC).
+
+    The kernel has shape (kh, kw, in_channels, filters); in_channels is taken
+    from the data when the network is built.  `kernel_size` and `strides` are
+    an int or a pair; `padding` is 'valid', 'same' (ceil(input / stride)
+    outputs, odd extra padding at the bottom/right, as in Keras) or an int /
+    pair of zero-padding rows and columns on both sides.  `activation` is an
+    optional activation name.
+    """
+
+    def __init__(self, filters: int, kernel_size, strides=1, padding="valid",
+                 use_bias: bool = True, activation: Optional[str] = None,
+                 kernel_initializer="he_uniform", name: Optional[str] = None):
+        super().__init__(name)
+        if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters <= 0:
+            raise ValueError(f"{type(self).__name__}: filters must be a positive integer, "
+                             f"got {filters!r}")
+        if activation is not None and activation not in ACTIVATION_NAMES:
+            raise ValueError(f"{type(self).__name__}: unknown activation {activation!r}; "
+                             f"choose one of {sorted(ACTIVATION_NAMES)}")
+        self.filters = int(filters)
+        self.kernel_size = as_pair(self, kernel_size, "kernel_size")
+        self.strides = as_pair(self, strides, "strides")
+        self.padding = check_padding(self, padding)
+        self.use_bias = bool(use_bias)
+        self.activation = activation
+        self.kernel_initializer = initializers.get(kernel_initializer)
+
+    def _geometry(self, input_shape: Shape):
+        shape = image_shape(self, input_shape)
+        return window_geometry(self, shape, self.kernel_size, self.strides, self.padding)
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        (oh, ow), _ = self._geometry(input_shape)
+        return (oh, ow, self.filters)
+
+    def build(self, input_shape: Sequence[int]) -> None:
+        self.compute_output_shape(tuple(input_shape))  # validates before drawing weights
+        kh, kw = self.kernel_size
+        channels = int(input_shape[-1])
+        shape = (kh, kw, channels, self.filters)
+        kernel = self.kernel_initializer(self.rng, shape, kh * kw * channels,
+                                         kh * kw * self.filters)
+        self.kernel = np.ascontiguousarray(kernel, dtype=self.dtype)
+        self.bias = np.zeros(self.filters, self.dtype) if self.use_bias else None
+        self.params = [self.kernel] + ([self.bias] if self.use_bias else [])
+        self.grads = [np.zeros_like(p) for p in self.params]
+        super().build(input_shape)
+
+    def make_ops(self) -> list:
+        (oh, ow), pad = self._geometry(self.input_shape)
+        g_bias = self.grads[1] if self.use_bias else None
+        relu = self.activation == "relu"          # fused into the convolution
+        ops = [ConvOp(self.kernel, self.bias, self.grads[0], g_bias, self.input_shape[:2],
+                      (oh, ow), self.strides, pad, relu)]
+        if self.activation is not None and not relu:
+            size = oh * ow * self.filters
+            ops.append(ActivationOp(ACTIVATION_NAMES[self.activation], self.dtype, size,
+                                    self.filters, 0.01 if self.activation == "leaky_relu" else 0.0))
+        return ops
+
+    def get_config(self) -> dict:
+        return {"filters": self.filters, "kernel_size": list(self.kernel_size),
+                "strides": list(self.strides),
+                "padding": self.padding if isinstance(self.padding, str) else
+                list(self.padding),
+                "use_bias": self.use_bias, "activation": self.activation,
+                "kernel_initializer": initializers.name_of(self.kernel_initializer),
+                "name": self.name}
+
+    def weight_shapes(self, input_shape: Shape):
+        self.compute_output_shape(tuple(input_shape))
+        kh, kw = self.kernel_size
+        kernel = (kh, kw, int(input_shape[-1]), self.filters)
+        return [kernel] + ([(self.filters,)] if self.use_bias else [])
+
+    def __repr__(self) -> str:
+        text = f"Conv2D({self.filters}, {self.kernel_size}"
+        if self.strides != (1, 1):
+            text += f", strides={self.strides}"
+        if self.padding != "valid":
+            text += f", padding={self.padding!r}"
+        if self.activation is not None:
+            text += f", activation={self.activation!r}"
+        return text + ")"
+
+
+class ConvLayer(Conv2D):
+    """The article's convolution layer: ConvLayer(input_shape, kernel_shape, layer_depth).
+
+    Stride 1, no padding; samples are (h, w, d) arrays and the output is
+    (h - kh + 1, w - kw + 1, layer_depth).  Unlike the article's own code, the
+    bias is added once per output value and its gradient is the plain sum of
+    the output gradient (the article adds it once per input channel but scales
+    its gradient by the number of output channels).  Weights use Glorot
+    initialization; pass `kernel_initializer='uniform'` for the article's.
+    """
+
+    def __init__(self, input_shape: Sequence[int], kernel_shape, layer_depth: int,
+                 kernel_initializer="glorot_uniform", name: Optional[str] = None):
+        super().__init__(layer_depth, kernel_shape, kernel_initializer=kernel_initializer,
+                         name=name)
+        self.expected_input = image_shape(self, tuple(input_shape))
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        if tuple(input_shape) != self.expected_input:
+            raise ValueError(f"{type(self).__name__}: expected input of shape "
+                             f"{(None,) + self.expected_input}, received "
+                             f"{(None,) + tuple(input_shape)}")
+        return super().compute_output_shape(input_shape)
+
+    def get_config(self) -> dict:
+        return {"input_shape": list(self.expected_input),
+                "kernel_shape": list(self.kernel_size), "layer_depth": self.filters,
+                "kernel_initializer": initializers.name_of(self.kernel_initializer),
+                "name": self.name}
+
+    def __repr__(self) -> str:
+        return f"ConvLayer({self.expected_input}, {self.kernel_size}, {self.filters})"

@@ -1,0 +1,28 @@
+"""Flatten layers: the modern `Flatten` and the article's `FlattenLayer`."""
+from __future__ import annotations
+
+import numpy as np
+
+from .._native.reshape import ReshapeOp
+from .base import NativeLayer, Shape
+
+
+class Flatten(NativeLayer):
+    """Flattens each sample to one axis: (h, w, c) becomes (h*w*c,)."""
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        return (int(np.prod(input_shape, dtype=np.int64)),)
+
+    def make_ops(self) -> list:
+        return [ReshapeOp(self.dtype, int(np.prod(self.input_shape, dtype=np.int64)))]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class FlattenLayer(Flatten):
+    """The article's flatten layer: each sample becomes a (1, h*w*d) row,
+    ready for the article's FCLayer."""
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        return (1,) + super().compute_output_shape(input_shape)

@@ -1,0 +1,130 @@
+"""Metrics reported by `fit` and `evaluate`, computed with NumPy on the
+network's predictions.
+
+`'accuracy'` (or `'acc'`) picks binary, categorical or sparse accuracy from
+the loss and the label shape, as Keras does.  A metric is any object with a
+`name` and `__call__(y_true, y_pred) -> float` (a mean over the samples), or
+a plain function of (y_true, y_pred).
+"""
+from __future__ import annotations
+
+from typing import Callable, Union
+
+import numpy as np
+
+
+class Metric:
+    name = "metric"
+
+    def __call__(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class BinaryAccuracy(Metric):
+    """Share of outputs on the right side of `threshold` (0.5 for
+    probabilities; use 0 for logits)."""
+    name = "accuracy"
+
+    def __init__(self, threshold: float = 0.5):
+        self.threshold = float(threshold)
+
+    def __call__(self, y_true, y_pred):
+        y_pred = np.asarray(y_pred).reshape(len(y_pred), -1)
+        y_true = np.asarray(y_true).reshape(y_pred.shape)
+        return float(np.mean((y_pred > self.threshold) == (y_true > 0.5)))
+
+
+class CategoricalAccuracy(Metric):
+    """Share of rows whose largest output is the one-hot target's class."""
+    name = "accuracy"
+
+    def __call__(self, y_true, y_pred):
+        y_pred = np.asarray(y_pred)
+        y_true = np.asarray(y_true).reshape(y_pred.shape)
+        hits = np.count_nonzero(y_pred.argmax(-1) == y_true.argmax(-1))
+        return hits / max(y_pred[..., 0].size, 1)
+
+
+class SparseCategoricalAccuracy(Metric):
+    """Share of rows whose largest output is the integer label."""
+    name = "accuracy"
+
+    def __call__(self, y_true, y_pred):
+        y_pred = np.asarray(y_pred)
+        labels = np.asarray(y_true).reshape(y_pred.shape[:-1])
+        return np.count_nonzero(y_pred.argmax(-1) == labels) / max(labels.size, 1)
+
+
+class TopKAccuracy(Metric):
+    """Share of rows whose target class is among the k largest outputs
+    (targets one-hot rows, or integer labels when `sparse`)."""
+
+    def __init__(self, k: int = 5, sparse: bool = False):
+        if int(k) < 1:
+            raise ValueError(f"TopKAccuracy: k must be >= 1, got {k!r}")
+        self.k = int(k)
+        self.sparse = bool(sparse)
+        self.name = f"top_{self.k}_accuracy"
+
+    def __call__(self, y_true, y_pred):
+        y_pred = np.asarray(y_pred)
+        width = y_pred.shape[-1]
+        scores = y_pred.reshape(-1, width)
+        if self.sparse:
+            labels = np.asarray(y_true).reshape(-1).astype(np.int64)
+        else:
+            labels = np.asarray(y_true).reshape(-1, width).argmax(-1)
+        target = scores[np.arange(len(scores)), labels]
+        # rank = number of classes scoring strictly higher than the target
+        rank = (scores > target[:, None]).sum(-1)
+        return float(np.mean(rank < self.k))
+
+
+class MeanAbsoluteError(Metric):
+    name = "mae"
+
+    def __call__(self, y_true, y_pred):
+        y_pred = np.asarray(y_pred, dtype=np.float64)
+        y_true = np.asarray(y_true, dtype=np.float64).reshape(y_pred.shape)
+        return float(np.mean(np.abs(y_pred - y_true)))
+
+
+class FunctionMetric(Metric):
+    def __init__(self, function: Callable):
+        self.function = function
+        self.name = getattr(function, "__name__", "metric")
+
+    def __call__(self, y_true, y_pred):
+        return float(self.function(y_true, y_pred))
+
+
+def get(identifier: Union[str, Metric, Callable], loss=None, sparse_labels: bool = False,
+        output_width: int = 1) -> Metric:
+    """A metric from a name or object.  For 'accuracy', `loss` and the label
+    layout decide the variant: sparse labels -> sparse categorical; one output
+    or a binary cross-entropy loss -> binary (threshold 0 for logits);
+    otherwise categorical."""
+    if isinstance(identifier, Metric):
+        return identifier
+    if isinstance(identifier, str):
+        name = identifier.lower()
+        if name in ("accuracy", "acc"):
+            if sparse_labels:
+                return SparseCategoricalAccuracy()
+            loss_name = type(loss).__name__ if loss is not None else ""
+            if output_width == 1 or loss_name == "BinaryCrossentropy":
+                logits = getattr(loss, "from_logits", False)
+                return BinaryAccuracy(0.0 if logits else 0.5)
+            return CategoricalAccuracy()
+        if name in ("top_k_accuracy", "top_k_categorical_accuracy"):
+            return TopKAccuracy(5, sparse_labels)
+        if name in ("mae", "mean_absolute_error"):
+            return MeanAbsoluteError()
+        raise ValueError(f"unknown metric {identifier!r}; choose 'accuracy', "
+                         f"'top_k_accuracy', 'mae', or pass a Metric or a function")
+    if callable(identifier):
+        return FunctionMetric(identifier)
+    raise TypeError(f"expected a metric name, a Metric or a function, got {identifier!r}")
