@@ -274,7 +274,10 @@ cdef class Plan:
         """Run len(learning_rates) training steps on x (N, in_size) and targets
         y (N, target_size).  Step s takes the samples order[k*batch_size : ...]
         with k = s % ceil(N / batch_size); at k == 0 a new epoch starts and,
-        with a shuffle_state, `order` is shuffled in place first.
+        with a shuffle_state, `order` is refilled with 0..N-1 and shuffled
+        (see `shuffle`).  Per-sample plain SGD runs in windows of `WINDOW`
+        steps aligned to the epoch (`step_alignment`), so results do not
+        depend on how the steps are split into calls when the calls are too.
         Returns the mean loss of each step's batch (float64)."""
         if self.loss == NULL:
             raise RuntimeError("call set_training before train")
@@ -285,9 +288,7 @@ cdef class Plan:
         cdef const char* xs = <char*>address(x)
         cdef const char* ys = <char*>address(y)
         cdef uint64_t* state = &shuffle_state[0] if shuffle_state is not None else NULL
-        cdef bint deferred = (self.fused_sgd and batch_size == 1
-                              and self.ops[0].kind == OP_DENSE
-                              and (<DenseCfg*>self.ops[0].cfg).n_in == self.in_size)
+        cdef bint deferred = self.step_alignment(batch_size) > 1
         if deferred:
             self._reserve_window()
         self.last_deferred = deferred
@@ -298,9 +299,9 @@ cdef class Plan:
             while s < steps:
                 k = (first_step + s) % per_epoch
                 if k == 0 and state != NULL:
-                    rng.shuffle(&order[0], total, state)
+                    _new_order(&order[0], total, state)
                 if deferred:
-                    count = min(WINDOW, steps - s, per_epoch - k)
+                    count = min(WINDOW - k % WINDOW, steps - s, per_epoch - k)
                     self._deferred_steps(xs, ys, &order[k], count, &learning_rates[s],
                                          &step_losses[s])
                 else:
@@ -310,6 +311,16 @@ cdef class Plan:
                                                 learning_rates[s])
                 s += count
         return losses
+
+    def step_alignment(self, Py_ssize_t batch_size):
+        """WINDOW when `train` defers the first layer's updates for this batch
+        size (per-sample plain SGD with a dense first layer), else 1.  Calls
+        that start and end at multiples of it within an epoch give results
+        independent of how the steps are split into calls."""
+        if (self.fused_sgd and batch_size == 1 and self.ops[0].kind == OP_DENSE
+                and (<DenseCfg*>self.ops[0].cfg).n_in == self.in_size):
+            return WINDOW
+        return 1
 
     def last_batch(self, Py_ssize_t n):
         """(outputs (n, out_size), targets (n, target_size)) of a `train` call
@@ -442,9 +453,19 @@ def new_shuffle_state(uint64_t seed):
     return state
 
 
+# order (n) = a random permutation of 0..n-1 drawn from state
+cdef void _new_order(int64_t* order, Py_ssize_t n, uint64_t* state) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        order[i] = i
+    rng.shuffle(order, n, state)
+
+
 def shuffle(int64_t[::1] order, uint64_t[::1] state):
-    """Shuffle `order` in place exactly as `Plan.train` does at an epoch start."""
-    rng.shuffle(&order[0], order.shape[0], &state[0])
+    """Refill `order` with a random permutation of 0..N-1, exactly as
+    `Plan.train` does at an epoch start (each epoch's order depends only on
+    the generator state, not on the previous order)."""
+    _new_order(&order[0], order.shape[0], &state[0])
 
 
 def all_finite(array):

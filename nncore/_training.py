@@ -10,7 +10,6 @@ import numpy as np
 
 from . import callbacks as callbacks_module
 from ._data import check_positive_float, check_positive_int
-from ._native.plan import new_shuffle_state
 from ._progress import Progress
 from ._threads import begin_native_run, end_native_run
 from .callbacks import History
@@ -72,7 +71,7 @@ class Training:
         self.sizes[-1] = n - batch_size * (self.per_epoch - 1)
         self.x_flat = x.reshape(n, -1)
         self.order = np.arange(n, dtype=np.int64)
-        self.state = new_shuffle_state(int(net.rng.integers(2**63))) if shuffle else None
+        self.state = net._shuffle_generator() if shuffle else None
         self.plan = net._training_plan(optimizer)
         run_epochs = epochs - initial_epoch
         self.total = run_epochs * self.per_epoch
@@ -87,6 +86,9 @@ class Training:
                          if verbose and not article else None)
         self.by_epoch = (self.per_batch or bool(callbacks) or validation is not None
                          or self.progress is not None)
+        # chunks end at multiples of this many steps into an epoch (see _aligned)
+        self.align = (self.plan.step_alignment(batch_size)
+                      if self.plan is not None and not self.per_batch else 1)
         self.history = callbacks_module.History()
 
     def run(self) -> History:
@@ -97,7 +99,7 @@ class Training:
         for callback in self.callbacks:
             callback.set_network(net)
             callback.on_train_begin()
-        done, chunk, self.logs = 0, 1, {}
+        done, chunk, self.logs = 0, self.align, {}
         while done < self.total and not net.stop_training:
             k = done % self.per_epoch
             if k == 0:
@@ -105,6 +107,7 @@ class Training:
             count = 1 if self.per_batch else min(chunk, self.total - done)
             if self.by_epoch:
                 count = min(count, self.per_epoch - k)
+            count = self._aligned(done, count)
             began = time.perf_counter()
             losses = self._steps(done, count)
             if time.perf_counter() - began < self.CHUNK_SECONDS:
@@ -122,6 +125,17 @@ class Training:
         for callback in self.callbacks:
             callback.on_train_end(self.logs)
         return self.history
+
+    def _aligned(self, done: int, count: int) -> int:
+        """Extend a chunk to end a multiple of `align` steps into its epoch (or
+        at the epoch's end): per-sample SGD defers updates over windows of
+        that many steps, so aligned chunks make results independent of the
+        time-based chunk sizes."""
+        end = done + count
+        if self.align == 1 or end >= self.total:
+            return count
+        into = end % self.per_epoch
+        return count + min((-into) % self.align, self.per_epoch - into)
 
     def _steps(self, done: int, count: int) -> np.ndarray:
         """Run steps done .. done + count - 1; their batch losses."""

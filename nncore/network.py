@@ -15,7 +15,7 @@ from . import saving
 from .callbacks import History
 from ._data import as_float_array, check_positive_int, check_shape
 from ._threads import begin_native_run, end_native_run, get_num_threads
-from ._native.plan import Plan, apply_update, shuffle as shuffle_order
+from ._native.plan import Plan, apply_update, new_shuffle_state, shuffle as shuffle_order
 from .layers.base import Layer
 
 PREDICT_CHUNK = 256
@@ -59,6 +59,7 @@ class Network:
         self._version = 0
         self._param_count = None
         self._fit_thread: Optional[int] = None
+        self._shuffle_state: Optional[np.ndarray] = None
         for layer in layers or []:
             self.add(layer)
 
@@ -249,6 +250,14 @@ class Network:
                                  initial_epoch, learning_rate)
         finally:
             self._fit_thread = None
+
+    def _shuffle_generator(self) -> np.ndarray:
+        """The state of the generator that shuffles the samples of each epoch
+        (drawn once from the network's seed, kept across fit calls and saved
+        with the model, so that fit(2 epochs) twice equals fit(4 epochs))."""
+        if self._shuffle_state is None:
+            self._shuffle_state = new_shuffle_state(int(self.rng.integers(2**63)))
+        return self._shuffle_state
 
     def _claim_for_training(self) -> None:
         # fit changes the weights in place: refuse a second fit, and predict

@@ -41,7 +41,7 @@ RNG_NAMES = ("PCG64", "PCG64DXSM")
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)   # fixed, so that equal networks give equal files
 
 DOCUMENT_KEYS = {"magic", "format_version", "nncore_version", "network", "built", "rng",
-                 "weights", "optimizer_state"}
+                 "shuffle", "weights", "optimizer_state"}
 NETWORK_KEYS = {"dtype", "input_shape", "seed", "layers", "loss", "optimizer"}
 
 
@@ -236,7 +236,8 @@ def write(net, f, include_optimizer: bool = True) -> None:
         optimizer_state = manifest(net.optimizer.get_state())
     document = {"magic": MAGIC, "format_version": FORMAT_VERSION,
                 "nncore_version": __version__, "network": config, "built": bool(net.built),
-                "rng": _rng_state(net.rng), "weights": weights,
+                "rng": _rng_state(net.rng), "shuffle": _shuffle_state(net),
+                "weights": weights,
                 "optimizer_state": optimizer_state}
     text = json.dumps(document, allow_nan=False, sort_keys=True,
                       separators=(",", ":")).encode("utf-8")
@@ -246,6 +247,11 @@ def write(net, f, include_optimizer: bool = True) -> None:
             info = zipfile.ZipInfo(f"w{index}.npy", _ZIP_DATE)
             with archive.open(info, "w", force_zip64=value.nbytes > (1 << 30)) as member:
                 np.lib.format.write_array(member, value, allow_pickle=False)
+
+
+def _shuffle_state(net) -> Optional[list]:
+    state = net._shuffle_state
+    return None if state is None else [int(word) for word in state]
 
 
 def _rng_state(rng) -> Optional[dict]:
@@ -310,6 +316,7 @@ def read(f, size: int):
             net.build()
             _read_weights(net, archive, members, weights)
         _restore_rng(net, document["rng"])
+        _restore_shuffle(net, document["shuffle"])
         if optimizer_state:      # (empty: an optimizer that has not been built yet)
             if net.optimizer is None:
                 raise ModelFormatError("the file has optimizer state but no optimizer")
@@ -488,6 +495,15 @@ def _read_array(archive, info, entry) -> np.ndarray:
         raise ModelFormatError(f"{info.filename}: holds {len(data)} data bytes, its "
                                f"header declares {_nbytes(entry)}")
     return np.frombuffer(data, dtype).reshape(shape).copy()
+
+
+def _restore_shuffle(net, state) -> None:
+    if state is None:
+        return
+    if not isinstance(state, list) or len(state) != 4 or \
+            not all(_is_int(v) and 0 <= v < 2**64 for v in state):
+        raise ModelFormatError("shuffle: expected 4 integers in [0, 2**64)")
+    net._shuffle_state = np.array(state, np.uint64)
 
 
 def _restore_rng(net, state) -> None:

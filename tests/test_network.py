@@ -184,3 +184,31 @@ def test_predict_batch_size_and_python_path_agree():
     for layer in net.layers:
         out = layer.forward(out)
     np.testing.assert_allclose(out, full, rtol=1e-12)
+
+
+@pytest.mark.parametrize("batch_size", [1, 5])
+def test_results_do_not_depend_on_how_fit_splits_the_steps(monkeypatch, batch_size):
+    # fit runs steps natively in time-sized chunks; per-sample SGD defers
+    # updates over windows, which must not depend on those chunk sizes
+    from nncore import _training
+    x, y = data(n=300)
+    runs = []
+    for seconds in (0.0, 1e9):   # every chunk "slow" (stays small), or all "fast"
+        monkeypatch.setattr(_training.Training, "CHUNK_SECONDS", seconds)
+        net = native_net("float32", seed=4).use(mse, mse_prime)
+        net.fit(x, y, epochs=3, learning_rate=0.05, batch_size=batch_size, verbose=0)
+        runs.append(net.params)
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("batch_size", [1, 8])
+def test_two_fits_equal_one_longer_fit(batch_size):
+    x, y = data(n=100)
+    one = native_net(seed=2).use("mse")
+    one.fit(x, y, epochs=4, learning_rate=0.05, batch_size=batch_size, verbose=0)
+    two = native_net(seed=2).use("mse")
+    for _ in range(2):
+        two.fit(x, y, epochs=2, learning_rate=0.05, batch_size=batch_size, verbose=0)
+    for a, b in zip(one.params, two.params):
+        np.testing.assert_array_equal(a, b)
