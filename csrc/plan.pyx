@@ -468,24 +468,34 @@ def shuffle(int64_t[::1] order, uint64_t[::1] state):
     _new_order(&order[0], order.shape[0], &state[0])
 
 
+# True when no element of a (count) is NaN or inf (x - x is 0 only for finite x)
+cdef bint _all_finite(const real* a, Py_ssize_t count) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(count):
+        if a[i] - a[i] != 0:
+            return False
+    return True
+
+
 def all_finite(array):
-    """True when no element of the contiguous float array is NaN or inf."""
-    cdef Py_ssize_t i, count = array.size
-    cdef bint finite = True
+    """True when no element of the contiguous float array is NaN or inf.
+
+    Small arrays are checked without releasing the GIL: a release and
+    re-acquire costs more than the check and hands the GIL to other threads."""
+    cdef Py_ssize_t count = array.size
+    cdef bint finite
     cdef const float* f
     cdef const double* d
     if dtype_code(array) == F32:
         f = <const float*>address(array)
+        if count < 65536:
+            return _all_finite(f, count)
         with nogil:
-            for i in range(count):
-                if f[i] - f[i] != 0:
-                    finite = False
-                    break
+            finite = _all_finite(f, count)
     else:
         d = <const double*>address(array)
+        if count < 65536:
+            return _all_finite(d, count)
         with nogil:
-            for i in range(count):
-                if d[i] - d[i] != 0:
-                    finite = False
-                    break
+            finite = _all_finite(d, count)
     return finite

@@ -99,7 +99,8 @@ class Training:
         for callback in self.callbacks:
             callback.set_network(net)
             callback.on_train_begin()
-        done, chunk, self.logs = 0, self.align, {}
+        self.logs: dict = {}
+        done, chunk = 0, self.align
         while done < self.total and not net.stop_training:
             k = done % self.per_epoch
             if k == 0:

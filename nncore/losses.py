@@ -58,7 +58,7 @@ class Loss:
         target = self._checked_target(y_true, pred, n, dtype)
         grad = np.empty_like(pred2) if want_gradient else None
         value = evaluate_loss(op, pred2, target, grad)
-        return value, (grad.reshape(pred.shape) if want_gradient else None)
+        return value, (grad.reshape(pred.shape) if grad is not None else None)
 
     def _checked_target(self, y_true, pred, n: int, dtype) -> np.ndarray:
         # the kernels trust these sizes (and label ranges): check them here

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Iterable, List, Optional, Sequence
+from typing import Any, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -33,6 +33,9 @@ class Network:
     numbers.
     """
 
+    #: the optimizer updater the cached training plan was set up with
+    _train_plan_updater: Any
+
     def __init__(self, layers: Optional[Iterable[Layer]] = None,
                  input_shape: Optional[Sequence[int]] = None, dtype="float32",
                  seed: Optional[int] = None):
@@ -47,8 +50,8 @@ class Network:
         self.layers: List[Layer] = []
         self.input_shape = None if input_shape is None else \
             check_shape(input_shape, "Network: input_shape")
-        self.loss = None
-        self.optimizer = None
+        self.loss: Optional[Union[losses_module.Loss, losses_module.FunctionLoss]] = None
+        self.optimizer: Optional[optimizers_module.Optimizer] = None
         self.metrics: list = []
         self._article_loss = False
         self.history: Optional[History] = None
@@ -57,7 +60,7 @@ class Network:
         self._train_plan: Optional[Plan] = None
         self._local = threading.local()
         self._version = 0
-        self._param_count = None
+        self._param_count: Optional[int] = None
         self._fit_thread: Optional[int] = None
         self._shuffle_state: Optional[np.ndarray] = None
         for layer in layers or []:
@@ -112,6 +115,8 @@ class Network:
                 if p.dtype != self.dtype or not p.flags.c_contiguous:
                     raise TypeError(self._where(index, f"parameters must be C-contiguous "
                                                        f"{self.dtype} arrays, got {p.dtype}"))
+            if layer.output_shape is None:
+                raise TypeError(self._where(index, "build() did not set output_shape"))
             shape = tuple(layer.output_shape)
         self.built = True
         return self
@@ -158,10 +163,12 @@ class Network:
         x = as_float_array(x, self.dtype, what)
         if not self.built:
             self.build(x.shape[1:])
-        if x.shape[1:] != self.input_shape:
+        input_shape = self.input_shape
+        assert input_shape is not None       # set by build
+        if x.shape[1:] != input_shape:
             first = type(self.layers[0]).__name__
             raise ValueError(f"layer 0 ({first}): expected input shape "
-                             f"{(None,) + self.input_shape}, received {x.shape}")
+                             f"{(None,) + input_shape}, received {x.shape}")
         return x
 
     def _targets(self, y, n: int) -> np.ndarray:
@@ -178,13 +185,13 @@ class Network:
             width = out_shape[-1]
             rows = out_size // width
             if y.size != n * rows:
-                raise ValueError(f"{self.loss.name}: expected one class label per sample "
+                raise ValueError(f"{self._loss_name()}: expected one class label per sample "
                                  f"row, shape {(n,) + out_shape[:-1]}, received {y.shape}")
             labels = y.reshape(n, rows)
             if not np.isfinite(labels).all() or (labels != np.round(labels)).any():
-                raise ValueError(f"{self.loss.name}: labels must be integers")
+                raise ValueError(f"{self._loss_name()}: labels must be integers")
             if labels.min() < 0 or labels.max() >= width:
-                raise ValueError(f"{self.loss.name}: labels must be in [0, {width}), "
+                raise ValueError(f"{self._loss_name()}: labels must be in [0, {width}), "
                                  f"found {labels.min():g}..{labels.max():g}")
             return np.ascontiguousarray(labels, dtype=self.dtype)
         if y.size != n * out_size:
@@ -326,6 +333,8 @@ class Network:
                       state) -> np.ndarray:
         """The per-layer Python loop, for networks with Python layers or losses;
         the same steps as `Plan.train`."""
+        loss = self.loss
+        assert loss is not None              # fit checks that a loss is set
         n = x.shape[0]
         per_epoch = math.ceil(n / batch_size)
         losses = np.empty(len(rates))
@@ -342,10 +351,10 @@ class Network:
                 target = target.reshape((len(index),) + target_shape)
             for layer in self.layers:
                 out = layer.forward(out, training=True)
-            losses[s] = self.loss(target, out)
+            losses[s] = loss(target, out)
             self._last_batch = (np.reshape(out, (len(index), -1)),
                                 np.reshape(target, (len(index), -1)))
-            grad = self.loss.gradient(target, out)
+            grad = loss.gradient(target, out)
             for layer in reversed(self.layers):
                 grad = layer.backward(grad)
             apply_update(optimizer.updater, params, grads, float(rate))
@@ -392,7 +401,7 @@ class Network:
         """A table of the layers, their output shapes and parameter counts."""
         rows = [("#", "Layer (type)", "Output Shape", "Param #")]
         for i, layer in enumerate(self.layers):
-            shape = (None,) + tuple(layer.output_shape) if layer.built else "(unbuilt)"
+            shape = (None,) + tuple(layer._built_output_shape()) if layer.built else "(unbuilt)"
             rows.append((str(i), repr(layer), str(shape), f"{layer.count_params():,}"))
         widths = [max(len(r[c]) for r in rows) for c in range(4)]
         line = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip()

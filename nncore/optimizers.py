@@ -18,6 +18,7 @@ from ._native.optim import OptimUpdater, SGDUpdater
 from .registry import auto_register
 
 LearningRate = Union[float, Callable[[int], float]]
+Updater = Union[OptimUpdater, SGDUpdater]
 
 
 def _check(value, what: str, low: float = 0.0, high: Optional[float] = None,
@@ -40,6 +41,10 @@ class Optimizer:
 
     #: names of the state arrays kept per parameter (subclasses)
     slots: tuple = ()
+    #: name of the native update kernel (subclasses using OptimUpdater)
+    kernel: str
+    #: get_state() arrays given to set_state before build (installed by build)
+    _pending_state: Optional[list]
 
     def __init_subclass__(cls, **kwargs):
         # optimizers defined in nncore are savable by class name (issue 5)
@@ -50,6 +55,7 @@ class Optimizer:
                  clipnorm: Optional[float] = None, clipvalue: Optional[float] = None,
                  global_clipnorm: Optional[float] = None):
         name = type(self).__name__
+        self.learning_rate: LearningRate
         if callable(learning_rate):
             self.learning_rate = learning_rate
         else:
@@ -64,7 +70,7 @@ class Optimizer:
         self.global_clipnorm = (None if global_clipnorm is None else
                                 _check(global_clipnorm, f"{name}: global_clipnorm",
                                        low_open=True))
-        self._updater = None
+        self._updater: Optional[Updater] = None
         self.state: List[tuple] = []
 
     # ------------------------------------------------------------ learning rate
@@ -101,7 +107,7 @@ class Optimizer:
         if pending is not None:
             self.load_state(pending)
 
-    def native(self, dtype, params: list):
+    def native(self, dtype, params: list) -> Updater:
         return OptimUpdater(self.kernel, np.dtype(dtype), list(params), self.state,
                             self.hyper())
 
@@ -157,10 +163,10 @@ class Optimizer:
             raise ValueError(f"{name}: the last state array must be the step count")
         for target, value in zip(targets, arrays):
             np.copyto(target, value, casting="same_kind")
-        self._updater.step = int(step[0])
+        self.updater.step = int(step[0])
 
     @property
-    def updater(self):
+    def updater(self) -> Updater:
         if self._updater is None:
             raise RuntimeError(f"{type(self).__name__}: build the optimizer first")
         return self._updater
@@ -203,7 +209,7 @@ class SGD(Optimizer):
         return (self.momentum == 0 and self.weight_decay == 0 and self.clipnorm is None
                 and self.clipvalue is None and self.global_clipnorm is None)
 
-    def native(self, dtype, params: list):
+    def native(self, dtype, params: list) -> Updater:
         if self.plain:
             return SGDUpdater(np.dtype(dtype))
         return super().native(dtype, params)

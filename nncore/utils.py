@@ -40,11 +40,11 @@ def train_test_split(*arrays, test_size: float = 0.25, shuffle: bool = True,
     (0, 1) or a sample count; without `shuffle` the test part is the tail."""
     if not arrays:
         raise ValueError("train_test_split needs at least one array")
-    arrays = [np.asarray(a) for a in arrays]
-    n = len(arrays[0])
-    if any(len(a) != n for a in arrays):
+    data = [np.asarray(a) for a in arrays]
+    n = len(data[0])
+    if any(len(a) != n for a in data):
         raise ValueError(f"train_test_split: arrays differ in length "
-                         f"{[len(a) for a in arrays]}")
+                         f"{[len(a) for a in data]}")
     if isinstance(test_size, (float, np.floating)):
         if not 0 < test_size < 1:
             raise ValueError(f"train_test_split: test_size must be in (0, 1), got {test_size}")
@@ -58,6 +58,6 @@ def train_test_split(*arrays, test_size: float = 0.25, shuffle: bool = True,
              else np.arange(n))
     train, test = order[:n - held], order[n - held:]
     out = []
-    for a in arrays:
+    for a in data:
         out += [a[train], a[test]]
     return out

@@ -27,6 +27,8 @@ def _load_cython_blas() -> None:
             if os.path.isfile(path):
                 loader = importlib.machinery.ExtensionFileLoader(_NAME, path)
                 spec = importlib.util.spec_from_file_location(_NAME, path, loader=loader)
+                if spec is None:    # not expected for an existing file and a loader
+                    break
                 module = importlib.util.module_from_spec(spec)
                 sys.modules[_NAME] = module
                 try:

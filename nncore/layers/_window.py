@@ -35,7 +35,7 @@ def image_shape(layer, input_shape) -> Tuple[int, int, int]:
     if len(input_shape) != 3:
         raise ValueError(f"{type(layer).__name__}: expected input of shape "
                          f"(None, height, width, channels), received {(None,) + tuple(input_shape)}")
-    return tuple(int(d) for d in input_shape)
+    return int(input_shape[0]), int(input_shape[1]), int(input_shape[2])
 
 
 def window_geometry(layer, input_shape, size: Pair, strides: Pair, padding) -> Tuple[Pair, Pair]:

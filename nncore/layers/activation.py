@@ -36,8 +36,9 @@ class Activation(NativeLayer):
         self.alpha = check_alpha(self, alpha)
 
     def make_ops(self) -> list:
-        size = int(np.prod(self.input_shape, dtype=np.int64))
-        width = self.input_shape[-1] if self.input_shape else 1
+        shape = self._built_input_shape()
+        size = int(np.prod(shape, dtype=np.int64))
+        width = shape[-1] if shape else 1
         return [ActivationOp(ACTIVATION_NAMES[self.activation], self.dtype, size, width,
                              self.alpha)]
 

@@ -42,6 +42,16 @@ class Layer:
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return input_shape
 
+    # internal: the shapes of a built layer (input_shape/output_shape are None
+    # only before build, so callers that run after build use these)
+    def _built_input_shape(self) -> Shape:
+        assert self.input_shape is not None, f"{type(self).__name__} is not built"
+        return self.input_shape
+
+    def _built_output_shape(self) -> Shape:
+        assert self.output_shape is not None, f"{type(self).__name__} is not built"
+        return self.output_shape
+
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
 
@@ -147,21 +157,21 @@ class NativeLayer(Layer):
         x = as_float_array(x, self.dtype, f"{type(self).__name__}: input", finite=False)
         if not self.built:
             self.build(x.shape[1:])
-        x = self._checked(x, self.input_shape, "input")   # no copy: already converted
+        x = self._checked(x, self._built_input_shape(), "input")   # no copy: already converted
         if self._plan is None:
             self._plan = Plan(self._ops, self.dtype)
         n = x.shape[0]
         self._batch = n
         y = self._plan.forward(x.reshape(n, -1), training)
-        return y.reshape((n,) + self.output_shape).copy()
+        return y.reshape((n,) + self._built_output_shape()).copy()
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         plan = getattr(self, "_plan", None)
         if plan is None:
             raise RuntimeError(f"{type(self).__name__}: backward called before forward")
-        dy = self._checked(dy, self.output_shape, "output gradient")
+        dy = self._checked(dy, self._built_output_shape(), "output gradient")
         if dy.shape[0] != self._batch:
             raise ValueError(f"{type(self).__name__}: the output gradient has "
                              f"{dy.shape[0]} samples, the last forward had {self._batch}")
         dx = plan.backward(dy.reshape(self._batch, -1))
-        return dx.reshape((self._batch,) + self.input_shape).copy()
+        return dx.reshape((self._batch,) + self._built_input_shape()).copy()

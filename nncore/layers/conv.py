@@ -1,7 +1,7 @@
 """Convolution layers: the modern `Conv2D` and the article's `ConvLayer`."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 import numpy as np
 
@@ -59,16 +59,17 @@ class Conv2D(NativeLayer):
                                          kh * kw * self.filters)
         self.kernel = np.ascontiguousarray(kernel, dtype=self.dtype)
         self.bias = np.zeros(self.filters, self.dtype) if self.use_bias else None
-        self.params = [self.kernel] + ([self.bias] if self.use_bias else [])
+        self.params = [self.kernel] if self.bias is None else [self.kernel, self.bias]
         self.grads = [np.zeros_like(p) for p in self.params]
         super().build(input_shape)
 
     def make_ops(self) -> list:
-        (oh, ow), pad = self._geometry(self.input_shape)
+        shape = image_shape(self, self._built_input_shape())
+        (oh, ow), pad = self._geometry(shape)
         g_bias = self.grads[1] if self.use_bias else None
         relu = self.activation == "relu"          # fused into the convolution
-        ops = [ConvOp(self.kernel, self.bias, self.grads[0], g_bias, self.input_shape[:2],
-                      (oh, ow), self.strides, pad, relu)]
+        ops: List[Any] = [ConvOp(self.kernel, self.bias, self.grads[0], g_bias,
+                                 (shape[0], shape[1]), (oh, ow), self.strides, pad, relu)]
         if self.activation is not None and not relu:
             size = oh * ow * self.filters
             ops.append(ActivationOp(ACTIVATION_NAMES[self.activation], self.dtype, size,

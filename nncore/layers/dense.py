@@ -1,7 +1,7 @@
 """Fully connected layers: the modern `Dense` and the article's `FCLayer`."""
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Any, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -58,14 +58,14 @@ class Dense(NativeLayer):
         W = self.kernel_initializer(self.rng, (n_in, self.units), n_in, self.units)
         self.W = np.ascontiguousarray(W, dtype=self.dtype)
         self.b = np.zeros(self.units, self.dtype) if self.use_bias else None
-        self.params = [self.W] + ([self.b] if self.use_bias else [])
+        self.params = [self.W] if self.b is None else [self.W, self.b]
         self.grads = [np.zeros_like(p) for p in self.params]
         super().build(input_shape)
 
     def make_ops(self) -> list:
-        rows = int(np.prod(self.input_shape[:-1], dtype=np.int64))
+        rows = int(np.prod(self._built_input_shape()[:-1], dtype=np.int64))
         gb = self.grads[1] if self.use_bias else None
-        ops = [DenseOp(self.W, self.b, self.grads[0], gb, rows)]
+        ops: List[Any] = [DenseOp(self.W, self.b, self.grads[0], gb, rows)]
         if self.activation is not None:
             size = rows * self.units
             ops.append(ActivationOp(ACTIVATION_NAMES[self.activation], self.dtype, size,

@@ -29,7 +29,7 @@ class Dropout(NativeLayer):
     def make_ops(self) -> list:
         self.rng_state = new_shuffle_state(int(self.rng.integers(2**63)))
         self.state = [self.rng_state]     # the mask generator: saved with the model
-        size = int(np.prod(self.input_shape, dtype=np.int64))
+        size = int(np.prod(self._built_input_shape(), dtype=np.int64))
         return [DropoutOp(self.dtype, size, self.rate, self.rng_state)]
 
     def get_config(self) -> dict:

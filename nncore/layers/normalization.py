@@ -59,7 +59,7 @@ class BatchNormalization(NativeLayer):
         return [(int(input_shape[-1]),)] * 4
 
     def make_ops(self) -> list:
-        size = int(np.prod(self.input_shape, dtype=np.int64))
+        size = int(np.prod(self._built_input_shape(), dtype=np.int64))
         return [BatchNormOp(size, self.gamma, self.beta, self.grads[0], self.grads[1],
                             self.moving_mean, self.moving_var, self._scratch,
                             self.momentum, self.epsilon)]

@@ -34,9 +34,9 @@ class _Pool2D(NativeLayer):
         return (oh, ow, input_shape[2])
 
     def make_ops(self) -> list:
-        out, pad = self._geometry(self.input_shape)
-        return [PoolOp(self.kind, self.dtype, self.input_shape, out, self.pool_size,
-                       self.strides, pad)]
+        shape = image_shape(self, self._built_input_shape())
+        out, pad = self._geometry(shape)
+        return [PoolOp(self.kind, self.dtype, shape, out, self.pool_size, self.strides, pad)]
 
     def get_config(self) -> dict:
         return {"pool_size": list(self.pool_size), "strides": list(self.strides),
@@ -71,8 +71,9 @@ class GlobalAveragePooling2D(NativeLayer):
         return (image_shape(self, input_shape)[2],)
 
     def make_ops(self) -> list:
-        h, w, _ = self.input_shape
-        return [PoolOp("avg", self.dtype, self.input_shape, (1, 1), (h, w), (h, w), (0, 0))]
+        shape = image_shape(self, self._built_input_shape())
+        h, w, _ = shape
+        return [PoolOp("avg", self.dtype, shape, (1, 1), (h, w), (h, w), (0, 0))]
 
     def __repr__(self) -> str:
         return "GlobalAveragePooling2D()"

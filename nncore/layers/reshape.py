@@ -14,7 +14,7 @@ class Flatten(NativeLayer):
         return (int(np.prod(input_shape, dtype=np.int64)),)
 
     def make_ops(self) -> list:
-        return [ReshapeOp(self.dtype, int(np.prod(self.input_shape, dtype=np.int64)))]
+        return [ReshapeOp(self.dtype, int(np.prod(self._built_input_shape(), dtype=np.int64)))]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
