@@ -10,12 +10,13 @@ from .layers import (Activation, ActivationLayer, AveragePooling2D, AvgPool2D,
                      FlattenLayer, GlobalAveragePooling2D, Layer, LeakyReLU, MaxPool2D,
                      MaxPooling2D, ReLU, Sigmoid, Softmax, Tanh)
 from .network import Network
+from .inference import InferenceSession
 from .registry import register_layer
 from .saving import load
 
 __all__ = [
     "__version__", "openmp_enabled", "get_num_threads", "set_num_threads", "threads",
-    "Network", "Layer", "Dense", "FCLayer", "Activation", "ActivationLayer", "Tanh",
+    "Network", "InferenceSession", "Layer", "Dense", "FCLayer", "Activation", "ActivationLayer", "Tanh",
     "Sigmoid", "ReLU", "LeakyReLU", "Softmax", "Conv2D", "ConvLayer", "MaxPool2D",
     "MaxPooling2D", "AvgPool2D", "AveragePooling2D", "GlobalAveragePooling2D", "Flatten",
     "FlattenLayer", "Dropout", "BatchNormalization",

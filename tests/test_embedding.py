@@ -135,3 +135,55 @@ def test_predict_from_another_thread_during_fit_is_refused():
     assert "fit is running on this network in another thread" in errors[0]
     assert "already being trained" in errors[1]
     net.predict(x[:1])  # fine again once fit has returned
+
+
+def test_inference_session_matches_predict_and_writes_into_out(tmp_path):
+    net = mlp()
+    x = np.random.default_rng(2).normal(size=(7, 100)).astype(np.float32)
+    session = nncore.InferenceSession(net)
+    np.testing.assert_array_equal(session.predict(x), net.predict(x))
+    out = np.empty((7, 10), np.float32)
+    assert session.predict(x, out) is out
+    np.testing.assert_array_equal(out, net.predict(x))
+    # lists, other dtypes and Fortran order go through the full validation
+    np.testing.assert_allclose(session.predict(np.asfortranarray(x.astype(np.float64))),
+                               net.predict(x), rtol=1e-6)
+    net.save(tmp_path / "m.nncore")
+    np.testing.assert_array_equal(nncore.InferenceSession(tmp_path / "m.nncore").predict(x),
+                                  net.predict(x))
+
+
+def test_inference_session_steady_state_allocates_nothing():
+    session = nncore.InferenceSession(mlp())
+    x = np.random.default_rng(0).normal(size=(1, 100)).astype(np.float32)
+    out = np.empty((1, 10), np.float32)
+    session.predict(x, out)
+
+    def many():
+        for _ in range(2000):
+            session.predict(x, out)
+    assert traced_peak(many) < 1024
+
+
+@pytest.mark.parametrize("x,out,error,match", [
+    (np.zeros((2, 99), np.float32), None, ValueError, r"expected input shape \(None, 100\)"),
+    (np.full((2, 100), np.nan, np.float32), None, ValueError, "NaN or inf"),
+    (np.zeros((2, 100), np.float32), np.zeros((2, 10)), ValueError, "out must be"),
+    (np.zeros((2, 100), np.float32), np.zeros((3, 10), np.float32), ValueError, "out must be"),
+    (np.zeros((0, 100), np.float32), None, ValueError, "empty"),
+])
+def test_inference_session_rejects_bad_input(x, out, error, match):
+    with pytest.raises(error, match=match):
+        nncore.InferenceSession(mlp()).predict(x, out)
+
+
+def test_inference_session_needs_a_built_native_network():
+    with pytest.raises(RuntimeError, match="not built"):
+        nncore.InferenceSession(nncore.Network([nncore.Dense(3)]))
+
+    class Twice(nncore.Layer):
+        def forward(self, x, training=False):
+            return 2 * x
+    net = nncore.Network([nncore.Dense(3), Twice()], input_shape=(4,)).build()
+    with pytest.raises(TypeError, match="Python layers"):
+        nncore.InferenceSession(net)

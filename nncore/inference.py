@@ -1,0 +1,78 @@
+"""InferenceSession: the thinnest path from an array to a prediction."""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Optional, Union
+
+import numpy as np
+
+from ._data import check_positive_int
+from ._native.plan import Plan, all_finite
+from ._threads import begin_native_run, end_native_run
+from .network import PREDICT_CHUNK, Network
+from .saving import load
+
+
+class InferenceSession:
+    """Predict with a trained network, paying as little as possible per call.
+
+    `InferenceSession(network)` or `InferenceSession("model.nncore")`.  The
+    session checks the network once; `predict(x)` then checks x with a few
+    attribute comparisons (full validation with a clear message only when
+    they fail) and runs the whole network in one native call with the GIL
+    released, writing into `out` when given (no allocation at all once
+    warmed up).  Each thread gets its own buffers, so threads may predict at
+    once.  A session built from a network reads that network's live weights:
+    do not `fit` it while a session predicts (use `network.copy()`).
+    """
+
+    def __init__(self, model: Union[Network, str, "os.PathLike[str]"],
+                 batch_size: int = PREDICT_CHUNK):
+        network = model if isinstance(model, Network) else load(model)
+        if not network.built:
+            raise RuntimeError("InferenceSession: the network is not built; fit it or call "
+                               "build(input_shape) first")
+        ops = network._native_ops()
+        if ops is None:
+            raise TypeError("InferenceSession: the network has Python layers; use "
+                            "Network.predict, which runs them")
+        self.network = network
+        self.dtype = network.dtype
+        self.input_shape = tuple(network.input_shape)
+        self.output_shape = tuple(network.output_shape)
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self._ops = ops
+        self._local = threading.local()
+        self._small_threads = network._blas_threads_for(1)
+
+    def _plan(self) -> Plan:
+        plan = getattr(self._local, "plan", None)
+        if plan is None:
+            plan = self._local.plan = Plan(self._ops, self.dtype)
+        return plan
+
+    def predict(self, x, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """Outputs for the samples of x, shape (n,) + output_shape (into `out`
+        when given: a C-contiguous array of that shape and the session dtype)."""
+        if (type(x) is not np.ndarray or x.dtype != self.dtype or x.shape[1:] != self.input_shape
+                or not x.flags.c_contiguous or not x.shape[0]):
+            x = self.network._inputs(x)          # converts, or says what is wrong
+        elif not all_finite(x):
+            raise ValueError("x contains NaN or inf")
+        n = x.shape[0]
+        if out is None:
+            out = np.empty((n,) + self.output_shape, self.dtype)
+        elif (type(out) is not np.ndarray or out.dtype != self.dtype
+              or out.shape != (n,) + self.output_shape or not out.flags.c_contiguous
+              or not out.flags.writeable):
+            raise ValueError(f"InferenceSession.predict: out must be a writeable C-contiguous "
+                             f"{self.dtype} array of shape {(n,) + self.output_shape}")
+        threads = self._small_threads if n == 1 else self.network._blas_threads_for(
+            min(n, self.batch_size))
+        begin_native_run(threads)
+        try:
+            self._plan().predict(x, out, self.batch_size)
+        finally:
+            end_native_run()
+        return out
