@@ -127,6 +127,44 @@ def import_cost(module):
     return seconds, rss_mb
 
 
+TRAIN_CNN = {
+    "nncore": """
+import numpy as np, nncore
+net = nncore.Network([nncore.Conv2D(32, 3, activation="relu"), nncore.MaxPool2D(2),
+                      nncore.Conv2D(64, 3, activation="relu"), nncore.MaxPool2D(2),
+                      nncore.Flatten(), nncore.Dense(128, activation="relu"), nncore.Dense(10)],
+                     seed=0).use(nncore.losses.SparseCategoricalCrossentropy(from_logits=True),
+                                 optimizer=nncore.optimizers.SGD(0.01))
+x = np.random.default_rng(0).random((1024, 28, 28, 1), np.float32)
+y = np.random.default_rng(1).integers(0, 10, 1024)
+net.fit(x, y, epochs=1, batch_size=128, verbose=0)
+""",
+    "torch": """
+import numpy as np, torch
+nn = torch.nn
+model = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(32, 64, 3),
+                      nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1600, 128), nn.ReLU(),
+                      nn.Linear(128, 10))
+opt = torch.optim.SGD(model.parameters(), lr=0.01)
+x = torch.from_numpy(np.random.default_rng(0).random((1024, 1, 28, 28), np.float32))
+y = torch.from_numpy(np.random.default_rng(1).integers(0, 10, 1024))
+for i in range(0, 1024, 128):
+    opt.zero_grad()
+    nn.functional.cross_entropy(model(x[i:i + 128]), y[i:i + 128]).backward()
+    opt.step()
+""",
+}
+
+
+def training_peak_rss(name):
+    """Peak RSS (MB) of a fresh process training the MNIST CNN at batch 128."""
+    code = TRAIN_CNN[name] + ("\nprint([l.split()[1] for l in open('/proc/self/status') "
+                              "if l.startswith('VmHWM')][0])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    return int(out[-1]) / 1024
+
+
 def main():
     torch = try_torch()
     if torch:
@@ -197,6 +235,12 @@ def main():
         rows.append([f"import {module}", f"{seconds * 1e3:.0f}", f"{rss:.0f}"])
     print("Import cost (median of 5 fresh processes)")
     print(table(rows, ["statement", "ms", "max RSS MB"]))
+
+    if cnn is not None:
+        rows = [[name, f"{training_peak_rss(name):.0f}"]
+                for name in ["nncore"] + (["torch"] if torch else [])]
+        print("\nPeak RSS of a process training the MNIST CNN, batch 128, 1024 samples")
+        print(table(rows, ["library", "peak RSS MB"]))
 
 
 if __name__ == "__main__":
