@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 import nncore
-from _common import table, try_torch
+from _common import median_rate as throughput, table, try_torch
 
 MLP_SIZES = [784, 256, 128, 10]
 
@@ -82,16 +82,6 @@ def raw_blas_mlp(net, x):
         h = np.maximum(h @ W[2] + W[3], 0)
         return h @ W[4] + W[5]
     return run
-
-
-def throughput(run, items, repeats=5):
-    run()
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        rates.append(items / (time.perf_counter() - start))
-    return statistics.median(rates)
 
 
 def threaded_throughput(predict, x, n_threads, seconds=1.0):

@@ -1,6 +1,8 @@
 """Direct sliding-window NumPy references for the convolution and pooling tests."""
 import numpy as np
 
+from reference import numeric_gradient as numerical_gradient  # noqa: F401
+
 
 def same_padding(n, k, s):
     """(before, after) zero padding of Keras 'same' along one axis."""
@@ -89,21 +91,6 @@ def pool_backward(x, dy, kind, k, s, padding):
             dxp[:, rs, cs, :] += inside * (g / inside.sum(axis=(1, 2)))[:, None, None, :]
     (pt, _), (pl, _) = pads
     return dxp[:, pt:pt + x.shape[1], pl:pl + x.shape[2], :]
-
-
-def numerical_gradient(f, array, eps=1e-6):
-    """Central finite differences of the scalar f() w.r.t. `array` (changed in place)."""
-    grad = np.zeros(array.shape)
-    flat, out = array.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        keep = flat[i]
-        flat[i] = keep + eps
-        up = f()
-        flat[i] = keep - eps
-        down = f()
-        flat[i] = keep
-        out[i] = (up - down) / (2 * eps)
-    return grad
 
 
 def relative_error(a, b):
