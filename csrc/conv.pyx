@@ -114,28 +114,33 @@ cdef void conv2d_forward(real* y, real* cols, const real* x, const real* kernel,
 cdef void conv2d_backward(real* dx, real* g_kernel, real* g_bias, real* cols, real* dy,
                           const real* x, const real* y, const real* kernel,
                           Py_ssize_t n, const ConvCfg* c) noexcept nogil:
-    cdef Py_ssize_t r, i, j, j0, width, rows = n * c.OH * c.OW, K = c.kh * c.kw * c.C
+    cdef Py_ssize_t r, r0, i, j, j0, width, rows = n * c.OH * c.OW, K = c.kh * c.kw * c.C
     cdef const real* a = x
-    cdef real g
     cdef double total[256]
+    cdef real partial[256]
     cdef Py_ssize_t F = c.F
-    cdef bint relu = c.relu
-    if c.relu or g_bias != NULL:
-        for j0 in range(0, c.F, 256):           # one pass, 256 columns at a time
-            width = min(256, c.F - j0)
+    if c.relu:
+        # dy *= (y > 0), a select the compiler vectorizes
+        for i in range(rows * F):
+            dy[i] = dy[i] if y[i] > 0 else 0
+    if g_bias != NULL:
+        # column sums of dy (rows, F): float partial sums over blocks of 64 rows,
+        # added up in double
+        for j0 in range(0, F, 256):
+            width = min(256, F - j0)
             for j in range(width):
                 total[j] = 0
-            for r in range(rows):
-                i = r * F + j0
+            for r0 in range(0, rows, 64):
                 for j in range(width):
-                    g = dy[i + j]
-                    if relu:
-                        g = g if y[i + j] > 0 else 0
-                        dy[i + j] = g
-                    total[j] += g
-            if g_bias != NULL:
+                    partial[j] = 0
+                for r in range(r0, min(r0 + 64, rows)):
+                    i = r * F + j0
+                    for j in range(width):
+                        partial[j] += dy[i + j]
                 for j in range(width):
-                    g_bias[j0 + j] = <real>total[j]
+                    total[j] += partial[j]
+            for j in range(width):
+                g_bias[j0 + j] = <real>total[j]
     if not c.direct:
         im2col_batch(cols, x, n, c)
         a = cols
