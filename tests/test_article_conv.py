@@ -7,8 +7,13 @@ from nncore.activations import tanh, tanh_prime
 from nncore.losses import mse, mse_prime
 
 
-def test_article_example_conv_learns(capsys):
+def test_article_example_conv_learns(capsys, monkeypatch):
+    # the article's code is unseeded; fix the data and the network's generator
+    # so the test is deterministic (rare unlucky initializations stall tanh)
     np.random.seed(0)
+    seeded = np.random.default_rng
+    monkeypatch.setattr(np.random, "default_rng",
+                        lambda seed=None: seeded(7 if seed is None else seed))
     # --- the article's example_conv.py from here on
     # training data
     x_train = [np.random.rand(10, 10, 1)]
@@ -35,8 +40,6 @@ def test_article_example_conv_learns(capsys):
     errors = [float(line.split("error=")[1]) for line in capsys.readouterr().out.splitlines()
               if "error=" in line]
     assert len(errors) == 1000
-    # the network is unseeded, as in the article: over 30 seeds the final error was
-    # at most 0.0065 and at most 2.4% of the first epoch's
     assert errors[-1] < 0.1 * errors[0]
     assert out.shape == (1, 4, 4, 2)
     assert np.mean((out[0] - y_train[0]) ** 2) < 0.02

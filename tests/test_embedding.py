@@ -93,12 +93,19 @@ def test_num_threads_api():
         nncore.set_num_threads(0)
 
 
-def test_import_does_not_load_all_of_scipy_linalg():
+def test_import_does_not_load_all_of_scipy_linalg(tmp_path):
+    import os
     import subprocess
     import sys
     code = "import sys, nncore; print('scipy.linalg' in sys.modules)"
+    # run outside the checkout, whose nncore/ has no compiled modules; keep
+    # PYTHONPATH so that an in-place build is found when that is what is tested
+    env = dict(os.environ)
+    if env.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in
+                                            env["PYTHONPATH"].split(os.pathsep) if p)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+                         check=True, cwd=tmp_path, env=env).stdout.strip()
     assert out == "False"
 
 
