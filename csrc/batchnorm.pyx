@@ -5,7 +5,7 @@
 # inference uses the moving statistics.
 from libc.math cimport sqrt
 from cpython.pycapsule cimport PyCapsule_New
-from core cimport real, Op, F32, address, dtype_code
+from core cimport real, Op, F32, address, dtype_code, sgd_step
 
 
 cdef struct BatchNormCfg:
@@ -111,7 +111,7 @@ cdef void _forward(Op* op, Py_ssize_t n, bint training, real* y, const real* x) 
 
 cdef void _backward(Op* op, Py_ssize_t n, real* dx, const real* x) noexcept nogil:
     cdef BatchNormCfg* c = <BatchNormCfg*>op.cfg
-    cdef Py_ssize_t k, rows = n * op.in_size // c.C
+    cdef Py_ssize_t rows = n * op.in_size // c.C
     cdef real* gamma = <real*>c.gamma
     cdef real* beta = <real*>c.beta
     cdef real* g_gamma = <real*>c.g_gamma
@@ -121,9 +121,8 @@ cdef void _backward(Op* op, Py_ssize_t n, real* dx, const real* x) noexcept nogi
                        c.batch_stats)
     if op.sgd_lr != 0:
         # fused SGD, after dx used the old gamma
-        for k in range(c.C):
-            gamma[k] -= <real>op.sgd_lr * g_gamma[k]
-            beta[k] -= <real>op.sgd_lr * g_beta[k]
+        sgd_step(gamma, g_gamma, c.C, <real>op.sgd_lr)
+        sgd_step(beta, g_beta, c.C, <real>op.sgd_lr)
 
 
 cdef void batchnorm_op_forward(Op* op, Py_ssize_t n, bint training) noexcept nogil:

@@ -5,7 +5,7 @@
 import numpy as np
 from libc.string cimport memcpy, memset
 from cpython.pycapsule cimport PyCapsule_New
-from core cimport real, Op, F32, address, dtype_code
+from core cimport real, Op, F32, address, dtype_code, sgd_step
 from blas cimport gemm
 
 
@@ -152,14 +152,6 @@ cdef void conv2d_backward(real* dx, real* g_kernel, real* g_bias, real* cols, re
     else:
         gemm(False, True, rows, K, c.F, 1, dy, c.F, kernel, c.F, 0, cols, K)
         col2im_batch(dx, cols, n, c)
-
-
-# param (size) -= lr * grad (size)
-cdef inline void sgd_step(real* param, const real* grad, Py_ssize_t size,
-                          real lr) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(size):
-        param[i] -= lr * grad[i]
 
 
 cdef void _forward(Op* op, Py_ssize_t n, real* y) noexcept nogil:

@@ -6,7 +6,7 @@
 from libc.math cimport sqrt, sqrtf, pow, INFINITY
 from libc.stdlib cimport malloc, free
 from cpython.pycapsule cimport PyCapsule_New
-from core cimport real, Updater, F32, address, dtype_code
+from core cimport real, Updater, F32, address, dtype_code, sgd_step
 
 cdef enum Kind:
     SGD = 0
@@ -210,7 +210,25 @@ cdef void optim_updater(Updater* u, Py_ssize_t slot, void* param, const void* gr
         _update(u, slot, <double*>param, <const double*>grad, size)
 
 
-cdef class OptimUpdater:
+cdef class NativeUpdater:
+    """An Updater record for plans (`capsule()`) and its step count."""
+    cdef Updater updater
+    cdef readonly bint fusable
+
+    @property
+    def step(self):
+        """Number of completed steps (drives Adam's bias correction)."""
+        return self.updater.step
+
+    @step.setter
+    def step(self, long value):
+        self.updater.step = value
+
+    def capsule(self):
+        return PyCapsule_New(&self.updater, "nncore.Updater", NULL)
+
+
+cdef class OptimUpdater(NativeUpdater):
     """The native step of one optimizer over a fixed list of parameters.
 
     `states` holds, per parameter, a tuple of up to three state arrays shaped
@@ -218,9 +236,7 @@ cdef class OptimUpdater:
     are the parameters in the order of the update slots.  `hyper` maps the
     OptimCfg field names to values.
     """
-    cdef Updater updater
     cdef OptimCfg cfg
-    cdef readonly bint fusable
     cdef list arrays
 
     def __cinit__(self, str kind, dtype, list params, list states, dict hyper):
@@ -271,52 +287,19 @@ cdef class OptimUpdater:
         free(self.cfg.state_b)
         free(self.cfg.state_c)
 
-    @property
-    def step(self):
-        """Number of completed steps (drives Adam's bias correction)."""
-        return self.updater.step
-
-    @step.setter
-    def step(self, long value):
-        self.updater.step = value
-
-    def capsule(self):
-        return PyCapsule_New(&self.updater, "nncore.Updater", NULL)
-
-
-# param (size) -= learning_rate * grad (size)
-cdef void plain_sgd_update(real* param, const real* grad, Py_ssize_t size,
-                           real learning_rate) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(size):
-        param[i] -= learning_rate * grad[i]
-
 
 cdef void sgd_updater(Updater* u, Py_ssize_t slot, void* param, const void* grad,
                       Py_ssize_t size) noexcept nogil:
     if u.dtype == F32:
-        plain_sgd_update(<float*>param, <const float*>grad, size, <float>u.learning_rate)
+        sgd_step(<float*>param, <const float*>grad, size, <float>u.learning_rate)
     else:
-        plain_sgd_update(<double*>param, <const double*>grad, size, u.learning_rate)
+        sgd_step(<double*>param, <const double*>grad, size, u.learning_rate)
 
 
-cdef class SGDUpdater:
+cdef class SGDUpdater(NativeUpdater):
     """Plain SGD.  Plans fuse it into the backward pass of ops with parameters."""
-    cdef Updater updater
-    cdef readonly bint fusable
 
     def __cinit__(self, dtype):
         self.updater.dtype = dtype_code(dtype)
         self.updater.update = sgd_updater
         self.fusable = True
-
-    @property
-    def step(self):
-        return self.updater.step
-
-    @step.setter
-    def step(self, long value):
-        self.updater.step = value
-
-    def capsule(self):
-        return PyCapsule_New(&self.updater, "nncore.Updater", NULL)

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import os
-import threading
 from typing import Optional, Union
 
 import numpy as np
 
 from ._data import check_positive_int
-from ._native.plan import Plan, all_finite
+from ._native.plan import all_finite
 from ._threads import begin_native_run, end_native_run
 from .network import PREDICT_CHUNK, Network
 from .saving import load
@@ -33,24 +32,14 @@ class InferenceSession:
         if not network.built:
             raise RuntimeError("InferenceSession: the network is not built; fit it or call "
                                "build(input_shape) first")
-        ops = network._native_ops()
-        if ops is None:
+        if network._native_ops() is None:
             raise TypeError("InferenceSession: the network has Python layers; use "
                             "Network.predict, which runs them")
         self.network = network
         self.dtype = network.dtype
-        self.input_shape = tuple(network.input_shape)
-        self.output_shape = tuple(network.output_shape)
+        self.input_shape = tuple(network.layers[0]._built_input_shape())
+        self.output_shape = tuple(network.layers[-1]._built_output_shape())
         self.batch_size = check_positive_int(batch_size, "batch_size")
-        self._ops = ops
-        self._local = threading.local()
-        self._small_threads = network._blas_threads_for(1)
-
-    def _plan(self) -> Plan:
-        plan = getattr(self._local, "plan", None)
-        if plan is None:
-            plan = self._local.plan = Plan(self._ops, self.dtype)
-        return plan
 
     def predict(self, x, out: Optional[np.ndarray] = None) -> np.ndarray:
         """Outputs for the samples of x, shape (n,) + output_shape (into `out`
@@ -68,11 +57,11 @@ class InferenceSession:
               or not out.flags.writeable):
             raise ValueError(f"InferenceSession.predict: out must be a writeable C-contiguous "
                              f"{self.dtype} array of shape {(n,) + self.output_shape}")
-        threads = self._small_threads if n == 1 else self.network._blas_threads_for(
-            min(n, self.batch_size))
-        begin_native_run(threads)
+        plan = self.network._predict_plan()
+        assert plan is not None  # every layer is native: checked in __init__
+        begin_native_run(self.network._blas_threads_for(min(n, self.batch_size)))
         try:
-            self._plan().predict(x, out, self.batch_size)
+            plan.predict(x, out, self.batch_size)
         finally:
             end_native_run()
         return out

@@ -59,7 +59,6 @@ class Network:
         self.built = False
         self._train_plan: Optional[Plan] = None
         self._local = threading.local()
-        self._version = 0
         self._param_count: Optional[int] = None
         self._fit_thread: Optional[int] = None
         self._shuffle_state: Optional[np.ndarray] = None
@@ -150,12 +149,12 @@ class Network:
         return ops
 
     def _predict_plan(self) -> Optional[Plan]:
-        # one plan per thread: threads predicting at once use their own buffers
+        """This thread's inference plan (None for a network with Python layers):
+        threads predicting at once use their own buffers.  Called once built."""
         local = self._local
-        if getattr(local, "version", None) != self._version:
+        if not hasattr(local, "plan"):
             ops = self._native_ops()
             local.plan = Plan(ops, self.dtype) if ops else None
-            local.version = self._version
         return local.plan
 
     # ------------------------------------------------------------------ data

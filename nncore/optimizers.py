@@ -14,11 +14,11 @@ from typing import Callable, List, Optional, Union
 import numpy as np
 
 from . import schedules
-from ._native.optim import OptimUpdater, SGDUpdater
+from ._native.optim import NativeUpdater, OptimUpdater, SGDUpdater
 from .registry import auto_register
 
 LearningRate = Union[float, Callable[[int], float]]
-Updater = Union[OptimUpdater, SGDUpdater]
+Updater = NativeUpdater
 
 
 def _check(value, what: str, low: float = 0.0, high: Optional[float] = None,

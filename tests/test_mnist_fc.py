@@ -1,5 +1,4 @@
 """The article's MNIST network, 784-100-50-10 tanh with MSE, trained per sample."""
-import numpy as np
 
 import nncore
 from nncore.activations import tanh, tanh_prime

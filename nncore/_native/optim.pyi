@@ -4,17 +4,15 @@ import numpy as np
 
 KINDS: Dict[str, int]
 
-class OptimUpdater:
+class NativeUpdater:
     @property
     def fusable(self) -> bool: ...
     step: int
-    def __init__(self, kind: str, dtype: Any, params: List[np.ndarray], states: List[Any],
-                 hyper: Dict[str, Any]) -> None: ...
     def capsule(self) -> Any: ...
 
-class SGDUpdater:
-    @property
-    def fusable(self) -> bool: ...
-    step: int
+class OptimUpdater(NativeUpdater):
+    def __init__(self, kind: str, dtype: Any, params: List[np.ndarray], states: List[Any],
+                 hyper: Dict[str, Any]) -> None: ...
+
+class SGDUpdater(NativeUpdater):
     def __init__(self, dtype: Any) -> None: ...
-    def capsule(self) -> Any: ...

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import activations as article
 from .._native.activation import ActivationOp
-from .base import Layer, NativeLayer
+from .base import NativeLayer
 
 # public names -> native kernel names
 ACTIVATION_NAMES = {"identity": "identity", "linear": "identity", "tanh": "tanh",
