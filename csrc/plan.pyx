@@ -10,6 +10,20 @@ from core cimport real, Op, Loss, Updater, DenseCfg, OP_DENSE, F32, address, dty
 from blas cimport gemm
 cimport rng
 
+cdef extern from "runtime.h" nogil:
+    void gate_enter()
+    void gate_leave()
+    int gate_close(double timeout)
+    void gate_open()
+    void gate_reset()
+    double now_seconds()
+
+cdef extern from "Python.h":
+    int PyErr_CheckSignals() except -1
+
+# a long predict looks for pending signals (Ctrl-C) this often, in seconds
+cdef double SIGNAL_INTERVAL = 0.02
+
 # samples per window of deferred first-layer updates in per-sample SGD
 cdef Py_ssize_t WINDOW = 64
 
@@ -198,7 +212,9 @@ cdef class Plan:
         self.last_input = x
         self.ops[0].x = address(x)
         with nogil:
+            gate_enter()
             self._forward(0, n, training)
+            gate_leave()
         return self.acts[self.n_ops][:n]
 
     def backward(self, dy):
@@ -208,7 +224,9 @@ cdef class Plan:
         cdef Py_ssize_t n = dy.shape[0]
         np.copyto(self.deltas[self.n_ops][:n], dy)
         with nogil:
+            gate_enter()
             self._backward(0, n, True, 0.0)
+            gate_leave()
         return self.deltas[0][:n]
 
     def predict(self, x, out, Py_ssize_t chunk=256):
@@ -225,16 +243,25 @@ cdef class Plan:
         cdef char* dst = <char*>address(out)
         cdef Py_ssize_t in_bytes = self.in_size * self.itemsize
         cdef Py_ssize_t out_bytes = self.out_size * self.itemsize
+        cdef double checked = now_seconds()
         with nogil:
             start = 0
-            while start < total:
-                n = min(chunk, total - start)
-                first.x = src + start * in_bytes
-                last.y = dst + start * out_bytes
-                self._forward(0, n, False)
-                start += n
-            first.x = own_input
-            last.y = own_output
+            try:
+                while start < total:
+                    n = min(chunk, total - start)
+                    first.x = src + start * in_bytes
+                    last.y = dst + start * out_bytes
+                    gate_enter()
+                    self._forward(0, n, False)
+                    gate_leave()
+                    start += n
+                    if start < total and now_seconds() - checked > SIGNAL_INTERVAL:
+                        with gil:      # raises KeyboardInterrupt after Ctrl-C
+                            PyErr_CheckSignals()
+                        checked = now_seconds()
+            finally:
+                first.x = own_input
+                last.y = own_output
         return out
 
     def set_training(self, loss, updater, list params, list grads):
@@ -300,6 +327,7 @@ cdef class Plan:
                 k = (first_step + s) % per_epoch
                 if k == 0 and state != NULL:
                     _new_order(&order[0], total, state)
+                gate_enter()
                 if deferred:
                     count = min(WINDOW - k % WINDOW, steps - s, per_epoch - k)
                     self._deferred_steps(xs, ys, &order[k], count, &learning_rates[s],
@@ -309,6 +337,7 @@ cdef class Plan:
                     step_losses[s] = self._step(xs, ys, &order[k * batch_size],
                                                 min(batch_size, total - k * batch_size),
                                                 learning_rates[s])
+                gate_leave()
                 s += count
         return losses
 
@@ -421,6 +450,26 @@ cdef class Plan:
                        count)
 
 
+def fork_prepare(double timeout):
+    """Before a fork: stop native sections from starting and wait (without
+    the GIL) until the running ones have ended.  True when they all ended
+    within `timeout` seconds."""
+    cdef int done
+    with nogil:
+        done = gate_close(timeout)
+    return bool(done)
+
+
+def fork_parent():
+    """After a fork, in the parent: let native sections run again."""
+    gate_open()
+
+
+def fork_child():
+    """After a fork, in the child: forget the parent's threads at the gate."""
+    gate_reset()
+
+
 def evaluate_loss(loss, pred, target, dpred=None):
     """Mean loss of pred (n, size) against target (n, target_size); writes the
     gradient into dpred when given."""
@@ -481,21 +530,31 @@ def all_finite(array):
     """True when no element of the contiguous float array is NaN or inf.
 
     Small arrays are checked without releasing the GIL: a release and
-    re-acquire costs more than the check and hands the GIL to other threads."""
-    cdef Py_ssize_t count = array.size
-    cdef bint finite
-    cdef const float* f
-    cdef const double* d
+    re-acquire costs more than the check and hands the GIL to other threads.
+    Large ones are checked in blocks, looking for pending signals (Ctrl-C)
+    between blocks."""
+    cdef Py_ssize_t count = array.size, start = 0, block = 1 << 20
+    cdef bint finite = True
+    cdef const float* f = NULL
+    cdef const double* d = NULL
+    cdef double checked = now_seconds()
     if dtype_code(array) == F32:
         f = <const float*>address(array)
         if count < 65536:
             return _all_finite(f, count)
-        with nogil:
-            finite = _all_finite(f, count)
     else:
         d = <const double*>address(array)
         if count < 65536:
             return _all_finite(d, count)
-        with nogil:
-            finite = _all_finite(d, count)
+    with nogil:
+        while finite and start < count:
+            if f != NULL:
+                finite = _all_finite(f + start, min(block, count - start))
+            else:
+                finite = _all_finite(d + start, min(block, count - start))
+            start += block
+            if start < count and now_seconds() - checked > SIGNAL_INTERVAL:
+                with gil:
+                    PyErr_CheckSignals()
+                checked = now_seconds()
     return finite

@@ -6,7 +6,10 @@ import contextlib
 import os
 from typing import Iterator, Optional
 
+from . import _fork
 from ._native.openmp import get_openmp_threads, set_openmp_threads
+
+MAX_THREADS = 1024
 
 _blas = None  # threadpoolctl controller of the BLAS behind scipy.linalg.cython_blas
 _num_threads: Optional[int] = None
@@ -40,8 +43,9 @@ def get_num_threads() -> int:
 def set_num_threads(n: int) -> None:
     """Use n threads for OpenMP loops and BLAS in nncore's native code."""
     global _num_threads, _blas_current
-    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-        raise ValueError(f"set_num_threads takes a positive integer, got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"set_num_threads takes an integer from 1 to {MAX_THREADS}, "
+                         f"got {n!r}")
     set_openmp_threads(n)
     blas = _blas_controller()
     if blas:
@@ -83,3 +87,16 @@ def begin_native_run(blas_threads: int) -> None:
 def end_native_run() -> None:
     global _active_runs
     _active_runs -= 1
+
+
+def _after_fork_in_child(drained: bool) -> None:
+    """The native runs counted here belonged to threads the child does not
+    have.  When a fork could not wait for them to end, the child stays on
+    one thread."""
+    global _active_runs
+    _active_runs = 0
+    if not drained:
+        set_num_threads(1)
+
+
+_fork.on_child(_after_fork_in_child)

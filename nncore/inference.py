@@ -57,11 +57,19 @@ class InferenceSession:
               or not out.flags.writeable):
             raise ValueError(f"InferenceSession.predict: out must be a writeable C-contiguous "
                              f"{self.dtype} array of shape {(n,) + self.output_shape}")
-        plan = self.network._predict_plan()
+        elif np.may_share_memory(out, x):
+            raise ValueError("InferenceSession.predict: out overlaps x; pass a separate "
+                             "output array")
+        network = self.network
+        plan = network._predict_plan()
         assert plan is not None  # every layer is native: checked in __init__
-        begin_native_run(self.network._blas_threads_for(min(n, self.batch_size)))
+        network._guard.begin_read("InferenceSession.predict")
         try:
-            plan.predict(x, out, self.batch_size)
+            begin_native_run(network._blas_threads_for(min(n, self.batch_size)))
+            try:
+                plan.predict(x, out, self.batch_size)
+            finally:
+                end_native_run()
         finally:
-            end_native_run()
+            network._guard.end_read()
         return out

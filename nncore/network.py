@@ -14,6 +14,7 @@ from . import optimizers as optimizers_module
 from . import saving
 from .callbacks import History
 from ._data import as_float_array, check_positive_int, check_shape
+from ._guard import UseGuard
 from ._threads import begin_native_run, end_native_run, get_num_threads
 from ._native.plan import Plan, apply_update, new_shuffle_state, shuffle as shuffle_order
 from .layers.base import Layer
@@ -60,7 +61,7 @@ class Network:
         self._train_plan: Optional[Plan] = None
         self._local = threading.local()
         self._param_count: Optional[int] = None
-        self._fit_thread: Optional[int] = None
+        self._guard = UseGuard()      # one fit, or any number of predicts
         self._shuffle_state: Optional[np.ndarray] = None
         for layer in layers or []:
             self.add(layer)
@@ -249,13 +250,13 @@ class Network:
         shuffling).  A NaN or inf loss raises FloatingPointError naming the
         epoch and batch, unless a TerminateOnNaN callback ends training.
         """
-        self._claim_for_training()
+        self._guard.begin_write("Network.fit")
         try:
             return _training.fit(self, x, y, epochs, batch_size, validation_data,
                                  validation_split, shuffle, verbose, callbacks,
                                  initial_epoch, learning_rate)
         finally:
-            self._fit_thread = None
+            self._guard.end_write()
 
     def _shuffle_generator(self) -> np.ndarray:
         """The state of the generator that shuffles the samples of each epoch
@@ -264,21 +265,6 @@ class Network:
         if self._shuffle_state is None:
             self._shuffle_state = new_shuffle_state(int(self.rng.integers(2**63)))
         return self._shuffle_state
-
-    def _claim_for_training(self) -> None:
-        # fit changes the weights in place: refuse a second fit, and predict
-        # from other threads (see _check_not_training), while it runs
-        if self._fit_thread is not None:
-            raise RuntimeError("Network.fit: this network is already being trained "
-                               "(in another thread)")
-        self._fit_thread = threading.get_ident()
-
-    def _check_not_training(self) -> None:
-        owner = self._fit_thread
-        if owner is not None and owner != threading.get_ident():
-            raise RuntimeError("Network.predict: fit is running on this network in another "
-                               "thread and is changing its weights; predict on a copy or "
-                               "after fit returns")
 
     def _shaped(self, out, target):
         """Network outputs and targets (flattened per sample) in the shapes
@@ -367,7 +353,13 @@ class Network:
                                "fit it, call build(input_shape) or pass input_shape=")
         chunk = PREDICT_CHUNK if batch_size is None else check_positive_int(batch_size,
                                                                              "batch_size")
-        self._check_not_training()
+        self._guard.begin_read("Network.predict")
+        try:
+            return self._predict(x, chunk)
+        finally:
+            self._guard.end_read()
+
+    def _predict(self, x, chunk: int) -> np.ndarray:
         x = self._inputs(x)
         n = x.shape[0]
         plan = self._predict_plan()
@@ -420,7 +412,11 @@ class Network:
     # Thin wrappers over nncore/saving.py; keep this block at the end of the class.
     def save(self, path, include_optimizer: bool = True) -> None:
         """Write the network to `path` (atomically); `nncore.load(path)` reads it."""
-        saving.save(self, path, include_optimizer)
+        self._guard.begin_read("Network.save")
+        try:
+            saving.save(self, path, include_optimizer)
+        finally:
+            self._guard.end_read()
 
     def get_config(self) -> dict:
         """The structure as JSON data: dtype, input shape, seed, layers, loss, optimizer."""
@@ -433,7 +429,11 @@ class Network:
 
     def get_weights(self) -> List[np.ndarray]:
         """Copies of every layer's parameters and state arrays, in layer order."""
-        return [w for layer in self.layers for w in layer.get_weights()]
+        self._guard.begin_read("Network.get_weights")
+        try:
+            return [w for layer in self.layers for w in layer.get_weights()]
+        finally:
+            self._guard.end_read()
 
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Copy `get_weights()`-style arrays into the network, checking the
@@ -453,13 +453,25 @@ class Network:
             except (ValueError, TypeError) as error:
                 raise type(error)(self._where(index, error)) from None
             start += count
-        for layer, arrays in zip(self.layers, checked):
-            layer.set_weights(arrays)
+        claimed = self._guard.begin_write("Network.set_weights", nested=True)
+        try:
+            for layer, arrays in zip(self.layers, checked):
+                layer.set_weights(arrays)
+        finally:
+            if claimed:
+                self._guard.end_write()
 
     def copy(self) -> "Network":
         """An independent copy (weights, optimizer state and random state)."""
-        return saving.loads(saving.dumps(self))
+        return saving.loads(self._dumps("Network.copy"))
 
     def __reduce__(self):
         # pickle, copy.deepcopy and multiprocessing go through the model format
-        return (saving.loads, (saving.dumps(self),))
+        return (saving.loads, (self._dumps("pickling a Network"),))
+
+    def _dumps(self, what: str) -> bytes:
+        self._guard.begin_read(what)
+        try:
+            return saving.dumps(self)
+        finally:
+            self._guard.end_read()
