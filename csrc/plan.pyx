@@ -2,6 +2,7 @@
 # A whole run of training steps (gather, forward, loss, backward, update) or a
 # whole prediction is one call with the GIL released.
 import numpy as np
+from nncore._budget import check as check_budget
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from libc.stdint cimport int64_t, uint64_t
@@ -161,12 +162,18 @@ cdef class Plan:
             return
         cdef Py_ssize_t i, work = 0
         sizes = [self.in_size] + [self.ops[i].out_size for i in range(self.n_ops)]
+        per_sample = 2 * sum(sizes)          # activations and their gradients
+        for i in range(self.n_ops):
+            work = max(work, self.ops[i].work_size)
+            per_sample += max(self.ops[i].cache_size, 1)
+        per_sample += max(work, 1)
+        check_budget(n * per_sample * self.itemsize,
+                     f"buffers for a batch of {n} samples ({per_sample * self.itemsize} "
+                     f"bytes per sample)")
         self.acts = [aligned_empty((n, s), self.dtype) for s in sizes]
         self.deltas = [aligned_empty((n, s), self.dtype) for s in sizes]
         self.caches = [aligned_empty((n, max(self.ops[i].cache_size, 1)), self.dtype)
                        for i in range(self.n_ops)]
-        for i in range(self.n_ops):
-            work = max(work, self.ops[i].work_size)
         self.work = aligned_empty((n, max(work, 1)), self.dtype)
         self.capacity = n
         if self.loss != NULL:

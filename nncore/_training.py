@@ -40,6 +40,7 @@ def fit(net, x, y, epochs: int = 1, batch_size: Optional[int] = None, validation
     validation = _validation(net, x, y, validation_data, validation_split)
     if validation is not None and validation_data is None:
         x, y = x[:-len(validation[0])], y[:-len(validation[0])]
+    batch_size = min(batch_size, x.shape[0])   # buffers for the samples there are
     callbacks = list(callbacks or [])
     for callback in callbacks:
         if not isinstance(callback, callbacks_module.Callback):

@@ -219,7 +219,7 @@ class LearningRateScheduler(Callback):
         optimizer = self.network.training_optimizer
         current = optimizer.learning_rate_at(optimizer.iterations)
         rate = float(self.schedule(epoch, current))
-        if not math.isfinite(rate) or rate < 0:
+        if not math.isfinite(rate) or rate <= 0:
             raise ValueError(f"LearningRateScheduler: the schedule returned {rate!r} "
                              f"for epoch {epoch}")
         optimizer.learning_rate = rate

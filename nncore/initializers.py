@@ -48,6 +48,25 @@ def name_of(initializer: Initializer) -> str:
                      f"be saved; use one of {sorted(_BY_NAME)}")
 
 
+BLOCK = 1 << 20   # values drawn per call by `draw`
+
+
+def draw(initializer: Initializer, rng, shape: tuple, fan_in: int, fan_out: int,
+         dtype) -> np.ndarray:
+    """A C-contiguous array of `shape` and `dtype` from `initializer`.  The
+    built-in initializers are drawn in blocks of BLOCK values straight into
+    the result (the same values as one draw), so float32 weights never need
+    a float64 copy of the whole array."""
+    if initializer not in _BY_NAME.values():
+        return np.ascontiguousarray(initializer(rng, shape, fan_in, fan_out), dtype=dtype)
+    out = np.empty(shape, dtype)
+    flat = out.reshape(-1)
+    for start in range(0, flat.size, BLOCK):
+        stop = min(start + BLOCK, flat.size)
+        flat[start:stop] = initializer(rng, (stop - start,), fan_in, fan_out)
+    return out
+
+
 def get(identifier: Union[str, Initializer]) -> Initializer:
     """An initializer from its name or a callable (rng, shape, fan_in, fan_out)."""
     if callable(identifier):

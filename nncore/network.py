@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
 from typing import Any, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
-from . import _training
+from . import _budget, _training
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
@@ -74,6 +75,17 @@ class Network:
         if self.built:
             raise RuntimeError("Network.add: the network is already built; "
                                "add every layer before the first fit or predict")
+        name = type(layer).__name__
+        for index, existing in enumerate(self.layers):
+            if existing is layer:
+                raise ValueError(f"Network.add: this {name} object is already layer {index} "
+                                 f"of the network; each position needs its own layer object")
+        owner = getattr(layer, "_network", None)
+        if owner is not None and owner() is not None and owner() is not self:
+            raise ValueError(f"Network.add: this {name} object already belongs to another "
+                             f"network (layers hold their network's weights); create a new "
+                             f"layer, or use network.copy()")
+        layer._network = weakref.ref(self)
         self.layers.append(layer)
         return self
 
@@ -104,10 +116,12 @@ class Network:
                                "or call fit first")
         shape = check_shape(shape, "Network: input_shape")
         self.input_shape = shape
+        params = 0
         for index, layer in enumerate(self.layers):
             layer.dtype = self.dtype
             layer.rng = self.rng
             try:
+                params += self._budgeted_params(layer, shape, params)
                 layer.build(shape)
             except (ValueError, TypeError) as error:
                 raise type(error)(self._where(index, error)) from None
@@ -120,6 +134,17 @@ class Network:
             shape = tuple(layer.output_shape)
         self.built = True
         return self
+
+    def _budgeted_params(self, layer: Layer, shape, before: int) -> int:
+        """The parameter count of `layer` on input `shape`, checked (with the
+        `before` parameters of the layers before it) against the memory
+        budget before the layer draws any weight."""
+        shapes = layer.weight_shapes(shape) or []
+        count = sum(int(np.prod(s, dtype=object)) for s in shapes)
+        what = f"{count:,} parameters" if not before else \
+            f"{count:,} parameters (and {before:,} in the layers before)"
+        _budget.check((before + count) * self.dtype.itemsize, what)
+        return count
 
     def _where(self, index: int, message) -> str:
         name = type(self.layers[index]).__name__
@@ -155,14 +180,24 @@ class Network:
         local = self._local
         if not hasattr(local, "plan"):
             ops = self._native_ops()
-            local.plan = Plan(ops, self.dtype) if ops else None
+            local.plan = self._checked_plan(Plan(ops, self.dtype)) if ops else None
         return local.plan
+
+    def _checked_plan(self, plan: Plan) -> Plan:
+        """`plan` after checking that it reads whole samples of the network's
+        input (the first layer was built for this input shape)."""
+        expected = int(np.prod(self.input_shape, dtype=np.int64))
+        if plan.in_size != expected:
+            raise RuntimeError(self._where(0, f"built for {plan.in_size} input values per "
+                                              f"sample, the network's input shape "
+                                              f"{self.input_shape} has {expected}"))
+        return plan
 
     # ------------------------------------------------------------------ data
     def _inputs(self, x, what="x") -> np.ndarray:
         x = as_float_array(x, self.dtype, what)
-        if not self.built:
-            self.build(x.shape[1:])
+        if not self.built:     # from the data, unless input_shape was declared
+            self.build(x.shape[1:] if self.input_shape is None else None)
         input_shape = self.input_shape
         assert input_shape is not None       # set by build
         if x.shape[1:] != input_shape:
@@ -225,7 +260,7 @@ class Network:
             if ops is None or loss is None:
                 self._train_plan = None
             else:
-                plan = Plan(ops, self.dtype)
+                plan = self._checked_plan(Plan(ops, self.dtype))
                 plan.set_training(loss, optimizer.updater, self.params, self.grads)
                 self._train_plan = plan
             self._train_plan_updater = optimizer.updater

@@ -79,13 +79,23 @@ class Optimizer:
         return float(rate(step)) if callable(rate) else rate
 
     def learning_rates(self, first_step: int, count: int) -> np.ndarray:
-        """The rates of steps first_step .. first_step + count - 1 (float64)."""
+        """The rates of steps first_step .. first_step + count - 1 (float64);
+        ValueError naming the step when a schedule gives a rate that is not
+        a positive finite number."""
         rate = self.learning_rate
         if isinstance(rate, schedules.LearningRateSchedule):
-            return rate.rates(first_step, count)
-        if callable(rate):
-            return np.array([float(rate(s)) for s in range(first_step, first_step + count)])
-        return np.full(count, rate)
+            rates = np.asarray(rate.rates(first_step, count), dtype=np.float64)
+        elif callable(rate):
+            rates = np.array([float(rate(s)) for s in range(first_step, first_step + count)])
+        else:
+            rates = np.full(count, rate, dtype=np.float64)
+        bad = ~(np.isfinite(rates) & (rates > 0))
+        if bad.any():
+            k = int(np.argmax(bad))
+            raise ValueError(f"{type(self).__name__}: the learning rate (or schedule) "
+                             f"gave {float(rates[k])!r} for step {first_step + k}; rates "
+                             f"must be positive finite numbers")
+        return rates
 
     # ------------------------------------------------------------------- native
     def hyper(self) -> dict:

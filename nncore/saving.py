@@ -15,10 +15,12 @@ directory, flushed, fsynced and renamed over the target.
 """
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
 import re
+import stat
 import tempfile
 import zipfile
 from typing import List, Optional
@@ -263,9 +265,23 @@ def _rng_state(rng) -> Optional[dict]:
 def load(path):
     """The network saved in `path`; ModelFormatError if the file is damaged,
     hostile, from a newer format or names an unregistered class."""
-    with open(os.fspath(path), "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        return _guarded(read, f, size)
+    path = os.fspath(path)
+    # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", path)
+        if not stat.S_ISREG(mode):
+            raise ModelFormatError(f"{path!r} is not a regular file (a device, pipe or "
+                                   f"socket); nncore reads model files only")
+        if hasattr(os, "O_NONBLOCK"):
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    with open(fd, "rb") as f:
+        return _guarded(read, f, os.fstat(fd).st_size)
 
 
 def loads(data: bytes):
@@ -281,9 +297,9 @@ def _guarded(function, *args):
     # (zipfile, numpy or JSON parser errors on garbage) is wrapped here.
     try:
         return function(*args)
-    except ModelFormatError:
+    except (ModelFormatError, MemoryError):
         raise
-    except Exception as error:   # (MemoryError is not: sizes are bounded by the file)
+    except Exception as error:
         raise ModelFormatError(f"damaged or invalid model file "
                                f"({type(error).__name__}: {error})") from error
 

@@ -55,9 +55,8 @@ class Conv2D(NativeLayer):
         kh, kw = self.kernel_size
         channels = int(input_shape[-1])
         shape = (kh, kw, channels, self.filters)
-        kernel = self.kernel_initializer(self.rng, shape, kh * kw * channels,
-                                         kh * kw * self.filters)
-        self.kernel = np.ascontiguousarray(kernel, dtype=self.dtype)
+        self.kernel = initializers.draw(self.kernel_initializer, self.rng, shape,
+                                        kh * kw * channels, kh * kw * self.filters, self.dtype)
         self.bias = np.zeros(self.filters, self.dtype) if self.use_bias else None
         self.params = [self.kernel] if self.bias is None else [self.kernel, self.bias]
         self.grads = [np.zeros_like(p) for p in self.params]

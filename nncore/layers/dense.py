@@ -55,8 +55,8 @@ class Dense(NativeLayer):
     def build(self, input_shape: Sequence[int]) -> None:
         self.compute_output_shape(tuple(input_shape))  # validates before drawing weights
         n_in = int(input_shape[-1])
-        W = self.kernel_initializer(self.rng, (n_in, self.units), n_in, self.units)
-        self.W = np.ascontiguousarray(W, dtype=self.dtype)
+        self.W = initializers.draw(self.kernel_initializer, self.rng, (n_in, self.units),
+                                   n_in, self.units, self.dtype)
         self.b = np.zeros(self.units, self.dtype) if self.use_bias else None
         self.params = [self.W] if self.b is None else [self.W, self.b]
         self.grads = [np.zeros_like(p) for p in self.params]
