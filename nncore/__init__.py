@@ -2,6 +2,7 @@
 from . import (activations, callbacks, datasets, initializers, losses, metrics, optimizers,
                schedules, utils)
 from ._native.openmp import openmp_enabled
+from ._budget import get_memory_budget, set_memory_budget
 from ._threads import get_num_threads, set_num_threads, threads
 from ._version import __version__
 from .errors import ModelFormatError
@@ -16,6 +17,7 @@ from .saving import load
 
 __all__ = [
     "__version__", "openmp_enabled", "get_num_threads", "set_num_threads", "threads",
+    "get_memory_budget", "set_memory_budget",
     "Network", "InferenceSession", "Layer", "Dense", "FCLayer", "Activation", "ActivationLayer", "Tanh",
     "Sigmoid", "ReLU", "LeakyReLU", "Softmax", "Conv2D", "ConvLayer", "MaxPool2D",
     "MaxPooling2D", "AvgPool2D", "AveragePooling2D", "GlobalAveragePooling2D", "Flatten",
