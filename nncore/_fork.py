@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import weakref
+from typing import Callable, List
 
 from ._native import plan as _plan
 from ._native.openmp import openmp_fork_safe, set_openmp_threads
@@ -24,7 +25,7 @@ from ._native.openmp import openmp_fork_safe, set_openmp_threads
 FORK_WAIT = 10.0
 
 _resettable: "weakref.WeakSet" = weakref.WeakSet()
-_child_hooks = []
+_child_hooks: List[Callable[[bool], None]] = []
 _drained = True      # the last fork found no native section running
 
 

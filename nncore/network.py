@@ -80,7 +80,7 @@ class Network:
             if existing is layer:
                 raise ValueError(f"Network.add: this {name} object is already layer {index} "
                                  f"of the network; each position needs its own layer object")
-        owner = getattr(layer, "_network", None)
+        owner = layer._network
         if owner is not None and owner() is not None and owner() is not self:
             raise ValueError(f"Network.add: this {name} object already belongs to another "
                              f"network (layers hold their network's weights); create a new "
@@ -186,6 +186,7 @@ class Network:
     def _checked_plan(self, plan: Plan) -> Plan:
         """`plan` after checking that it reads whole samples of the network's
         input (the first layer was built for this input shape)."""
+        assert self.input_shape is not None       # set by build
         expected = int(np.prod(self.input_shape, dtype=np.int64))
         if plan.in_size != expected:
             raise RuntimeError(self._where(0, f"built for {plan.in_size} input values per "

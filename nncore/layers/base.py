@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import inspect
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -21,6 +21,9 @@ class Layer:
     live parameter arrays in `params`.  Subclass it in pure Python/NumPy to
     write your own layer; the network then runs such layers one by one.
     """
+
+    #: the network holding this layer (a weak reference), set by Network.add
+    _network: Optional[Callable[[], Any]] = None
 
     def __init__(self, name: Optional[str] = None):
         self.name = name
