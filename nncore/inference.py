@@ -23,7 +23,9 @@ class InferenceSession:
     released, writing into `out` when given (no allocation at all once
     warmed up).  Each thread gets its own buffers, so threads may predict at
     once.  A session built from a network reads that network's live weights:
-    do not `fit` it while a session predicts (use `network.copy()`).
+    its predict counts as a predict on the network, so fit on that network
+    raises RuntimeError while a session predicts, and the reverse (train a
+    `network.copy()` instead).  `out` must not overlap x.
     """
 
     def __init__(self, model: Union[Network, str, "os.PathLike[str]"],
