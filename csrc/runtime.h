@@ -15,17 +15,22 @@
 #ifndef NNCORE_RUNTIME_H
 #define NNCORE_RUNTIME_H
 
+#include <time.h>
+
 #ifdef _WIN32
-#include <windows.h>
 /* no fork on Windows: the gate does nothing */
 static void gate_enter(void) {}
 static void gate_leave(void) {}
 static int gate_close(double timeout) { (void)timeout; return 1; }
 static void gate_open(void) {}
 static void gate_reset(void) {}
-static double now_seconds(void) { return (double)GetTickCount64() * 1e-3; }
+static double now_seconds(void)
+{
+    struct timespec t;
+    timespec_get(&t, TIME_UTC);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 #else
-#include <time.h>
 
 static int gate_busy = 0;      /* sections running now */
 static int gate_closed = 0;    /* a fork is waiting for the sections to end */
