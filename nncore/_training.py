@@ -8,6 +8,7 @@ from typing import Optional
 
 import numpy as np
 
+from . import _checks
 from . import callbacks as callbacks_module
 from ._data import check_positive_float, check_positive_int
 from ._progress import Progress
@@ -32,7 +33,7 @@ def fit(net, x, y, epochs: int = 1, batch_size: Optional[int] = None, validation
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
     if learning_rate is not None:
         learning_rate = check_positive_float(learning_rate, "learning_rate")
-    article = net._article_loss or (learning_rate is not None and net.optimizer is None)
+    article = _checks.is_article_style(net)
     batch_size = check_positive_int(batch_size if batch_size is not None
                                     else 1 if article else 32, "batch_size")
     x = net._inputs(x)
@@ -45,10 +46,18 @@ def fit(net, x, y, epochs: int = 1, batch_size: Optional[int] = None, validation
         if not isinstance(callback, callbacks_module.Callback):
             raise TypeError(f"callbacks must be nncore.callbacks.Callback objects, "
                             f"got {type(callback).__name__}")
-    optimizer = net._fit_optimizer(learning_rate)
+    optimizer = net._fit_optimizer()
+    _checks.check_loss_and_outputs(net, x[:batch_size], stacklevel=4)
     run = Training(net, x, y, optimizer, epochs, initial_epoch, batch_size, shuffle,
                    validation, callbacks, verbose, article)
-    return run.run()
+    # learning_rate applies to this call only: the optimizer keeps its own
+    if learning_rate is None:
+        return run.run()
+    own_rate, optimizer.learning_rate = optimizer.learning_rate, learning_rate
+    try:
+        return run.run()
+    finally:
+        optimizer.learning_rate = own_rate
 
 
 class Training:
@@ -222,7 +231,9 @@ class Training:
             callback.on_epoch_end(epoch, logs)
         self.history.on_epoch_end(epoch, logs)
         if self.verbose and self.article:
-            print("epoch %d/%d   error=%f" % (epoch + 1, self.epochs, logs["loss"]))
+            others = "".join(f"   {key}={value:f}" for key, value in logs.items()
+                             if key not in ("loss", "learning_rate"))
+            print("epoch %d/%d   error=%f%s" % (epoch + 1, self.epochs, logs["loss"], others))
         elif self.progress is not None:
             self.progress.epoch_end(epoch, self.n, logs)
 

@@ -7,7 +7,7 @@ from typing import Any, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
-from . import _training
+from . import _checks, _summary, _training, _weights_file
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
@@ -26,8 +26,9 @@ SMALL_WORK = 1 << 24
 class Network:
     """A feed-forward stack of layers.
 
-    Built lazily from the first data it sees (or from `input_shape`, the shape
-    of one sample).  When every layer, the loss and the optimizer are native,
+    Given `input_shape` (the shape of one sample), the network is built at
+    once, every layer as it is added, and inputs of any other shape are
+    refused; without it, it is built from the first data it sees.  When every layer, the loss and the optimizer are native,
     training and prediction run whole batches in single native calls;
     otherwise the network runs its layers one by one in Python, with the same
     numbers.
@@ -62,18 +63,26 @@ class Network:
         self._param_count: Optional[int] = None
         self._fit_thread: Optional[int] = None
         self._shuffle_state: Optional[np.ndarray] = None
+        self._used = False       # set by the first predict or fit (see add)
         for layer in layers or []:
             self.add(layer)
 
     # ----------------------------------------------------------------- structure
     def add(self, layer: Layer) -> "Network":
-        """Append a layer; returns the network so calls can be chained."""
+        """Append a layer; returns the network so calls can be chained.  When
+        the input shape is known, the layer is built at once."""
         if not isinstance(layer, Layer):
             raise TypeError(f"Network.add takes a nncore Layer, got {type(layer).__name__}")
-        if self.built:
-            raise RuntimeError("Network.add: the network is already built; "
+        if self._used:
+            raise RuntimeError("Network.add: the network has already been used; "
                                "add every layer before the first fit or predict")
         self.layers.append(layer)
+        if self.input_shape is not None:
+            try:
+                self._build_layers(len(self.layers) - 1)
+            except BaseException:
+                self.layers.pop()
+                raise
         return self
 
     def use(self, loss, loss_prime=None, optimizer=None, metrics=None) -> "Network":
@@ -93,6 +102,12 @@ class Network:
 
     def build(self, input_shape: Optional[Sequence[int]] = None) -> "Network":
         """Create every layer's weights for samples of `input_shape`."""
+        if input_shape is not None and self.input_shape is not None:
+            shape = check_shape(input_shape, "Network: input_shape")
+            if shape != self.input_shape and self.layers:
+                first = type(self.layers[0]).__name__
+                raise ValueError(f"layer 0 ({first}): expected input shape "
+                                 f"{(None,) + self.input_shape}, received {(None,) + shape}")
         if self.built:
             return self
         if not self.layers:
@@ -101,9 +116,17 @@ class Network:
         if shape is None:
             raise RuntimeError("Network: the input shape is unknown; pass input_shape= "
                                "or call fit first")
-        shape = check_shape(shape, "Network: input_shape")
-        self.input_shape = shape
-        for index, layer in enumerate(self.layers):
+        self.input_shape = check_shape(shape, "Network: input_shape")
+        self._build_layers(0)
+        return self
+
+    def _build_layers(self, first: int) -> None:
+        """Build layers first.. on the output of the layer before them."""
+        assert self.input_shape is not None
+        shape = self.input_shape if first == 0 else \
+            tuple(self.layers[first - 1]._built_output_shape())
+        for index in range(first, len(self.layers)):
+            layer = self.layers[index]
             layer.dtype = self.dtype
             layer.rng = self.rng
             try:
@@ -118,7 +141,7 @@ class Network:
                 raise TypeError(self._where(index, "build() did not set output_shape"))
             shape = tuple(layer.output_shape)
         self.built = True
-        return self
+        self._param_count = None
 
     def _where(self, index: int, message) -> str:
         name = type(self.layers[index]).__name__
@@ -152,6 +175,7 @@ class Network:
         """This thread's inference plan (None for a network with Python layers):
         threads predicting at once use their own buffers.  Called once built."""
         local = self._local
+        self._used = True
         if not hasattr(local, "plan"):
             ops = self._native_ops()
             local.plan = Plan(ops, self.dtype) if ops else None
@@ -237,16 +261,22 @@ class Network:
         """Train on x, y from epoch `initial_epoch` up to `epochs`; returns a
         History (also kept as `network.history`).
 
-        Article-style calls -- the loss was given as functions
-        (`use(mse, mse_prime)`), or `learning_rate` is passed and `use` set no
-        optimizer -- default to batch_size=1 (per-sample SGD) and print the
-        article's `epoch i/N   error=...` line per epoch when verbose.  All
-        other calls default to batch_size=32 and, with verbose=1, show a
-        progress bar (one line per epoch when the output is not a terminal;
-        verbose=2 always one line per epoch).  Without an optimizer set in
-        `use`, training is plain SGD with `learning_rate` (default 0.01).
-        `validation_split` holds out the last fraction of x, y (before
-        shuffling).  A NaN or inf loss raises FloatingPointError naming the
+        Article-style networks -- the loss was given as functions
+        (`use(mse, mse_prime)`), or every layer is one of the article's
+        `FCLayer`, `ActivationLayer`, `ConvLayer`, `FlattenLayer` -- default
+        to batch_size=1 (per-sample SGD) and print the article's
+        `epoch i/N   error=...` line per epoch when verbose (followed by the
+        metrics and validation figures, if any).  All other networks default
+        to batch_size=32 and, with verbose=1, show a progress bar (one line
+        per epoch when the output is not a terminal; verbose=2 always one line
+        per epoch).  Without an optimizer set in `use`, training is plain SGD
+        with rate 0.01.  `learning_rate` applies to this call only: it
+        replaces the optimizer's rate (or schedule) until fit returns, and the
+        optimizer given to `use` keeps its own.  `validation_split` holds out
+        the last fraction of x, y (before shuffling).  A loss on
+        probabilities after a last layer that does not output them (or a
+        loss on logits after a softmax or sigmoid) gives a UserWarning on the
+        first batch.  A NaN or inf loss raises FloatingPointError naming the
         epoch and batch, unless a TerminateOnNaN callback ends training.
         """
         self._claim_for_training()
@@ -289,13 +319,12 @@ class Network:
             return out, target.reshape((n,) + self.output_shape[:-1])
         return out, target.reshape((n,) + self.output_shape)
 
-    def _fit_optimizer(self, learning_rate):
+    def _fit_optimizer(self):
         optimizer = self.optimizer
         if optimizer is None:
             optimizer = self._default_sgd = getattr(self, "_default_sgd", None) or \
                 optimizers_module.SGD()
-        if learning_rate is not None:
-            optimizer.learning_rate = learning_rate
+        self._used = True
         if getattr(optimizer, "_built_for", None) is not self:
             optimizer.build(self.params, self.dtype)
             optimizer._built_for = self
@@ -307,18 +336,27 @@ class Network:
         return [metrics_module.get(m, self.loss, sparse, self.output_shape[-1])
                 for m in self.metrics]
 
-    def evaluate(self, x, y, batch_size: Optional[int] = None) -> dict:
+    def evaluate(self, x, y, batch_size: Optional[int] = None, verbose=0,
+                 return_dict: bool = True):
         """{'loss': ..., <metric>: ...} of the network on x, y (means over the
-        samples)."""
+        samples); with return_dict=False, as Keras: the loss alone, or the
+        list [loss, *metrics] when there are metrics.  `verbose` is accepted
+        for Keras code; evaluate prints nothing."""
         if self.loss is None:
             raise RuntimeError("Network.evaluate: set a loss with use(...) first")
+        _checks.check_verbose(verbose, "Network.evaluate")
         x = self._inputs(x)
         y = self._targets(y, x.shape[0])
-        out, target = self._shaped(self.predict(x, batch_size), y)
+        predicted = self.predict(x, batch_size)
+        if self._fit_thread != threading.get_ident():     # fit checks its own batch
+            _checks.check_loss_and_outputs(self, out=predicted)
+        out, target = self._shaped(predicted, y)
         scores = {"loss": float(self.loss(target, out))}
         for metric in self._resolved_metrics():
             scores[metric.name] = float(metric(target, out))
-        return scores
+        if return_dict:
+            return scores
+        return scores["loss"] if len(scores) == 1 else list(scores.values())
 
     def predict_classes(self, x, batch_size: Optional[int] = None) -> np.ndarray:
         """Class indices: argmax over the last axis, or output > 0.5 for a
@@ -360,8 +398,10 @@ class Network:
         return losses
 
     # ------------------------------------------------------------- inference
-    def predict(self, x, batch_size: Optional[int] = None) -> np.ndarray:
-        """The network output for every sample of x, shape (n,) + output_shape."""
+    def predict(self, x, batch_size: Optional[int] = None, verbose=0) -> np.ndarray:
+        """The network output for every sample of x, shape (n,) + output_shape.
+        `verbose` is accepted for Keras code; predict prints nothing."""
+        _checks.check_verbose(verbose, "Network.predict")
         if not self.built and self.input_shape is None:
             raise RuntimeError("Network.predict: the network is not built yet; "
                                "fit it, call build(input_shape) or pass input_shape=")
@@ -397,21 +437,26 @@ class Network:
 
     # ---------------------------------------------------------------- summary
     def summary(self, print_fn=print) -> str:
-        """A table of the layers, their output shapes and parameter counts."""
-        rows = [("#", "Layer (type)", "Output Shape", "Param #")]
-        for i, layer in enumerate(self.layers):
-            shape = (None,) + tuple(layer._built_output_shape()) if layer.built else "(unbuilt)"
-            rows.append((str(i), repr(layer), str(shape), f"{layer.count_params():,}"))
-        widths = [max(len(r[c]) for r in rows) for c in range(4)]
-        line = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip()
-        rule = "-" * len(line(rows[0]))
-        total = sum(layer.count_params() for layer in self.layers)
-        text = "\n".join([f"Network ({self.dtype}, input {self.input_shape})", rule,
-                          line(rows[0]), rule] + [line(r) for r in rows[1:]] +
-                         [rule, f"Total params: {total:,}"])
+        """A table of the layers, their output shapes and parameter counts
+        (before the network is built: those the layers' own sizes give)."""
+        text = _summary.summary_text(self)
         if print_fn is not None:
             print_fn(text)
         return text
+
+    def count_params(self) -> int:
+        """The number of trained parameters (the network must be built)."""
+        if not self.built:
+            raise RuntimeError("Network.count_params: the network is not built yet; "
+                               "pass input_shape=, call build(input_shape) or fit first")
+        return sum(layer.count_params() for layer in self.layers)
+
+    def compile(self, optimizer=None, loss=None, metrics=None) -> "Network":
+        """Keras' name for `use`: use(loss, optimizer=optimizer, metrics=metrics)."""
+        if loss is None:
+            raise ValueError("Network.compile: give a loss, e.g. compile(optimizer='adam', "
+                             "loss='sparse_categorical_crossentropy')")
+        return self.use(loss, optimizer=optimizer, metrics=metrics)
 
     def __repr__(self) -> str:
         return f"Network({len(self.layers)} layers, dtype={self.dtype})"
@@ -420,7 +465,17 @@ class Network:
     # Thin wrappers over nncore/saving.py; keep this block at the end of the class.
     def save(self, path, include_optimizer: bool = True) -> None:
         """Write the network to `path` (atomically); `nncore.load(path)` reads it."""
+        _checks.check_save_path(path, "Network.save")
         saving.save(self, path, include_optimizer)
+
+    def save_weights(self, path) -> None:
+        """Write only the weights (and layer state) to `path`, atomically."""
+        _weights_file.save_weights(self, path)
+
+    def load_weights(self, path) -> None:
+        """Read `save_weights` arrays into this (built) network, checking them
+        all before changing anything."""
+        _weights_file.load_weights(self, path)
 
     def get_config(self) -> dict:
         """The structure as JSON data: dtype, input shape, seed, layers, loss, optimizer."""
@@ -428,8 +483,10 @@ class Network:
 
     @classmethod
     def from_config(cls, config: dict) -> "Network":
-        """A new network (fresh weights) from `get_config()` output."""
-        return saving.network_from_config(config, cls)
+        """A new network (fresh weights) from `get_config()` output; built
+        when the config has an input shape."""
+        net = saving.network_from_config(config, cls)
+        return net.build() if net.input_shape is not None else net
 
     def get_weights(self) -> List[np.ndarray]:
         """Copies of every layer's parameters and state arrays, in layer order."""

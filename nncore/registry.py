@@ -1,4 +1,4 @@
-"""Registries of the layer, loss and optimizer classes that a saved network
+"""Registries of the layer, loss, optimizer and metric classes that a saved network
 may name.  Loading constructs only registered classes, by name, from JSON
 configs: a model file cannot make nncore import or run anything else.
 
@@ -12,7 +12,8 @@ from typing import Dict, Optional
 
 from .errors import ModelFormatError
 
-_REGISTRIES: Dict[str, Dict[str, type]] = {"layer": {}, "loss": {}, "optimizer": {}}
+_REGISTRIES: Dict[str, Dict[str, type]] = {"layer": {}, "loss": {}, "optimizer": {},
+                                           "metric": {}}
 
 
 def _register(kind: str, cls: type, name: Optional[str] = None) -> type:
@@ -59,6 +60,13 @@ def register_optimizer(cls: Optional[type] = None, *, name: Optional[str] = None
     return decorate if cls is None else decorate(cls)
 
 
+def register_metric(cls: Optional[type] = None, *, name: Optional[str] = None):
+    """Make a user-defined `nncore.metrics.Metric` subclass savable."""
+    def decorate(klass):
+        return _register("metric", klass, name)
+    return decorate if cls is None else decorate(cls)
+
+
 def auto_register(kind: str, cls: type) -> None:
     """Called by the base classes' __init_subclass__: register subclasses that
     are defined inside nncore itself (user classes register explicitly)."""
@@ -80,10 +88,10 @@ def registered_name(kind: str, obj) -> str:
 
 def lookup(kind: str, name) -> type:
     """The registered class called `name`, or ModelFormatError naming it."""
+    from ._checks import unknown_name
     table = _REGISTRIES[kind]
     if not isinstance(name, str) or name not in table:
-        hint = " (register it with @nncore.register_layer before loading)" \
-            if kind == "layer" else ""
-        raise ModelFormatError(f"unknown {kind} class {name!r}{hint}; registered: "
-                               f"{', '.join(sorted(table))}")
+        hint = (f"; register your own classes with @nncore.registry.register_{kind} "
+                f"before loading")
+        raise ModelFormatError(unknown_name(f"{kind} class", name, table, hint))
     return table[name]

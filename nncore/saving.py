@@ -25,6 +25,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from . import metrics as metrics_module
 from . import registry
 from ._version import __version__
 from .errors import ModelFormatError
@@ -43,6 +44,7 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)   # fixed, so that equal networks give equal f
 DOCUMENT_KEYS = {"magic", "format_version", "nncore_version", "network", "built", "rng",
                  "shuffle", "weights", "optimizer_state"}
 NETWORK_KEYS = {"dtype", "input_shape", "seed", "layers", "loss", "optimizer"}
+OPTIONAL_NETWORK_KEYS = {"metrics"}     # written only when set
 
 
 # ----------------------------------------------------------------- config
@@ -56,13 +58,16 @@ def network_config(net) -> dict:
         except (ValueError, TypeError, NotImplementedError) as error:
             raise type(error)(net._where(index, error)) from None
         layers.append({"class": name, "config": config})
-    return {"dtype": net.dtype.name,
-            "input_shape": None if net.input_shape is None else list(net.input_shape),
-            "seed": int(net.seed) if isinstance(net.seed, (int, np.integer)) and
-            not isinstance(net.seed, bool) else None,
-            "layers": layers,
-            "loss": _object_config("loss", net.loss),
-            "optimizer": _object_config("optimizer", net.optimizer)}
+    config = {"dtype": net.dtype.name,
+              "input_shape": None if net.input_shape is None else list(net.input_shape),
+              "seed": int(net.seed) if isinstance(net.seed, (int, np.integer)) and
+              not isinstance(net.seed, bool) else None,
+              "layers": layers,
+              "loss": _object_config("loss", net.loss),
+              "optimizer": _object_config("optimizer", net.optimizer)}
+    if net.metrics:
+        config["metrics"] = _json_value(metrics_module.serialize(net.metrics), "metrics")
+    return config
 
 
 def _object_config(kind: str, obj) -> Optional[dict]:
@@ -98,7 +103,7 @@ def network_from_config(config, cls=None):
     """A new (unbuilt) network from `network_config` output."""
     from .network import Network
     cls = Network if cls is None else cls
-    config = _checked_dict(config, NETWORK_KEYS, "network config")
+    config = _checked_network_dict(config)
     dtype = config["dtype"]
     if dtype not in ("float32", "float64"):
         raise ModelFormatError(f"network config: dtype must be 'float32' or 'float64', "
@@ -119,12 +124,26 @@ def network_from_config(config, cls=None):
         layers.append(_construct(layer_cls, layer_config, f"layer {index} ({cls_name})"))
     loss = _optional_object("loss", config["loss"])
     optimizer = _optional_object("optimizer", config["optimizer"])
-    net = cls(layers, input_shape=input_shape, dtype=dtype, seed=seed)
+    try:
+        metrics = metrics_module.deserialize(config.get("metrics", []))
+    except (ValueError, TypeError) as error:
+        raise ModelFormatError(f"network config: metrics: {error}") from None
+    # the input shape is set after construction, which would build the
+    # network: loading checks the file's shapes before anything is allocated
+    net = cls(layers, dtype=dtype, seed=seed)
+    net.input_shape = input_shape
     if loss is not None:
-        net.use(loss, optimizer=optimizer)
+        net.use(loss, optimizer=optimizer, metrics=metrics)
     else:
-        net.optimizer = optimizer
+        net.optimizer, net.metrics = optimizer, metrics
     return net
+
+
+def _checked_network_dict(config) -> dict:
+    keys = NETWORK_KEYS
+    if isinstance(config, dict):
+        keys = keys | (OPTIONAL_NETWORK_KEYS & set(config))
+    return _checked_dict(config, keys, "network config")
 
 
 def _optional_object(kind: str, entry):
@@ -176,12 +195,18 @@ def _is_int(value) -> bool:
 # ----------------------------------------------------------------- writing
 def save(net, path, include_optimizer: bool = True) -> None:
     """Write `net` to `path` atomically (see the module docstring)."""
+    write_atomically(path, lambda f: write(net, f, include_optimizer))
+
+
+def write_atomically(path, write_to) -> None:
+    """Call `write_to(f)` on a temporary file beside `path`, then rename it
+    over `path`: a crash never leaves a half-written file under that name."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(dir=directory, prefix=".nncore-", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as f:
-            write(net, f, include_optimizer)
+            write_to(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, path)
@@ -218,27 +243,34 @@ def write(net, f, include_optimizer: bool = True) -> None:
     """Write the model file of `net` to the binary file object `f`."""
     config = network_config(net)
     arrays: List[np.ndarray] = []
-
-    def manifest(values) -> list:
-        entries = []
-        for value in values:
-            value = np.ascontiguousarray(value)
-            if value.dtype.kind not in ARRAY_KINDS:
-                raise TypeError(f"cannot save an array of dtype {value.dtype}")
-            entries.append({"member": f"w{len(arrays)}.npy", "dtype": value.dtype.str,
-                            "shape": list(value.shape)})
-            arrays.append(value)
-        return entries
-
-    weights = [manifest(layer.get_weights()) for layer in net.layers] if net.built else None
+    weights = [manifest(layer.get_weights(), arrays) for layer in net.layers] \
+        if net.built else None
     optimizer_state = None
     if include_optimizer and net.optimizer is not None:
-        optimizer_state = manifest(net.optimizer.get_state())
+        optimizer_state = manifest(net.optimizer.get_state(), arrays)
     document = {"magic": MAGIC, "format_version": FORMAT_VERSION,
                 "nncore_version": __version__, "network": config, "built": bool(net.built),
                 "rng": _rng_state(net.rng), "shuffle": _shuffle_state(net),
                 "weights": weights,
                 "optimizer_state": optimizer_state}
+    write_archive(f, document, arrays)
+
+
+def manifest(values, arrays: list) -> list:
+    """Entries describing `values` (appended to `arrays`, stored as w<i>.npy)."""
+    entries = []
+    for value in values:
+        value = np.ascontiguousarray(value)
+        if value.dtype.kind not in ARRAY_KINDS:
+            raise TypeError(f"cannot save an array of dtype {value.dtype}")
+        entries.append({"member": f"w{len(arrays)}.npy", "dtype": value.dtype.str,
+                        "shape": list(value.shape)})
+        arrays.append(value)
+    return entries
+
+
+def write_archive(f, document: dict, arrays: list) -> None:
+    """The zip archive: the JSON document, then arrays[i] as w<i>.npy."""
     text = json.dumps(document, allow_nan=False, sort_keys=True,
                       separators=(",", ":")).encode("utf-8")
     with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
@@ -402,7 +434,7 @@ def _checked_document(document) -> dict:
     if not isinstance(document["built"], bool):
         raise ModelFormatError("'built' must be true or false")
     weights = document["weights"]
-    network = _checked_dict(document["network"], NETWORK_KEYS, "network config")
+    network = _checked_network_dict(document["network"])
     if document["built"]:
         if not isinstance(weights, list) or not isinstance(network["layers"], list) or \
                 len(weights) != len(network["layers"]):

@@ -8,6 +8,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .. import activations as article
+from .._checks import unknown_name
 from .._native.activation import ActivationOp
 from .base import NativeLayer
 
@@ -15,6 +16,12 @@ from .base import NativeLayer
 ACTIVATION_NAMES = {"identity": "identity", "linear": "identity", "tanh": "tanh",
                     "sigmoid": "sigmoid", "relu": "relu", "leaky_relu": "leaky_relu",
                     "softmax": "softmax"}
+
+
+def check_activation(layer, activation) -> None:
+    if activation not in ACTIVATION_NAMES:
+        raise ValueError(f"{type(layer).__name__}: "
+                         f"{unknown_name('activation', activation, ACTIVATION_NAMES)}")
 
 
 def check_alpha(layer, alpha) -> float:
@@ -29,9 +36,7 @@ class Activation(NativeLayer):
 
     def __init__(self, activation: str, alpha: float = 0.01, name: Optional[str] = None):
         super().__init__(name)
-        if activation not in ACTIVATION_NAMES:
-            raise ValueError(f"{type(self).__name__}: unknown activation {activation!r}; "
-                             f"choose one of {sorted(ACTIVATION_NAMES)}")
+        check_activation(self, activation)
         self.activation = activation
         self.alpha = check_alpha(self, alpha)
 

@@ -9,7 +9,7 @@ from .. import initializers
 from .._native.activation import ActivationOp
 from .._native.conv import ConvOp
 from ._window import as_pair, check_padding, image_shape, window_geometry
-from .activation import ACTIVATION_NAMES
+from .activation import ACTIVATION_NAMES, check_activation
 from .base import NativeLayer, Shape
 
 
@@ -31,9 +31,8 @@ class Conv2D(NativeLayer):
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters <= 0:
             raise ValueError(f"{type(self).__name__}: filters must be a positive integer, "
                              f"got {filters!r}")
-        if activation is not None and activation not in ACTIVATION_NAMES:
-            raise ValueError(f"{type(self).__name__}: unknown activation {activation!r}; "
-                             f"choose one of {sorted(ACTIVATION_NAMES)}")
+        if activation is not None:
+            check_activation(self, activation)
         self.filters = int(filters)
         self.kernel_size = as_pair(self, kernel_size, "kernel_size")
         self.strides = as_pair(self, strides, "strides")

@@ -8,7 +8,7 @@ import numpy as np
 from .. import initializers
 from .._native.activation import ActivationOp
 from .._native.dense import DenseOp
-from .activation import ACTIVATION_NAMES
+from .activation import ACTIVATION_NAMES, check_activation
 from .base import NativeLayer, Shape
 
 
@@ -29,9 +29,8 @@ class Dense(NativeLayer):
                                        or isinstance(input_size, bool) or input_size <= 0):
             raise ValueError(f"{type(self).__name__}: input_size must be a positive "
                              f"integer, got {input_size!r}")
-        if activation is not None and activation not in ACTIVATION_NAMES:
-            raise ValueError(f"{type(self).__name__}: unknown activation {activation!r}; "
-                             f"choose one of {sorted(ACTIVATION_NAMES)}")
+        if activation is not None:
+            check_activation(self, activation)
         if not isinstance(use_bias, (bool, np.bool_)):
             raise TypeError(f"{type(self).__name__}: use_bias must be True or False, "
                             f"got {use_bias!r}")

@@ -1,0 +1,122 @@
+"""Checks that catch common mistakes early: unknown names (with suggestions),
+a loss that does not match what the last layer outputs, Keras file names
+given to nncore's writer, and the rule that picks the article's training
+style."""
+from __future__ import annotations
+
+import difflib
+import os
+import warnings
+from typing import Iterable
+
+import numpy as np
+
+# last-layer activations whose outputs are probabilities
+PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid")
+# file name endings of Keras' own formats
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+# how far probabilities may stray from [0, 1] and rows from summing to 1
+RANGE_TOLERANCE = 1e-6
+SUM_TOLERANCE = 1e-3
+# rows of the first batch that the output check looks at, at most
+CHECK_ROWS = 256
+
+
+def unknown_name(kind: str, name, choices: Iterable[str], hint: str = "") -> str:
+    """The message for an unknown `kind` name: the closest valid names
+    ("did you mean ...?") and then every valid name."""
+    choices = sorted(choices)
+    message = f"unknown {kind} {name!r}"
+    if isinstance(name, str):
+        by_lower = {c.lower(): c for c in choices}
+        close = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)
+        if close:
+            message += "; did you mean " + " or ".join(repr(by_lower[c]) for c in close) + "?"
+    return f"{message} (choose one of {choices}{hint})"
+
+
+def is_article_style(net) -> bool:
+    """True for the article's way of training (per-sample SGD by default and
+    the `epoch i/N   error=...` line): the loss was given as functions, as in
+    `use(mse, mse_prime)`, or every layer is one of the article's classes."""
+    from .layers import ActivationLayer, ConvLayer, FCLayer, FlattenLayer
+    article_layers = (FCLayer, ActivationLayer, ConvLayer, FlattenLayer)
+    return bool(net._article_loss) or (
+        bool(net.layers) and all(isinstance(layer, article_layers) for layer in net.layers))
+
+
+def check_save_path(path, what: str) -> None:
+    """Refuse a Keras file name: the file would hold nncore's format, which
+    Keras cannot read."""
+    name = os.fspath(path)
+    if isinstance(name, bytes):
+        name = name.decode(errors="replace")
+    if name.lower().endswith(KERAS_SUFFIXES):
+        raise ValueError(f"{what}: {name!r} has a Keras file extension, but nncore writes "
+                         f"its own format, which Keras cannot read; use a name ending in "
+                         f".nncore")
+
+
+# ------------------------------------------------------- loss vs last layer
+def _last_layer(net) -> str:
+    index = len(net.layers) - 1
+    return f"layer {index} ({type(net.layers[index]).__name__})"
+
+
+def _output_activation(net):
+    activation = getattr(net.layers[-1], "activation", None)
+    return activation if isinstance(activation, str) else None
+
+
+def check_loss_and_outputs(net, x=None, out=None, stacklevel: int = 3) -> None:
+    """Warn (UserWarning) when the loss and the last layer disagree: a loss
+    on probabilities (from_logits=False) whose network outputs are not
+    probabilities, or a loss on logits (from_logits=True) after a softmax or
+    sigmoid.  Looks at `out` (network outputs) or, when not given, runs the
+    network on at most CHECK_ROWS samples of `x`."""
+    from .losses import BinaryCrossentropy, CategoricalCrossentropy
+    loss = net.loss
+    if not isinstance(loss, (BinaryCrossentropy, CategoricalCrossentropy)):
+        return
+    name = type(loss).__name__
+    binary = isinstance(loss, BinaryCrossentropy)
+    if loss.from_logits:
+        activation = _output_activation(net)
+        if activation in PROBABILITY_ACTIVATIONS:
+            warnings.warn(
+                f"{name}(from_logits=True) expects logits (raw scores), but the last "
+                f"layer, {_last_layer(net)}, applies {activation}: remove the "
+                f"{activation} or use {name}(from_logits=False)", UserWarning,
+                stacklevel=stacklevel + 1)
+        return
+    out = net.predict(x[:CHECK_ROWS]) if out is None else out[:CHECK_ROWS]
+    problem = probability_problem(out, categorical=not binary)
+    if problem:
+        warnings.warn(
+            f"{name}(from_logits=False) expects probabilities, but the last layer, "
+            f"{_last_layer(net)}, outputs {problem}: use {name}(from_logits=True) or end "
+            f"the network with a {'Sigmoid' if binary else 'Softmax'} layer", UserWarning,
+            stacklevel=stacklevel + 1)
+
+
+def probability_problem(out: np.ndarray, categorical: bool) -> str:
+    """'' when `out` holds probabilities (rows summing to 1 if
+    `categorical`), else a description of what it holds."""
+    if out.size == 0:
+        return ""
+    low, high = float(out.min()), float(out.max())
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "values that are not finite"
+    if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
+        return f"values in [{low:.3g}, {high:.3g}], outside [0, 1]"
+    if categorical and out.shape[-1] > 1:
+        sums = out.reshape(-1, out.shape[-1]).sum(axis=1, dtype=np.float64)
+        if np.abs(sums - 1).max() > SUM_TOLERANCE:
+            return f"rows summing to {sums.min():.3g}..{sums.max():.3g}, not 1"
+    return ""
+
+
+def check_verbose(verbose, what: str) -> None:
+    """Accept Keras' verbose values (0, 1, 2, 'auto') where nncore prints nothing."""
+    if verbose not in (0, 1, 2, "auto"):
+        raise ValueError(f"{what}: verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
