@@ -40,8 +40,9 @@ def is_article_style(net) -> bool:
     the `epoch i/N   error=...` line): the loss was given as functions, as in
     `use(mse, mse_prime)`, or every layer is one of the article's classes."""
     from .layers import ActivationLayer, ConvLayer, FCLayer, FlattenLayer
+    from .losses import FunctionLoss
     article_layers = (FCLayer, ActivationLayer, ConvLayer, FlattenLayer)
-    return bool(net._article_loss) or (
+    return bool(net._article_loss) or isinstance(net.loss, FunctionLoss) or (
         bool(net.layers) and all(isinstance(layer, article_layers) for layer in net.layers))
 
 
