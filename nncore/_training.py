@@ -153,7 +153,6 @@ class Training:
         else:
             losses = net._train_python(self.x, self.y, self.order, self.batch_size,
                                        first_step, rates, optimizer, self.state)
-        optimizer.updater.step = self.first_iteration + done + count
         return losses
 
     def _account(self, done: int, losses: np.ndarray) -> None:
