@@ -1,10 +1,8 @@
-"""Checks that catch common mistakes early: unknown names (with suggestions),
-a loss that does not match what the last layer outputs, Keras file names
-given to nncore's writer, and the rule that picks the article's training
-style."""
+"""Checks that catch common mistakes early: a loss that does not match what
+the last layer outputs, Keras file names given to nncore's writer, and the
+rule that picks the article's training style."""
 from __future__ import annotations
 
-import difflib
 import os
 import warnings
 from typing import Iterable
@@ -22,19 +20,6 @@ SUM_TOLERANCE = 1e-3
 CHECK_ROWS = 256
 
 
-def unknown_name(kind: str, name, choices: Iterable[str], hint: str = "") -> str:
-    """The message for an unknown `kind` name: the closest valid names
-    ("did you mean ...?") and then every valid name."""
-    choices = sorted(choices)
-    message = f"unknown {kind} {name!r}"
-    if isinstance(name, str):
-        by_lower = {c.lower(): c for c in choices}
-        close = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)
-        if close:
-            message += "; did you mean " + " or ".join(repr(by_lower[c]) for c in close) + "?"
-    return f"{message} (choose one of {choices}{hint})"
-
-
 def is_article_style(net) -> bool:
     """True for the article's way of training (per-sample SGD by default and
     the `epoch i/N   error=...` line): the loss was given as functions, as in
@@ -42,7 +27,7 @@ def is_article_style(net) -> bool:
     from .layers import ActivationLayer, ConvLayer, FCLayer, FlattenLayer
     from .losses import FunctionLoss
     article_layers = (FCLayer, ActivationLayer, ConvLayer, FlattenLayer)
-    return bool(net._article_loss) or isinstance(net.loss, FunctionLoss) or (
+    return bool(net.article_loss) or isinstance(net.loss, FunctionLoss) or (
         bool(net.layers) and all(isinstance(layer, article_layers) for layer in net.layers))
 
 

@@ -1,13 +1,12 @@
 """Weights files (`Network.save_weights` / `load_weights`): the model file's
-container (a zip archive of a JSON document and .npy arrays, written
-atomically, read without pickles and with every size checked) holding only
-the arrays of every layer, in layer order."""
+container (see `modelfile`: a zip archive of a JSON document and .npy
+arrays, written atomically, read without pickles and with every size
+checked) holding only the arrays of every layer, in layer order."""
 from __future__ import annotations
 
 import os
-import zipfile
 
-from . import saving
+from . import modelfile
 from ._checks import check_save_path
 from ._version import __version__
 from .errors import ModelFormatError
@@ -15,6 +14,7 @@ from .errors import ModelFormatError
 MAGIC = "nncore.weights"
 FORMAT_VERSION = 1
 DOCUMENT_KEYS = {"magic", "format_version", "nncore_version", "weights"}
+MODEL_MAGIC = "nncore.model"      # saving.MAGIC, named here to refuse model files
 
 
 def save_weights(net, path) -> None:
@@ -25,9 +25,9 @@ def save_weights(net, path) -> None:
     arrays: list = []
     document = {"magic": MAGIC, "format_version": FORMAT_VERSION,
                 "nncore_version": __version__,
-                "weights": [saving.manifest(layer.get_weights(), arrays)
+                "weights": [modelfile.add_arrays(layer.get_weights(), arrays)
                             for layer in net.layers]}
-    saving.write_atomically(path, lambda f: saving.write_archive(f, document, arrays))
+    modelfile.atomic_write(path, lambda f: modelfile.write_archive(f, document, arrays))
 
 
 def load_weights(net, path) -> None:
@@ -38,7 +38,7 @@ def load_weights(net, path) -> None:
         net.build()
     with open(os.fspath(path), "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        per_layer = saving._guarded(_read, f, size)
+        per_layer = modelfile.guarded(_read, f, size)
     if len(per_layer) != len(net.layers):
         raise ValueError(f"Network.load_weights: the file holds the weights of "
                          f"{len(per_layer)} layers, the network has {len(net.layers)}")
@@ -47,41 +47,33 @@ def load_weights(net, path) -> None:
 
 def _read(f, size: int) -> list:
     """The arrays of every layer in the weights file `f` of `size` bytes."""
-    try:
-        archive = zipfile.ZipFile(f)
-    except zipfile.BadZipFile:
-        raise ModelFormatError("not a nncore weights file (not a zip archive)") from None
-    with archive:
-        members = saving._checked_members(archive, size)
-        if saving.CONFIG_MEMBER not in members:
-            raise ModelFormatError(f"not a nncore weights file (no {saving.CONFIG_MEMBER})")
-        document = saving._parse_json(saving._read_member(archive,
-                                                          members[saving.CONFIG_MEMBER]))
-        if isinstance(document, dict) and document.get("magic") == saving.MAGIC:
+    with modelfile.open_archive(f, size) as archive:
+        members = modelfile.checked_members(archive, size)
+        document = modelfile.read_document(archive, members)
+        if isinstance(document, dict) and document.get("magic") == MODEL_MAGIC:
             raise ModelFormatError("this is a nncore model file, not a weights file: "
                                    "read it with nncore.load")
         if not isinstance(document, dict) or document.get("magic") != MAGIC:
             raise ModelFormatError("not a nncore weights file (wrong magic)")
         version = document.get("format_version")
-        if not saving._is_int(version) or not 1 <= version <= FORMAT_VERSION:
+        if not modelfile.is_int(version) or not 1 <= version <= FORMAT_VERSION:
             raise ModelFormatError(f"weights file format version {version!r} is not one "
                                    f"this nncore ({__version__}) reads")
-        document = saving._checked_dict(document, DOCUMENT_KEYS, saving.CONFIG_MEMBER)
+        document = modelfile.checked_dict(document, DOCUMENT_KEYS, modelfile.CONFIG_MEMBER)
         weights = document["weights"]
         if not isinstance(weights, list):
             raise ModelFormatError("'weights' must list the arrays of every layer")
         for entries in weights:
-            saving._checked_entries(entries, "weights")
-        listed = [saving.CONFIG_MEMBER] + [e["member"] for entries in weights
-                                           for e in entries]
+            modelfile.check_entries(entries, "weights")
+        listed = [modelfile.CONFIG_MEMBER] + [e["member"] for entries in weights
+                                              for e in entries]
         if len(set(listed)) != len(listed) or set(listed) != set(members):
             raise ModelFormatError(f"the archive members {sorted(members)} do not match "
-                                   f"the arrays listed in {saving.CONFIG_MEMBER}")
+                                   f"the arrays listed in {modelfile.CONFIG_MEMBER}")
         arrays = []
         for entries in weights:
             for entry in entries:
-                saving._check_entry_size(entry, members[entry["member"]])
-            arrays.append([saving._read_array(archive, members[e["member"]], e)
+                modelfile.check_entry_size(entry, members[entry["member"]])
+            arrays.append([modelfile.read_array(archive, members[e["member"]], e)
                            for e in entries])
     return arrays
-

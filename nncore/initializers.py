@@ -5,7 +5,7 @@ from typing import Callable, Union
 
 import numpy as np
 
-from ._checks import unknown_name
+from .errors import unknown_name
 
 Initializer = Callable[[np.random.Generator, tuple, int, int], np.ndarray]
 

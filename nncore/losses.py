@@ -7,10 +7,10 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
-from ._checks import unknown_name
 from ._data import as_float_array
 from ._native.loss import LossOp
-from ._native.plan import evaluate_loss
+from ._native.loss import evaluate_loss
+from .errors import unknown_name
 from .registry import auto_register
 
 

@@ -17,7 +17,7 @@ from typing import Callable, Union
 
 import numpy as np
 
-from ._checks import unknown_name
+from .errors import unknown_name
 from .registry import auto_register
 
 

@@ -14,8 +14,8 @@ from typing import Callable, List, Optional, Union
 import numpy as np
 
 from . import schedules
-from ._checks import unknown_name
 from ._native.optim import NativeUpdater, OptimUpdater, SGDUpdater
+from .errors import unknown_name
 from .registry import auto_register
 
 LearningRate = Union[float, Callable[[int], float]]

@@ -7,7 +7,8 @@ How README blocks are run (the convention for anyone writing README.md):
 * A block runs alone, in a fresh namespace that already holds `np` (NumPy)
   and `nncore`, in a fresh temporary working directory (files it writes go
   there), with matplotlib on the Agg backend, and with nncore's class
-  registries restored afterwards (a block may register its own classes).
+  registries holding only nncore's own classes while it runs (a block may
+  register its own classes, as in a fresh process).
 * An HTML comment on the line right before the fence (blank lines allowed in
   between) says what the block needs:
 
@@ -150,8 +151,11 @@ SETUPS = {name[len("setup_"):]: function for name, function in globals().items()
 # ------------------------------------------------------------------- the test
 @pytest.fixture
 def isolated_registries(monkeypatch):
-    monkeypatch.setattr(registry, "_REGISTRIES",
-                        {kind: dict(table) for kind, table in registry._REGISTRIES.items()})
+    """nncore's own classes only (as in a fresh process), restored afterwards."""
+    monkeypatch.setattr(registry, "_REGISTRIES", {
+        kind: {name: cls for name, cls in table.items()
+               if cls.__module__.split(".")[0] == "nncore"}
+        for kind, table in registry._REGISTRIES.items()})
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[block_id(b) for b in BLOCKS])

@@ -8,7 +8,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .. import activations as article
-from .._checks import unknown_name
+from ..errors import unknown_name
 from .._native.activation import ActivationOp
 from .base import NativeLayer
 
