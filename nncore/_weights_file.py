@@ -56,7 +56,8 @@ def _read(f, size: int) -> list:
         if not isinstance(document, dict) or document.get("magic") != MAGIC:
             raise ModelFormatError("not a nncore weights file (wrong magic)")
         version = document.get("format_version")
-        if not modelfile.is_int(version) or not 1 <= version <= FORMAT_VERSION:
+        if not (isinstance(version, int) and modelfile.is_int(version)
+                and 1 <= version <= FORMAT_VERSION):
             raise ModelFormatError(f"weights file format version {version!r} is not one "
                                    f"this nncore ({__version__}) reads")
         document = modelfile.checked_dict(document, DOCUMENT_KEYS, modelfile.CONFIG_MEMBER)

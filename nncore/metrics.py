@@ -13,12 +13,12 @@ metrics given as Python functions cannot be saved.
 from __future__ import annotations
 
 import inspect
-from typing import Callable, Union
+from typing import Any, Callable, Union
 
 import numpy as np
 
 from .errors import unknown_name
-from .registry import auto_register
+from .registry import auto_register, lookup, registered_name
 
 
 class Metric:
@@ -180,8 +180,7 @@ def get(identifier: Union[str, Metric, Callable], loss=None, sparse_labels: bool
 def serialize(metrics: list) -> list:
     """The metrics given to `Network.use` as JSON values: names stay names,
     Metric objects become {"class": registered name, "config": ...}."""
-    from .registry import registered_name
-    entries = []
+    entries: list = []
     for metric in metrics:
         if isinstance(metric, str):
             entries.append(metric)
@@ -198,7 +197,6 @@ def serialize(metrics: list) -> list:
 
 def deserialize(entries) -> list:
     """The metrics of `serialize` output (ValueError when invalid)."""
-    from .registry import lookup
     if not isinstance(entries, list):
         raise ValueError("'metrics' must be a list")
     metrics: list = []
@@ -208,7 +206,8 @@ def deserialize(entries) -> list:
             metrics.append(entry)
         elif isinstance(entry, dict) and set(entry) == {"class", "config"} and \
                 isinstance(entry["config"], dict):
-            metrics.append(lookup("metric", entry["class"]).from_config(entry["config"]))
+            cls: Any = lookup("metric", entry["class"])
+            metrics.append(cls.from_config(entry["config"]))
         else:
             raise ValueError(f"invalid metric entry {entry!r}")
     return metrics

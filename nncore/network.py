@@ -104,10 +104,10 @@ class Network:
         """Create every layer's weights for samples of `input_shape` (a
         network built, or given `input_shape=`, refuses another shape)."""
         if input_shape is not None and self.input_shape is not None and self.layers:
-            shape = check_shape(input_shape, "Network: input_shape")
-            if shape != self.input_shape:
+            given = check_shape(input_shape, "Network: input_shape")
+            if given != self.input_shape:
                 raise ValueError(in_layer(0, self.layers[0], f"expected input shape "
-                                 f"{(None,) + self.input_shape}, received {(None,) + shape}"))
+                                 f"{(None,) + self.input_shape}, received {(None,) + given}"))
         if self.built:
             return self
         if not self.layers:
