@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import List, Optional, Sequence, Union
 
+import threading
+
 import numpy as np
 
 from . import _training
@@ -61,6 +63,7 @@ class Network:
         self.default_optimizer: Optional[optimizers_module.Optimizer] = None
         self.shuffle_state: Optional[np.ndarray] = None   # see Trainer.shuffle_state
         self.built = False
+        self._build_lock = threading.Lock()      # threads may build at once (lazily)
         self.plans = NetworkPlans()
         self.guard = RunGuard()
         for layer in layers or []:
@@ -94,8 +97,12 @@ class Network:
 
     def build(self, input_shape: Optional[Sequence[int]] = None) -> "Network":
         """Create every layer's weights for samples of `input_shape`."""
-        if self.built:
-            return self
+        with self._build_lock:
+            if not self.built:
+                self._build(input_shape)
+        return self
+
+    def _build(self, input_shape: Optional[Sequence[int]]) -> None:
         if not self.layers:
             raise RuntimeError("Network: add at least one layer before building")
         shape = input_shape if input_shape is not None else self.input_shape
@@ -119,7 +126,6 @@ class Network:
                 raise TypeError(in_layer(index, layer, "build() did not set output_shape"))
             shape = tuple(layer.output_shape)
         self.built = True
-        return self
 
     @property
     def output_shape(self):
