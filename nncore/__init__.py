@@ -13,6 +13,7 @@ from .network import Network
 from .inference import InferenceSession
 from .registry import register_layer
 from .saving import load
+from . import onnx          # imports the onnx package only when export is called
 
 __all__ = [
     "__version__", "openmp_enabled", "get_num_threads", "set_num_threads", "threads",

@@ -15,6 +15,9 @@ from .base import NativeLayer
 ACTIVATION_NAMES = {"identity": "identity", "linear": "identity", "tanh": "tanh",
                     "sigmoid": "sigmoid", "relu": "relu", "leaky_relu": "leaky_relu",
                     "softmax": "softmax"}
+# the slope of leaky_relu for x < 0 when it is named as a Dense or Conv2D
+# activation (and the default of LeakyReLU)
+LEAKY_RELU_ALPHA = 0.01
 
 
 def check_alpha(layer, alpha) -> float:
@@ -27,7 +30,8 @@ class Activation(NativeLayer):
     """An element-wise activation by name ('tanh', 'sigmoid', 'relu',
     'leaky_relu', 'softmax', 'identity'); softmax works on the last axis."""
 
-    def __init__(self, activation: str, alpha: float = 0.01, name: Optional[str] = None):
+    def __init__(self, activation: str, alpha: float = LEAKY_RELU_ALPHA,
+                 name: Optional[str] = None):
         super().__init__(name)
         if activation not in ACTIVATION_NAMES:
             raise ValueError(f"{type(self).__name__}: unknown activation {activation!r}; "
@@ -71,7 +75,7 @@ class ReLU(Activation):
 
 
 class LeakyReLU(Activation):
-    def __init__(self, alpha: float = 0.01, name: Optional[str] = None):
+    def __init__(self, alpha: float = LEAKY_RELU_ALPHA, name: Optional[str] = None):
         super().__init__("leaky_relu", alpha=alpha, name=name)
 
 

@@ -9,7 +9,7 @@ from .. import initializers
 from .._native.activation import ActivationOp
 from .._native.conv import ConvOp
 from ._window import as_pair, check_padding, image_shape, window_geometry
-from .activation import ACTIVATION_NAMES
+from .activation import ACTIVATION_NAMES, LEAKY_RELU_ALPHA
 from .base import NativeLayer, Shape
 
 
@@ -73,7 +73,8 @@ class Conv2D(NativeLayer):
         if self.activation is not None and not relu:
             size = oh * ow * self.filters
             ops.append(ActivationOp(ACTIVATION_NAMES[self.activation], self.dtype, size,
-                                    self.filters, 0.01 if self.activation == "leaky_relu" else 0.0))
+                                    self.filters,
+                                    LEAKY_RELU_ALPHA if self.activation == "leaky_relu" else 0.0))
         return ops
 
     def get_config(self) -> dict:

@@ -8,7 +8,7 @@ import numpy as np
 from .. import initializers
 from .._native.activation import ActivationOp
 from .._native.dense import DenseOp
-from .activation import ACTIVATION_NAMES
+from .activation import ACTIVATION_NAMES, LEAKY_RELU_ALPHA
 from .base import NativeLayer, Shape
 
 
@@ -69,7 +69,8 @@ class Dense(NativeLayer):
         if self.activation is not None:
             size = rows * self.units
             ops.append(ActivationOp(ACTIVATION_NAMES[self.activation], self.dtype, size,
-                                    self.units, 0.01 if self.activation == "leaky_relu" else 0.0))
+                                    self.units,
+                                    LEAKY_RELU_ALPHA if self.activation == "leaky_relu" else 0.0))
         return ops
 
     def __repr__(self) -> str:
