@@ -123,7 +123,7 @@ class _Tensor(NamedTuple):
 class _Graph:
     """Collects nodes and constants; names them after the layer being converted."""
 
-    def __init__(self, onnx, dtype):
+    def __init__(self, onnx, dtype) -> None:
         self.onnx = onnx
         self.dtype = np.dtype(dtype)
         self.nodes: List = []
@@ -283,11 +283,11 @@ def _conv(graph: _Graph, layer, tensor: _Tensor) -> _Tensor:
 
 def _pool(op: str, graph: _Graph, layer, tensor: _Tensor) -> _Tensor:
     tensor = _channels_first(graph, tensor)
-    attributes = dict(kernel_shape=list(layer.pool_size), strides=list(layer.strides),
-                      pads=_pads(layer, layer.pool_size))
-    if op == "AveragePool":
-        attributes["count_include_pad"] = 0      # average the elements inside the image only
-    out = graph.node(op, [tensor.name], **attributes)
+    # AveragePool averages the elements inside the image only
+    inside_only = {"count_include_pad": 0} if op == "AveragePool" else {}
+    out = graph.node(op, [tensor.name], kernel_shape=list(layer.pool_size),
+                     strides=list(layer.strides), pads=_pads(layer, layer.pool_size),
+                     **inside_only)
     return _Tensor(out, layer.output_shape, True)
 
 

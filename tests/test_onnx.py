@@ -245,6 +245,17 @@ def test_readme_cnn_float64_matches_onnx_reference():
     assert_reference_matches(net, FLOAT64_TOL)
 
 
+def test_float32_copy_of_a_float64_cnn_runs_in_onnxruntime():
+    net = trained(readme_cnn("float64"), (28, 28, 1), 64)
+    copy = nncore.Network.from_config({**net.get_config(), "dtype": "float32"})
+    copy.build()
+    copy.set_weights(net.get_weights())
+    session = onnxruntime_session(nncore.onnx.export(copy), copy.dtype)
+    x = inputs(net, 7)
+    np.testing.assert_allclose(session.run(None, {"input": x.astype(np.float32)})[0],
+                               net.predict(x), rtol=CNN_TOL, atol=CNN_TOL)
+
+
 def test_article_xor_network_matches_onnxruntime(dtype):
     x = np.array([[[0, 0]], [[0, 1]], [[1, 0]], [[1, 1]]])
     y = np.array([[[0]], [[1]], [[1]], [[0]]])
@@ -396,3 +407,4 @@ def test_import_nncore_does_not_import_onnx(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=tmp_path, env=env).stdout.strip()
     assert out == "False"
+
