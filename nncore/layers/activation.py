@@ -13,7 +13,7 @@ from .base import NativeLayer
 
 # the activation names: those the native kernel knows
 ACTIVATION_NAMES = frozenset(KINDS)
-DEFAULT_ALPHA = 0.01        # LeakyReLU's slope for negative inputs
+LEAKY_RELU_ALPHA = 0.01     # the default slope of leaky_relu for x < 0
 
 
 def check_alpha(layer, alpha) -> float:
@@ -26,7 +26,7 @@ class Activation(NativeLayer):
     """An element-wise activation by name ('tanh', 'sigmoid', 'relu',
     'leaky_relu', 'softmax', 'identity'); softmax works on the last axis."""
 
-    def __init__(self, activation: str, alpha: float = DEFAULT_ALPHA,
+    def __init__(self, activation: str, alpha: float = LEAKY_RELU_ALPHA,
                  name: Optional[str] = None):
         super().__init__(name)
         if activation not in ACTIVATION_NAMES:
@@ -70,7 +70,7 @@ class ReLU(Activation):
 
 
 class LeakyReLU(Activation):
-    def __init__(self, alpha: float = DEFAULT_ALPHA, name: Optional[str] = None):
+    def __init__(self, alpha: float = LEAKY_RELU_ALPHA, name: Optional[str] = None):
         super().__init__("leaky_relu", alpha=alpha, name=name)
 
 
@@ -149,13 +149,13 @@ def fused_activation(layer, activation: ActivationSpec) -> Tuple[Optional[str], 
     output: None, a name, an `Activation` layer such as LeakyReLU(0.2), or
     the {"name": ..., "alpha": ...} form its config uses."""
     if activation is None:
-        return None, DEFAULT_ALPHA
+        return None, LEAKY_RELU_ALPHA
     if isinstance(activation, dict) and set(activation) == {"name", "alpha"}:
         return fused_activation(layer, Activation(activation["name"], activation["alpha"]))
     if isinstance(activation, Activation) and type(activation) is not ActivationLayer:
         return activation.activation, activation.alpha
     if isinstance(activation, str) and activation in ACTIVATION_NAMES:
-        return activation, DEFAULT_ALPHA
+        return activation, LEAKY_RELU_ALPHA
     raise ValueError(f"{type(layer).__name__}: unknown activation {activation!r}; choose one "
                      f"of {sorted(ACTIVATION_NAMES)} or pass an Activation layer such as "
                      f"LeakyReLU(0.2)")
@@ -163,6 +163,6 @@ def fused_activation(layer, activation: ActivationSpec) -> Tuple[Optional[str], 
 
 def activation_config(name: Optional[str], alpha: float) -> Any:
     """The JSON form of a fused activation: its name, with alpha when it matters."""
-    if name == "leaky_relu" and alpha != DEFAULT_ALPHA:
+    if name == "leaky_relu" and alpha != LEAKY_RELU_ALPHA:
         return {"name": name, "alpha": alpha}
     return name
