@@ -12,6 +12,7 @@ from .layers import (Activation, ActivationLayer, AveragePooling2D, AvgPool2D,
 from .network import Network, load
 from .inference import InferenceSession
 from .layers.base import register_layer
+from . import onnx          # imports the onnx package only when export is called
 
 __all__ = [
     "__version__", "openmp_enabled", "get_num_threads", "set_num_threads", "threads",

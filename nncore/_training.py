@@ -28,7 +28,18 @@ def fit(net, x, y, epochs: int = 1, batch_size: Optional[int] = None, validation
         validation_split: float = 0.0, shuffle: bool = True, verbose: int = 1,
         callbacks: Optional[list] = None, initial_epoch: int = 0,
         learning_rate: Optional[float] = None) -> History:
-    """Network.fit (see there): validate the arguments, then run."""
+    """Network.fit (see there): claim the network, validate the arguments,
+    then run a Trainer."""
+    net.guard.begin_fit()
+    try:
+        return _fit(net, x, y, epochs, batch_size, validation_data, validation_split,
+                    shuffle, verbose, callbacks, initial_epoch, learning_rate)
+    finally:
+        net.guard.end_fit()
+
+
+def _fit(net, x, y, epochs, batch_size, validation_data, validation_split, shuffle, verbose,
+         callbacks, initial_epoch, learning_rate) -> History:
     if net.loss is None:
         raise RuntimeError("Network.fit: set a loss with use(...) before fit")
     epochs = check_positive_int(epochs, "epochs")
@@ -53,22 +64,18 @@ def fit(net, x, y, epochs: int = 1, batch_size: Optional[int] = None, validation
         if not isinstance(callback, callbacks_module.Callback):
             raise TypeError(f"callbacks must be nncore.callbacks.Callback objects, "
                             f"got {type(callback).__name__}")
-    net.guard.begin_fit()
+    optimizer = fit_optimizer(net)
+    _checks.check_loss_and_outputs(net, x[:batch_size], stacklevel=5)
+    trainer = Trainer(net, x, y, optimizer, epochs, initial_epoch, batch_size, shuffle,
+                      validation, callbacks, verbose, article)
+    if learning_rate is None:
+        return trainer.run()
+    # learning_rate applies to this call only: the optimizer keeps its own
+    own_rate, optimizer.learning_rate = optimizer.learning_rate, learning_rate
     try:
-        optimizer = fit_optimizer(net)
-        _checks.check_loss_and_outputs(net, x[:batch_size], stacklevel=4)
-        trainer = Trainer(net, x, y, optimizer, epochs, initial_epoch, batch_size, shuffle,
-                          validation, callbacks, verbose, article)
-        if learning_rate is None:
-            return trainer.run()
-        # learning_rate applies to this call only: the optimizer keeps its own
-        own_rate, optimizer.learning_rate = optimizer.learning_rate, learning_rate
-        try:
-            return trainer.run()
-        finally:
-            optimizer.learning_rate = own_rate
+        return trainer.run()
     finally:
-        net.guard.end_fit()
+        optimizer.learning_rate = own_rate
 
 
 def evaluate(net, x, y, batch_size: Optional[int] = None) -> dict:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import List, Optional, Sequence, Union
 
+import threading
+
 import numpy as np
 
 from . import _checks, _summary, _training, _weights_file
@@ -62,6 +64,7 @@ class Network:
         self.default_optimizer: Optional[optimizers_module.Optimizer] = None
         self.shuffle_state: Optional[np.ndarray] = None   # see Trainer.shuffle_state
         self.built = False
+        self._build_lock = threading.Lock()      # threads may build at once (lazily)
         self.plans = NetworkPlans()
         self.guard = RunGuard()
         for layer in layers or []:
@@ -79,7 +82,8 @@ class Network:
         self.layers.append(layer)
         if self.input_shape is not None:
             try:
-                _build_layers(self, len(self.layers) - 1)
+                with self._build_lock:
+                    _build_layers(self, len(self.layers) - 1)
             except BaseException:
                 self.layers.pop()
                 raise
@@ -108,16 +112,17 @@ class Network:
             if given != self.input_shape:
                 raise ValueError(in_layer(0, self.layers[0], f"expected input shape "
                                  f"{(None,) + self.input_shape}, received {(None,) + given}"))
-        if self.built:
-            return self
-        if not self.layers:
-            raise RuntimeError("Network: add at least one layer before building")
-        shape = input_shape if input_shape is not None else self.input_shape
-        if shape is None:
-            raise RuntimeError("Network: the input shape is unknown; pass input_shape= "
-                               "or call fit first")
-        self.input_shape = check_shape(shape, "Network: input_shape")
-        _build_layers(self, 0)
+        with self._build_lock:
+            if self.built:
+                return self
+            if not self.layers:
+                raise RuntimeError("Network: add at least one layer before building")
+            shape = input_shape if input_shape is not None else self.input_shape
+            if shape is None:
+                raise RuntimeError("Network: the input shape is unknown; pass input_shape= "
+                                   "or call fit first")
+            self.input_shape = check_shape(shape, "Network: input_shape")
+            _build_layers(self, 0)
         return self
 
     @property

@@ -27,6 +27,7 @@ How README blocks are run (the convention for anyone writing README.md):
   with `monkeypatch` (undone after the block).  Keep data small: the whole
   README runs in a few seconds.
 """
+import importlib
 import re
 import sys
 from pathlib import Path
@@ -142,6 +143,17 @@ def setup_mnist_mlp_file(namespace, monkeypatch):
                           nncore.Dense(10)], input_shape=(784,), seed=0)
     net.save("mnist_mlp.nncore")
     namespace["image"] = np.random.default_rng(0).random((28, 28), dtype=np.float32)
+
+
+def setup_mnist_cnn_onnx(namespace, monkeypatch):
+    """mnist_cnn.onnx: the (untrained) network of examples/mnist_cnn.py
+    exported to ONNX in the working directory."""
+    net = nncore.Network([
+        nncore.Conv2D(32, 3, activation="relu"), nncore.MaxPool2D(2),
+        nncore.Conv2D(64, 3, activation="relu"), nncore.MaxPool2D(2),
+        nncore.Flatten(), nncore.Dense(128, activation="relu"), nncore.Dense(10),
+    ], input_shape=(28, 28, 1), seed=0)
+    importlib.import_module("nncore.onnx").export(net, "mnist_cnn.onnx")
 
 
 SETUPS = {name[len("setup_"):]: function for name, function in globals().items()

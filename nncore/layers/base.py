@@ -68,7 +68,7 @@ class Layer:
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
-    # ------------------------------------------------- saving (issue 5)
+    # ------------------------------------------------------------ saving
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         auto_register("layer", cls)
