@@ -4,10 +4,13 @@ rule that picks the article's training style."""
 from __future__ import annotations
 
 import os
+import sys
 import warnings
-from typing import Iterable
 
 import numpy as np
+
+from .layers import ActivationLayer, ConvLayer, FCLayer, FlattenLayer
+from .losses import BinaryCrossentropy, CategoricalCrossentropy, FunctionLoss
 
 # last-layer activations whose outputs are probabilities
 PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid")
@@ -24,8 +27,6 @@ def is_article_style(net) -> bool:
     """True for the article's way of training (per-sample SGD by default and
     the `epoch i/N   error=...` line): the loss was given as functions, as in
     `use(mse, mse_prime)`, or every layer is one of the article's classes."""
-    from .layers import ActivationLayer, ConvLayer, FCLayer, FlattenLayer
-    from .losses import FunctionLoss
     article_layers = (FCLayer, ActivationLayer, ConvLayer, FlattenLayer)
     return bool(net.article_loss) or isinstance(net.loss, FunctionLoss) or (
         bool(net.layers) and all(isinstance(layer, article_layers) for layer in net.layers))
@@ -54,13 +55,12 @@ def _output_activation(net):
     return activation if isinstance(activation, str) else None
 
 
-def check_loss_and_outputs(net, x=None, out=None, stacklevel: int = 3) -> None:
+def check_loss_and_outputs(net, x=None, out=None) -> None:
     """Warn (UserWarning) when the loss and the last layer disagree: a loss
     on probabilities (from_logits=False) whose network outputs are not
     probabilities, or a loss on logits (from_logits=True) after a softmax or
     sigmoid.  Looks at `out` (network outputs) or, when not given, runs the
     network on at most CHECK_ROWS samples of `x`."""
-    from .losses import BinaryCrossentropy, CategoricalCrossentropy
     loss = net.loss
     if not isinstance(loss, (BinaryCrossentropy, CategoricalCrossentropy)):
         return
@@ -73,7 +73,7 @@ def check_loss_and_outputs(net, x=None, out=None, stacklevel: int = 3) -> None:
                 f"{name}(from_logits=True) expects logits (raw scores), but the last "
                 f"layer, {_last_layer(net)}, applies {activation}: remove the "
                 f"{activation} or use {name}(from_logits=False)", UserWarning,
-                stacklevel=stacklevel + 1)
+                stacklevel=_caller_outside_nncore())
         return
     out = net.predict(x[:CHECK_ROWS]) if out is None else out[:CHECK_ROWS]
     problem = probability_problem(out, categorical=not binary)
@@ -82,7 +82,18 @@ def check_loss_and_outputs(net, x=None, out=None, stacklevel: int = 3) -> None:
             f"{name}(from_logits=False) expects probabilities, but the last layer, "
             f"{_last_layer(net)}, outputs {problem}: use {name}(from_logits=True) or end "
             f"the network with a {'Sigmoid' if binary else 'Softmax'} layer", UserWarning,
-            stacklevel=stacklevel + 1)
+            stacklevel=_caller_outside_nncore())
+
+
+def _caller_outside_nncore() -> int:
+    """The warnings stacklevel that points at the first caller outside the
+    nncore package (the user's fit or evaluate call), for the function that
+    calls this one."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def probability_problem(out: np.ndarray, categorical: bool) -> str:

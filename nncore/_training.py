@@ -65,7 +65,7 @@ def _fit(net, x, y, epochs, batch_size, validation_data, validation_split, shuff
             raise TypeError(f"callbacks must be nncore.callbacks.Callback objects, "
                             f"got {type(callback).__name__}")
     optimizer = fit_optimizer(net)
-    _checks.check_loss_and_outputs(net, x[:batch_size], stacklevel=5)
+    _checks.check_loss_and_outputs(net, x[:batch_size])
     trainer = Trainer(net, x, y, optimizer, epochs, initial_epoch, batch_size, shuffle,
                       validation, callbacks, verbose, article)
     if learning_rate is None:

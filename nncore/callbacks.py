@@ -15,6 +15,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ._checks import check_save_path
+
 
 class Callback:
     """Base class; every hook does nothing.  `self.network` is the network
@@ -203,6 +205,7 @@ class ModelCheckpoint(Callback):
     def __init__(self, filepath, monitor: str = "val_loss", save_best_only: bool = False,
                  mode: str = "auto", verbose: int = 0):
         self.filepath = os.fspath(filepath)
+        check_save_path(self.filepath, "ModelCheckpoint")
         self.monitor = monitor
         self.save_best_only = bool(save_best_only)
         self.mode = mode

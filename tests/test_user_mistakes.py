@@ -50,6 +50,17 @@ def test_probability_loss_after_logits_warns_once_per_fit():
     assert "from_logits=True" in found[0] and "Softmax layer" in found[0]
 
 
+def test_the_warning_points_at_the_users_call():
+    x, y = blobs()
+    net = nncore.Network([nncore.Dense(3)], seed=0).use("sparse_categorical_crossentropy")
+    with pytest.warns(UserWarning, match="expects probabilities") as fit_warnings:
+        net.fit(x, y, epochs=1, verbose=0)
+    with pytest.warns(UserWarning, match="expects probabilities") as evaluate_warnings:
+        net.evaluate(x, y)
+    assert [w.filename for w in fit_warnings] == [__file__]
+    assert [w.filename for w in evaluate_warnings] == [__file__]
+
+
 def test_evaluate_checks_its_outputs_too():
     x, y = blobs()
     net = nncore.Network([nncore.Dense(3)], input_shape=(5,), seed=0)
@@ -408,7 +419,7 @@ def test_weights_files_refuse_model_files_and_damage(tmp_path):
 @pytest.mark.parametrize("name", ["model.keras", "model.h5", "MODEL.HDF5", "w.weights.h5"])
 def test_keras_file_names_are_refused(name, tmp_path):
     net = nncore.Network([nncore.Dense(2)], input_shape=(3,)).use("mse")
-    for save in (net.save, net.save_weights):
+    for save in (net.save, net.save_weights, nncore.callbacks.ModelCheckpoint):
         with pytest.raises(ValueError, match="Keras file extension.*nncore writes its own "
                                              "format, which Keras cannot read"):
             save(tmp_path / name)
