@@ -62,6 +62,15 @@ class NetworkPlans:
         """Drop the training plan (the loss or optimizer changed)."""
         self._train_plan, self._train_for = None, (None, None)
 
+    def predict_threads(self, net, n: int, chunk: int) -> tuple:
+        """(workers, BLAS threads) for predicting n samples in chunks: whole
+        chunks go to separate worker threads, each with single-threaded BLAS;
+        a single chunk runs on the calling thread, BLAS as for training."""
+        workers = min(get_num_threads(), -(-n // chunk))
+        if workers > 1:
+            return workers, 1
+        return 1, self.blas_threads(net, min(n, chunk))
+
     def blas_threads(self, net, batch_size: int) -> int:
         """One BLAS thread for small batches, where threads cost more than
         they bring; all of them for large ones."""

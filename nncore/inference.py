@@ -63,9 +63,10 @@ class InferenceSession:
         try:
             plan = network.plans.predict_plan(network)
             assert plan is not None  # every layer is native: checked in __init__
-            begin_native_run(network.plans.blas_threads(network, min(n, self.batch_size)))
+            workers, blas_threads = network.plans.predict_threads(network, n, self.batch_size)
+            begin_native_run(blas_threads)
             try:
-                plan.predict(x, out, self.batch_size)
+                plan.predict(x, out, self.batch_size, workers)
             finally:
                 end_native_run()
         finally:

@@ -200,9 +200,10 @@ class Network:
             if plan is None:
                 return _predict_python(self, x, chunk)
             out = np.empty((n, plan.out_size), self.dtype)
-            begin_native_run(self.plans.blas_threads(self, min(chunk, n)))
+            workers, blas_threads = self.plans.predict_threads(self, n, chunk)
+            begin_native_run(blas_threads)
             try:
-                plan.predict(x.reshape(n, -1), out, chunk)
+                plan.predict(x.reshape(n, -1), out, chunk, workers)
             finally:
                 end_native_run()
             return out.reshape((n,) + self.output_shape)
