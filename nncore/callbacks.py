@@ -78,11 +78,13 @@ class History(Callback):
         except ImportError:
             raise ImportError("History.plot needs matplotlib: pip install 'nncore[plot]' "
                               "(or pip install matplotlib)") from None
+        if not self.history:
+            raise ValueError("History.plot: nothing recorded yet; fit the network first")
         names = [key[4:] if key.startswith("val_") else key for key in self.history]
         names = list(dict.fromkeys(names if keys is None else keys))
         unknown = [n for n in names if n not in self.history and "val_" + n not in self.history]
         if unknown or not names:
-            raise ValueError(f"History.plot: nothing recorded for {unknown or 'any key'}; "
+            raise ValueError(f"History.plot: nothing recorded for {unknown}; "
                              f"recorded: {sorted(self.history)}")
         figure, axes = plt.subplots(len(names), 1, sharex=True, squeeze=False,
                                     figsize=(6.4, 1.0 + 2.2 * len(names)))

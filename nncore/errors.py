@@ -27,5 +27,8 @@ def unknown_name(kind: str, name, choices: Iterable[str], hint: str = "") -> str
         by_lower = {c.lower(): c for c in choices}
         close = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)
         if close:
-            message += "; did you mean " + " or ".join(repr(by_lower[c]) for c in close) + "?"
+            names = [repr(by_lower[c]) for c in close]
+            listed = names[0] if len(names) == 1 else \
+                ", ".join(names[:-1]) + " or " + names[-1]
+            message += f"; did you mean {listed}?"
     return f"{message} (choose one of {choices}{hint})"

@@ -493,8 +493,11 @@ def test_history_plot_returns_a_figure_with_axes_per_quantity(agg, tmp_path):
     assert isinstance(history.plot(path), Figure)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(history.plot(keys=["accuracy"]).axes) == 1
-    with pytest.raises(ValueError, match="nothing recorded for"):
+    with pytest.raises(ValueError, match=r"nothing recorded for \['f1'\]; recorded: "
+                                         r"\['accuracy', 'loss', 'val_accuracy', 'val_loss'\]"):
         history.plot(keys=["f1"])
+    with pytest.raises(ValueError, match="nothing recorded yet; fit the network first"):
+        nncore.callbacks.History().plot()
 
 
 # ------------------------------------------------------------------- examples
