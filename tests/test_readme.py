@@ -39,6 +39,8 @@ import nncore
 from nncore import registry
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+if not README.is_file():     # tests copied out of the checkout (a wheel's test run)
+    pytest.skip("README.md is not beside the tests", allow_module_level=True)
 MARKER = re.compile(r"<!--\s*readme-test:(.*?)-->")
 FENCE = re.compile(r"```(\S*)")
 
