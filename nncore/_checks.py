@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from types import FrameType
+from typing import Optional
 
 import numpy as np
 
@@ -90,7 +92,8 @@ def _caller_outside_nncore() -> int:
     nncore package (the user's fit or evaluate call), for the function that
     calls this one."""
     package = os.path.dirname(os.path.abspath(__file__)) + os.sep
-    frame, level = sys._getframe(1), 1
+    frame: Optional[FrameType] = sys._getframe(1)
+    level = 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
         frame, level = frame.f_back, level + 1
     return level
