@@ -33,10 +33,10 @@ class Network:
 
     Given `input_shape` (the shape of one sample), the network is built at
     once, every layer as it is added, and inputs of any other shape are
-    refused; without it, it is built from the first data it sees.  When every layer, the loss and the optimizer are native,
-    training and prediction run whole batches in single native calls;
-    otherwise the network runs its layers one by one in Python, with the same
-    numbers.
+    refused; without it, it is built from the first data it sees.  When
+    every layer, the loss and the optimizer are native, training and
+    prediction run whole batches in single native calls; otherwise the
+    network runs its layers one by one in Python, with the same numbers.
     """
 
     def __init__(self, layers: Optional[Sequence[Layer]] = None,

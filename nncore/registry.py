@@ -1,12 +1,12 @@
-"""Registries of the layer, loss, optimizer and metric classes that a saved network
-may name.  Loading constructs only registered classes, by name, from JSON
-configs: a model file cannot make nncore import or run anything else.
+"""Registries of the layer, loss, optimizer and metric classes that a saved
+network may name.  Loading constructs only registered classes, by name, from
+JSON configs: a model file cannot make nncore import or run anything else.
 
 Classes defined inside the nncore package register themselves when their
 module is imported (see `auto_register`); user-defined classes register with
 `@nncore.register_layer` (defined beside `Layer`), `register_loss`,
-`register_optimizer` or `register_metric`.  This module imports nothing else of nncore but its
-errors, so every other module may use it.
+`register_optimizer` or `register_metric`.  This module imports nothing else
+of nncore but its errors, so every other module may use it.
 """
 from __future__ import annotations
 
