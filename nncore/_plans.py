@@ -13,6 +13,11 @@ from ._threads import get_num_threads
 
 # batch_size * parameter count below which BLAS runs single-threaded
 SMALL_WORK = 1 << 24
+# predict runs chunks whose buffers fit in about this many bytes (a typical
+# L2 cache): a convolution's activations and im2col columns then stay in
+# cache from one op to the next; and at most MAX_CHUNK samples
+CHUNK_BYTES = 1 << 20
+MAX_CHUNK = 256
 
 
 def native_ops(layers) -> Optional[list]:
@@ -61,6 +66,13 @@ class NetworkPlans:
     def forget_training(self) -> None:
         """Drop the training plan (the loss or optimizer changed)."""
         self._train_plan, self._train_for = None, (None, None)
+
+    def predict_chunk(self, net) -> int:
+        """The samples per chunk of a predict that did not choose."""
+        plan = self.predict_plan(net)
+        if plan is None:
+            return MAX_CHUNK
+        return max(1, min(MAX_CHUNK, CHUNK_BYTES // plan.sample_bytes))
 
     def predict_threads(self, net, n: int, chunk: int) -> tuple:
         """(workers, BLAS threads) for predicting n samples in chunks: whole

@@ -25,8 +25,6 @@ from .callbacks import History
 from .errors import in_layer
 from .layers.base import Layer
 
-PREDICT_CHUNK = 256
-
 
 class Network:
     """A feed-forward stack of layers.
@@ -182,17 +180,19 @@ class Network:
         return scores["loss"] if len(scores) == 1 else list(scores.values())
 
     def predict(self, x, batch_size: Optional[int] = None, verbose=0) -> np.ndarray:
-        """The network output for every sample of x, shape (n,) + output_shape.
-        Threads may predict at once; while a fit runs in another thread this
-        raises RuntimeError.  `verbose` is accepted for Keras code; predict
-        prints nothing."""
+        """The network output for every sample of x, shape (n,) + output_shape,
+        computed in chunks of `batch_size` samples (by default as many as keep
+        the network's buffers within about 1 MiB, at most 256).  Threads may
+        predict at once; while a fit runs in another thread this raises
+        RuntimeError.  `verbose` is accepted for Keras code; predict prints
+        nothing."""
         _checks.check_verbose(verbose, "Network.predict")
         if not self.built and self.input_shape is None:
             raise RuntimeError("Network.predict: the network is not built yet; "
                                "fit it, call build(input_shape) or pass input_shape=")
-        chunk = PREDICT_CHUNK if batch_size is None else check_positive_int(batch_size,
-                                                                             "batch_size")
         x = network_inputs(self, x)
+        chunk = (self.plans.predict_chunk(self) if batch_size is None
+                 else check_positive_int(batch_size, "batch_size"))
         n = x.shape[0]
         self.guard.begin_predict("Network.predict")
         try:

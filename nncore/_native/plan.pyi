@@ -6,6 +6,7 @@ from numpy.typing import NDArray
 class Plan:
     dtype: np.dtype
     capacity: int
+    sample_bytes: int
     in_size: int
     out_size: int
     itemsize: int
