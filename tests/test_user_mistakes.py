@@ -536,6 +536,37 @@ def test_mnist_examples_name_both_ways_to_find_the_data(name, tmp_path):
     assert "--data DIR" in result.stderr
 
 
+def write_idx(path, array):
+    """An uncompressed IDX file of uint8 `array`."""
+    header = bytes([0, 0, 0x08, array.ndim]) + np.array(array.shape, ">u4").tobytes()
+    path.write_bytes(header + np.ascontiguousarray(array, np.uint8).tobytes())
+
+
+@pytest.fixture
+def tiny_mnist(tmp_path):
+    """A directory of MNIST IDX files with 30 training and 10 test images."""
+    directory = tmp_path / "mnist"
+    directory.mkdir()
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 30), ("t10k", 10)):
+        write_idx(directory / f"{prefix}-images-idx3-ubyte",
+                  rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(directory / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
+    return directory
+
+
+@pytest.mark.parametrize("name, args", [
+    ("mnist_fc.py", ["--epochs", "1"]), ("mnist_cnn.py", []), ("mnist_conv.py", [])])
+def test_mnist_examples_run_on_the_data_they_are_given(name, args, tiny_mnist):
+    result = run_example(name, "--data", str(tiny_mnist), *args, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "test accuracy" in result.stdout
+    if name == "mnist_fc.py":     # the summary shows the sizes FCLayer states
+        assert "(None, ..., 100)" in result.stdout and "Total params: 84,060" in result.stdout
+    result = run_example(name, *args, env={"NNCORE_MNIST_DIR": str(tiny_mnist)}, timeout=300)
+    assert result.returncode == 0, result.stderr
+
+
 def test_xor_example_runs():
     result = run_example("xor.py", "--epochs", "1000")
     assert result.returncode == 0, result.stderr
