@@ -212,6 +212,15 @@ def test_fit_learning_rate_applies_to_the_call_only():
     scheduled.fit(x, y, epochs=1, learning_rate=0.5, verbose=0)
     assert scheduled.optimizer.learning_rate is schedule
 
+    class Interrupt(nncore.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            assert self.network.optimizer.learning_rate == 0.5   # in use during the call
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        overridden.fit(x, y, epochs=2, learning_rate=0.5, callbacks=[Interrupt()], verbose=0)
+    assert adam.learning_rate == 0.001      # put back however fit ends
+
 
 # --------------------------------------------------- input_shape is a contract
 def test_input_shape_builds_at_once():
