@@ -28,12 +28,28 @@ def summary_text(net) -> str:
         return "  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip()
 
     rule = "-" * len(line(rows[0]))
-    input_text = "unknown" if net.input_shape is None else str((None,) + tuple(net.input_shape))
+    input_text = _input_text(net)
     totals = f"Total params: {total:,}" if complete else (
         f"Total params: {total:,} known; the others depend on the input shape "
         f"(pass input_shape= or call build)")
     return "\n".join([f"Network ({net.dtype}, input {input_text})", rule, line(rows[0]), rule]
                      + [line(r) for r in rows[1:]] + [rule, totals])
+
+
+def _input_text(net) -> str:
+    if net.input_shape is not None:
+        return str((None,) + tuple(net.input_shape))
+    stated = _stated_input(net.layers[0]) if net.layers else None
+    if stated is None:
+        return "unknown until the first fit or predict"
+    return _shape_text(stated)
+
+
+def _shape_text(known) -> str:
+    kind, shape = known
+    if kind == FULL:
+        return str((None,) + shape)
+    return "(None, ..., " + ", ".join(map(str, shape)) + ")"
 
 
 def _known_shapes(net):
@@ -52,12 +68,7 @@ def _known_shapes(net):
             yield "?", None
             continue
         known, count = (_full_step if known[0] == FULL else _tail_step)(layer, known[1])
-        if known is None:
-            yield "?", count
-        elif known[0] == FULL:
-            yield str((None,) + known[1]), count
-        else:
-            yield "(None, ..., " + ", ".join(map(str, known[1])) + ")", count
+        yield ("?" if known is None else _shape_text(known)), count
 
 
 def _stated_input(layer):

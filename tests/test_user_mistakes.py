@@ -280,16 +280,17 @@ def test_summary_shows_the_sizes_that_layers_state():
                   nncore.FCLayer(100, 10)):
         net.add(layer)
     text = net.summary(print_fn=None)
-    assert "unbuilt" not in text
+    assert "unbuilt" not in text and "input (None, ..., 784)" in text
     assert "(None, ..., 100)" in text and "78,500" in text and "1,010" in text
     assert "Total params: 79,510" in text
     conv = nncore.Network([nncore.ConvLayer((28, 28, 1), (3, 3), 2), nncore.FlattenLayer(),
                            nncore.FCLayer(26 * 26 * 2, 10)])
     text = conv.summary(print_fn=None)
-    assert "(None, 26, 26, 2)" in text and "(None, 1, 1352)" in text and "(None, 1, 10)" in text
+    assert "input (None, 28, 28, 1)" in text and "(None, 26, 26, 2)" in text and "(None, 1, 1352)" in text and "(None, 1, 10)" in text
     assert f"Total params: {3 * 3 * 2 + 2 + 1352 * 10 + 10:,}" in text
     modern = nncore.Network([nncore.Dense(8), nncore.Dense(2)]).summary(print_fn=None)
     assert "?" in modern and "depend on the input shape" in modern
+    assert "input unknown until the first fit or predict" in modern
 
 
 # -------------------------------------------------------------- settings survive
