@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from . import modelfile
+from . import modelfile, saving
 from ._checks import check_save_path
 from ._version import __version__
 from .errors import ModelFormatError
@@ -14,7 +14,6 @@ from .errors import ModelFormatError
 MAGIC = "nncore.weights"
 FORMAT_VERSION = 1
 DOCUMENT_KEYS = {"magic", "format_version", "nncore_version", "weights"}
-MODEL_MAGIC = "nncore.model"      # saving.MAGIC, named here to refuse model files
 
 
 def save_weights(net, path) -> None:
@@ -50,7 +49,7 @@ def _read(f, size: int) -> list:
     with modelfile.open_archive(f, size) as archive:
         members = modelfile.checked_members(archive, size)
         document = modelfile.read_document(archive, members)
-        if isinstance(document, dict) and document.get("magic") == MODEL_MAGIC:
+        if isinstance(document, dict) and document.get("magic") == saving.MAGIC:
             raise ModelFormatError("this is a nncore model file, not a weights file: "
                                    "read it with nncore.load")
         if not isinstance(document, dict) or document.get("magic") != MAGIC:
