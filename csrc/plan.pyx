@@ -1,14 +1,20 @@
-# The plan executor: runs a chain of native ops over preallocated buffers.
-# A whole run of training steps (gather, forward, loss, backward, update) or a
+# The plan executor: runs a chain of native ops over buffers it owns.  A
+# whole run of training steps (gather, forward, loss, backward, update) or a
 # whole prediction is one call with the GIL released.
+#
+# Threads: kernels are serial functions of the samples they are given; the
+# plan alone decides what runs in parallel.  `predict` hands whole chunks of
+# samples to `workers` OpenMP threads, each with its own copy of the op
+# records and its own buffers (BLAS runs single-threaded inside, which the
+# caller arranges); training runs on one thread, where BLAS may use several.
 import numpy as np
 from nncore._budget import check as check_budget
+from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from libc.stdint cimport int64_t, uint64_t
 from cpython.pycapsule cimport PyCapsule_GetPointer
-from core cimport real, Op, Loss, Updater, DenseCfg, OP_DENSE, F32, address, dtype_code
-from blas cimport gemm
+from core cimport Op, Loss, Updater, WINDOW, address, dtype_code
 cimport rng
 
 cdef extern from "runtime.h" nogil:
@@ -18,67 +24,22 @@ cdef extern from "runtime.h" nogil:
     void gate_open()
     void gate_reset()
     double now_seconds()
+    int flag_get(int* flag)
+    void flag_set(int* flag, int value)
 
 cdef extern from "Python.h":
     int PyErr_CheckSignals() except -1
 
+cdef enum:
+    MAX_WORKERS = 64
+
 # a long predict looks for pending signals (Ctrl-C) this often, in seconds
 cdef double SIGNAL_INTERVAL = 0.02
 
-# samples per window of deferred first-layer updates in per-sample SGD
-cdef Py_ssize_t WINDOW = 64
 
-
-# P (K, n_out) = X (K, n_in) @ W + b;  G (K, K; rows WINDOW apart) = X @ X^T + 1
-cdef void window_begin(real* P, real* G, const real* X, DenseCfg* c,
-                       Py_ssize_t K) noexcept nogil:
-    cdef Py_ssize_t t, j
-    cdef real beta = 0
-    if c.b != NULL:
-        for t in range(K):
-            memcpy(P + t * c.n_out, c.b, c.n_out * sizeof(real))
-        beta = 1
-    gemm(False, False, K, c.n_out, c.n_in, 1, X, c.n_in, <const real*>c.W, c.n_out,
-         beta, P, c.n_out)
-    gemm(False, True, K, K, c.n_in, 1, X, c.n_in, X, c.n_in, 0, G, WINDOW)
-    if c.b != NULL:
-        for t in range(K):
-            for j in range(K):
-                G[t * WINDOW + j] += 1
-
-
-# y (n_out) = P[t] - sum_{j<t} rates[j] * G[t, j] * DY[j]
-cdef void window_output(real* y, const real* P, const real* G, const real* DY,
-                        const double* rates, Py_ssize_t t, Py_ssize_t n_out) noexcept nogil:
-    cdef Py_ssize_t j, o
-    cdef real scale
-    memcpy(y, P + t * n_out, n_out * sizeof(real))
-    for j in range(t):
-        scale = <real>(rates[j] * G[t * WINDOW + j])
-        for o in range(n_out):
-            y[o] -= scale * DY[j * n_out + o]
-
-
-# W (n_in, n_out) -= X^T (K, n_in)^T @ (rates * DY) (K, n_out);  b -= sum_t rates[t] DY[t]
-cdef void window_end(DenseCfg* c, const real* X, real* DY, const double* rates,
-                     Py_ssize_t K) noexcept nogil:
-    cdef Py_ssize_t t, o
-    cdef real* b = <real*>c.b
-    for t in range(K):
-        for o in range(c.n_out):
-            DY[t * c.n_out + o] *= <real>rates[t]
-    gemm(True, False, c.n_in, c.n_out, K, -1, X, c.n_in, DY, c.n_out, 1, <real*>c.W,
-         c.n_out)
-    if b != NULL:
-        for t in range(K):
-            for o in range(c.n_out):
-                b[o] -= DY[t * c.n_out + o]
-
-
-def aligned_empty(shape, dtype):
-    """An uninitialised C-contiguous array whose data starts on a 64-byte
-    boundary, so BLAS takes the same code path (and gives the same bits) for
-    every plan's buffers."""
+# An uninitialised C-contiguous array starting on a 64-byte boundary, so BLAS
+# takes the same code path (and gives the same bits) for every plan's buffers.
+cdef object aligned_empty(shape, dtype):
     dtype = np.dtype(dtype)
     count = int(np.prod(shape, dtype=np.int64))
     raw = np.empty(count * dtype.itemsize + 64, np.uint8)
@@ -86,48 +47,57 @@ def aligned_empty(shape, dtype):
     return raw[offset:offset + count * dtype.itemsize].view(dtype).reshape(shape)
 
 
+# forward through ops[first..n_ops-1] for n samples
+cdef void _forward_ops(Op* ops, Py_ssize_t first, Py_ssize_t n_ops, Py_ssize_t n,
+                       bint training) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(first, n_ops):
+        ops[i].forward(&ops[i], n, training)
+
+
 cdef Op* _op_pointer(obj) except NULL:
     return <Op*>PyCapsule_GetPointer(obj.capsule(), "nncore.Op")
 
 
 cdef class Plan:
-    """A chain of native ops with activation, gradient and scratch buffers.
+    """A chain of native ops with the buffers that running them needs.
 
-    Buffers grow to the largest batch seen (`reserve`) and are then reused; the
-    plan keeps its own copy of each op record, so several plans may share ops.
-    All arrays passed in are C-contiguous (n, size) arrays of the plan's dtype;
-    the Python facade validates them before they get here.
+    The plan copies each op record and owns everything a run writes: the
+    activations, gradients, per-sample caches, per-op state, scratch and the
+    pointers to them; the op objects' records are only read.  So plans that
+    share ops may run at the same time, or interleaved, without seeing each
+    other's state.  Buffers grow to the largest batch seen (`reserve`) and are
+    then reused.  All arrays passed in are C-contiguous (n, size) arrays of
+    the plan's dtype; the Python facade validates them before they get here.
     """
-    cdef Op* ops
+    cdef Op* ops           # the op records of worker 0, which also trains
+    cdef Op* worker_ops[MAX_WORKERS]   # [w]: the op records of prediction worker w
+    cdef int n_workers
+    cdef Py_ssize_t worker_capacity
+    cdef list worker_buffers
     cdef Py_ssize_t n_ops
     cdef list op_objects
     cdef readonly object dtype
     cdef readonly Py_ssize_t capacity, in_size, out_size, itemsize
+    cdef readonly Py_ssize_t sample_bytes   # buffer bytes per sample of a forward
     cdef list acts        # acts[i]: input of op i; acts[n_ops]: output
     cdef list deltas      # deltas[i]: gradient w.r.t. acts[i]
-    cdef list caches
-    cdef object work
-    cdef object last_input
+    cdef tuple buffers    # everything worker 0's op records point at
     # training set-up
     cdef object loss_object, updater_object, targets
     cdef Loss* loss
     cdef Updater* updater
-    cdef bint fused_sgd
-    cdef Py_ssize_t n_params
-    cdef void** params
-    cdef void** grads
-    cdef Py_ssize_t* param_sizes
-    cdef list param_arrays
+    cdef bint plain_sgd   # the updater is plain SGD: ops that can, fuse it
     cdef void* target_buffer
     cdef bint last_deferred   # the last train call used the deferred-update window
-    # buffers of the deferred first-layer update (per-sample SGD)
-    cdef object window_x, window_targets, window_p, window_g, window_dy, window_rates
-    cdef void* window_x_ptr
-    cdef void* window_targets_ptr
-    cdef void* window_p_ptr
-    cdef void* window_g_ptr
-    cdef void* window_dy_ptr
-    cdef double* window_rates_ptr
+    # buffers of a deferred first-op update (per-sample plain SGD)
+    cdef object window_inputs, window_targets, window
+    cdef void* window_inputs_ptr
+    cdef char* window_targets_ptr
+    # a predict interrupted by a signal: the flag stops its workers, the
+    # exception the signal handler raised is re-raised when they have stopped
+    cdef int interrupted
+    cdef object interruption
 
     def __cinit__(self, list op_objects, dtype):
         if not op_objects:
@@ -148,56 +118,79 @@ cdef class Plan:
                                  f"op {i - 1} gives {self.ops[i - 1].out_size}")
         self.in_size = self.ops[0].in_size
         self.out_size = self.ops[self.n_ops - 1].out_size
+        self.sample_bytes = self.itemsize * (
+            self.in_size + max([self.ops[i].work_size for i in range(self.n_ops)])
+            + sum([self.ops[i].out_size + self.ops[i].cache_size for i in range(self.n_ops)]))
         self.capacity = 0
+        self.worker_ops[0] = self.ops
+        self.n_workers = 1
 
     def __dealloc__(self):
+        cdef int w
+        for w in range(1, self.n_workers):
+            free(self.worker_ops[w])
         free(self.ops)
-        free(self.params)
-        free(self.grads)
-        free(self.param_sizes)
 
     def reserve(self, Py_ssize_t n):
         """Make the buffers hold at least n samples (they never shrink)."""
         if n <= self.capacity:
             return
-        cdef Py_ssize_t i, work = 0
-        sizes = [self.in_size] + [self.ops[i].out_size for i in range(self.n_ops)]
-        per_sample = 2 * sum(sizes)          # activations and their gradients
-        for i in range(self.n_ops):
-            work = max(work, self.ops[i].work_size)
-            per_sample += max(self.ops[i].cache_size, 1)
-        per_sample += max(work, 1)
-        check_budget(n * per_sample * self.itemsize,
-                     f"buffers for a batch of {n} samples ({per_sample * self.itemsize} "
-                     f"bytes per sample)")
-        self.acts = [aligned_empty((n, s), self.dtype) for s in sizes]
-        self.deltas = [aligned_empty((n, s), self.dtype) for s in sizes]
-        self.caches = [aligned_empty((n, max(self.ops[i].cache_size, 1)), self.dtype)
-                       for i in range(self.n_ops)]
-        self.work = aligned_empty((n, max(work, 1)), self.dtype)
+        self.buffers = self._own_buffers(self.ops, n)
+        self.acts, self.deltas = self.buffers[0], self.buffers[1]
         self.capacity = n
         if self.loss != NULL:
             self._reserve_targets()
-        self._wire()
 
-    cdef void _wire(self):
-        # point every op at the plan's own buffers
-        cdef Py_ssize_t i
+    cdef tuple _own_buffers(self, Op* ops, Py_ssize_t n):
+        # buffers for n samples, with the op records pointing at them:
+        # (activations, gradients, caches, states, work)
+        cdef Py_ssize_t i, work = 0
+        sizes = [self.in_size] + [ops[i].out_size for i in range(self.n_ops)]
+        per_sample = 2 * sum(sizes)          # activations and their gradients
         for i in range(self.n_ops):
-            self.ops[i].x = address(self.acts[i])
-            self.ops[i].y = address(self.acts[i + 1])
-            self.ops[i].dx = address(self.deltas[i])
-            self.ops[i].dy = address(self.deltas[i + 1])
-            self.ops[i].cache = address(self.caches[i])
-            self.ops[i].work = address(self.work)
+            work = max(work, ops[i].work_size)
+            per_sample += max(ops[i].cache_size, 1)
+        per_sample += max(work, 1)
+        check_budget(n * per_sample * self.itemsize,
+                     f"buffers for a batch of {n} samples ({per_sample * self.itemsize:,} "
+                     f"bytes per sample)")
+        buffers = ([aligned_empty((n, s), self.dtype) for s in sizes],
+                   [aligned_empty((n, s), self.dtype) for s in sizes],
+                   [aligned_empty((n, max(ops[i].cache_size, 1)), self.dtype)
+                    for i in range(self.n_ops)],
+                   [np.zeros(max(ops[i].state_size, 1)) for i in range(self.n_ops)],
+                   aligned_empty((n, max(work, 1)), self.dtype))
+        acts, deltas, caches, states, work_buffer = buffers
+        for i in range(self.n_ops):
+            ops[i].x = address(acts[i])
+            ops[i].y = address(acts[i + 1])
+            ops[i].dx = address(deltas[i])
+            ops[i].dy = address(deltas[i + 1])
+            ops[i].cache = address(caches[i])
+            ops[i].state = <double*>address(states[i])
+            ops[i].work = address(work_buffer)
+        return buffers
 
-    # forward through ops first..last
-    cdef void _forward(self, Py_ssize_t first, Py_ssize_t n, bint training) noexcept nogil:
-        cdef Py_ssize_t i
-        for i in range(first, self.n_ops):
-            self.ops[i].forward(&self.ops[i], n, training)
+    def _reserve_workers(self, int count, Py_ssize_t chunk):
+        # prediction workers 1..count-1: op records and buffers of their own
+        if count <= self.n_workers and chunk <= self.worker_capacity:
+            return
+        cdef int w
+        for w in range(1, self.n_workers):
+            free(self.worker_ops[w])
+        self.n_workers = 1
+        self.worker_buffers = []
+        for w in range(1, count):
+            self.worker_ops[w] = <Op*>malloc(self.n_ops * sizeof(Op))
+            if self.worker_ops[w] == NULL:
+                raise MemoryError()
+            memcpy(self.worker_ops[w], self.ops, self.n_ops * sizeof(Op))
+            self.n_workers = w + 1
+            self.worker_buffers.append(self._own_buffers(self.worker_ops[w], chunk))
+        self.worker_capacity = chunk
 
-    # backward through ops last..first; op `first` computes dx only when asked
+    # backward through ops last..first; op `first` computes dx only when asked;
+    # ops that fuse plain SGD apply it with rate sgd_lr (when not 0)
     cdef void _backward(self, Py_ssize_t first, Py_ssize_t n, bint input_grad,
                         double sgd_lr) noexcept nogil:
         cdef Py_ssize_t i
@@ -207,20 +200,35 @@ cdef class Plan:
         if not input_grad:
             self.ops[first].dx = NULL
         for i in range(self.n_ops - 1, first - 1, -1):
-            self.ops[i].sgd_lr = sgd_lr
+            self.ops[i].sgd_lr = sgd_lr if self.ops[i].fuses_sgd else 0
             self.ops[i].backward(&self.ops[i], n)
             self.ops[i].sgd_lr = 0
         self.ops[first].dx = first_dx
 
+    # one optimizer step with this learning rate for the parameters of ops
+    # first..last that did not fuse it into backward
+    cdef void _update(self, Py_ssize_t first, double learning_rate) noexcept nogil:
+        cdef Py_ssize_t i, j, slot = 0
+        cdef Op* op
+        self.updater.learning_rate = learning_rate
+        for i in range(self.n_ops):
+            op = &self.ops[i]
+            if i >= first and not (self.plain_sgd and op.fuses_sgd):
+                for j in range(op.n_params):
+                    self.updater.update(self.updater, slot + j, op.params[j], op.grads[j],
+                                        op.param_sizes[j])
+            slot += op.n_params
+        self.updater.step += 1
+
     def forward(self, x, bint training=False):
-        """Output (n, out_size) for x (n, in_size): a view of a plan buffer."""
+        """Output (n, out_size) for x (n, in_size): a view of a plan buffer.
+        The plan keeps a copy of x for `backward`."""
         cdef Py_ssize_t n = x.shape[0]
         self.reserve(n)
-        self.last_input = x
-        self.ops[0].x = address(x)
+        np.copyto(self.acts[0][:n], x)
         with nogil:
             gate_enter()
-            self._forward(0, n, training)
+            _forward_ops(self.ops, 0, self.n_ops, n, training)
             gate_leave()
         return self.acts[self.n_ops][:n]
 
@@ -236,83 +244,97 @@ cdef class Plan:
             gate_leave()
         return self.deltas[0][:n]
 
-    def predict(self, x, out, Py_ssize_t chunk=256):
-        """out (N, out_size) = network output for x (N, in_size), run in chunks
-        of at most `chunk` samples, writing straight into `out`."""
-        cdef Py_ssize_t total = x.shape[0], start, n
+    def predict(self, x, out, Py_ssize_t chunk=256, int workers=1):
+        """out (N, out_size) = network output for x (N, in_size), in chunks of
+        at most `chunk` samples read from x and written to `out` in place,
+        spread over `workers` threads.  Every chunk is the same whatever the
+        number of workers, so the results are too."""
+        cdef Py_ssize_t total = x.shape[0]
         chunk = max(1, min(chunk, total))
+        cdef Py_ssize_t n_chunks = (total + chunk - 1) // chunk
+        cdef int w, count = max(1, min(workers, n_chunks, MAX_WORKERS))
         self.reserve(chunk)
-        cdef Op* first = &self.ops[0]
-        cdef Op* last = &self.ops[self.n_ops - 1]
-        cdef void* own_input = first.x
-        cdef void* own_output = last.y
+        if count > 1:
+            self._reserve_workers(count, chunk)
         cdef char* src = <char*>address(x)
         cdef char* dst = <char*>address(out)
-        cdef Py_ssize_t in_bytes = self.in_size * self.itemsize
-        cdef Py_ssize_t out_bytes = self.out_size * self.itemsize
-        cdef double checked = now_seconds()
+        self.interrupted = 0
         with nogil:
-            start = 0
-            try:
-                while start < total:
-                    n = min(chunk, total - start)
-                    first.x = src + start * in_bytes
-                    last.y = dst + start * out_bytes
-                    gate_enter()
-                    self._forward(0, n, False)
-                    gate_leave()
-                    start += n
-                    if start < total and now_seconds() - checked > SIGNAL_INTERVAL:
-                        with gil:      # raises KeyboardInterrupt after Ctrl-C
-                            PyErr_CheckSignals()
-                        checked = now_seconds()
-            finally:
-                first.x = own_input
-                last.y = own_output
+            if count == 1:
+                self._predict_chunks(0, 1, src, dst, total, chunk)
+            else:
+                for w in prange(count, num_threads=count, schedule="static"):
+                    self._predict_chunks(w, count, src, dst, total, chunk)
+        if self.interrupted:
+            error, self.interruption = self.interruption, None
+            raise error
         return out
 
-    def set_training(self, loss, updater, list params, list grads):
-        """Use this loss and optimizer for `train`; params/grads are the
-        trainable arrays (in a fixed order) and their gradient arrays."""
+    # worker w of `count` runs chunks w, w + count, ... of src (total rows) into
+    # dst, pointing its first op's input and last op's output there meanwhile.
+    # Worker 0 (the calling thread) looks for pending signals every
+    # SIGNAL_INTERVAL seconds; when a handler raises, every worker stops.
+    cdef void _predict_chunks(self, int w, int count, char* src, char* dst, Py_ssize_t total,
+                              Py_ssize_t chunk) noexcept nogil:
+        cdef Op* ops = self.worker_ops[w]
+        cdef Op* first = &ops[0]
+        cdef Op* last = &ops[self.n_ops - 1]
+        cdef void* own_input = first.x
+        cdef void* own_output = last.y
+        cdef Py_ssize_t start = w * chunk, n
+        cdef double checked = now_seconds()
+        while start < total and not flag_get(&self.interrupted):
+            n = min(chunk, total - start)
+            first.x = src + start * self.in_size * self.itemsize
+            last.y = dst + start * self.out_size * self.itemsize
+            gate_enter()
+            _forward_ops(ops, 0, self.n_ops, n, False)
+            gate_leave()
+            start += count * chunk
+            if w == 0 and start < total and now_seconds() - checked > SIGNAL_INTERVAL:
+                self._check_signals()
+                checked = now_seconds()
+        first.x = own_input
+        last.y = own_output
+
+    cdef void _check_signals(self) noexcept nogil:
+        with gil:
+            try:
+                PyErr_CheckSignals()        # runs the handlers: Ctrl-C raises here
+            except BaseException as error:
+                self.interruption = error
+                flag_set(&self.interrupted, 1)
+
+    def set_training(self, loss, updater, list params):
+        """Use this loss and optimizer for `train`.  `params` are the
+        network's trainable arrays in the optimizer's slot order; they must be
+        exactly the parameters the ops declare, in order, so that no
+        parameter is left out of the updates."""
+        declared = [<size_t>self.ops[i].params[j] for i in range(self.n_ops)
+                    for j in range(self.ops[i].n_params)]
+        if [<size_t>address(p) for p in params] != declared:
+            raise ValueError(f"the ops declare {len(declared)} parameters that differ from "
+                             f"the {len(params)} trainable arrays of the layers")
         self.loss_object = loss
         self.updater_object = updater
         self.loss = <Loss*>PyCapsule_GetPointer(loss.capsule(), "nncore.Loss")
         self.updater = <Updater*>PyCapsule_GetPointer(updater.capsule(), "nncore.Updater")
-        self.fused_sgd = getattr(updater, 'fusable', False)
-        self.param_arrays = list(params) + list(grads)
-        self.n_params = len(params)
-        free(self.params)
-        free(self.grads)
-        free(self.param_sizes)
-        self.params = <void**>malloc(max(self.n_params, 1) * sizeof(void*))
-        self.grads = <void**>malloc(max(self.n_params, 1) * sizeof(void*))
-        self.param_sizes = <Py_ssize_t*>malloc(max(self.n_params, 1) * sizeof(Py_ssize_t))
-        if self.params == NULL or self.grads == NULL or self.param_sizes == NULL:
-            raise MemoryError()
-        for i in range(self.n_params):
-            self.params[i] = address(params[i])
-            self.grads[i] = address(grads[i])
-            self.param_sizes[i] = params[i].size
+        self.plain_sgd = getattr(updater, 'fusable', False)
         if self.capacity:
             self._reserve_targets()
-        self.window_x = None
 
     def _reserve_targets(self):
-        self.targets = aligned_empty((self.capacity, max(self.loss.target_size, 1)),
-                                     self.dtype)
+        self.targets = aligned_empty((self.capacity, self.loss.target_size), self.dtype)
         self.target_buffer = address(self.targets)
 
     def train(self, x, y, int64_t[::1] order, Py_ssize_t batch_size,
               Py_ssize_t first_step, const double[::1] learning_rates,
               uint64_t[::1] shuffle_state=None):
-        """Run len(learning_rates) training steps on x (N, in_size) and targets
-        y (N, target_size).  Step s takes the samples order[k*batch_size : ...]
-        with k = s % ceil(N / batch_size); at k == 0 a new epoch starts and,
-        with a shuffle_state, `order` is refilled with 0..N-1 and shuffled
-        (see `shuffle`).  Per-sample plain SGD runs in windows of `WINDOW`
-        steps aligned to the epoch (`step_alignment`), so results do not
-        depend on how the steps are split into calls when the calls are too.
-        Returns the mean loss of each step's batch (float64)."""
+        """Run len(learning_rates) steps on x (N, in_size), y (N, target_size);
+        step s takes the samples order[k*batch_size:][:batch_size], k = s %
+        ceil(N / batch_size).  At k == 0 an epoch starts and, given a
+        shuffle_state, `order` is refilled with a permutation of 0..N-1 (see
+        nncore._native.data.shuffle).  Returns each step's batch loss."""
         if self.loss == NULL:
             raise RuntimeError("call set_training before train")
         self.reserve(batch_size)
@@ -326,14 +348,13 @@ cdef class Plan:
         if deferred:
             self._reserve_window()
         self.last_deferred = deferred
-        self._wire()
         losses = np.empty(steps, np.float64)
         cdef double[::1] step_losses = losses
         with nogil:
             while s < steps:
                 k = (first_step + s) % per_epoch
                 if k == 0 and state != NULL:
-                    _new_order(&order[0], total, state)
+                    rng.new_order(&order[0], total, state)
                 gate_enter()
                 if deferred:
                     count = min(WINDOW - k % WINDOW, steps - s, per_epoch - k)
@@ -349,12 +370,10 @@ cdef class Plan:
         return losses
 
     def step_alignment(self, Py_ssize_t batch_size):
-        """WINDOW when `train` defers the first layer's updates for this batch
-        size (per-sample plain SGD with a dense first layer), else 1.  Calls
-        that start and end at multiples of it within an epoch give results
-        independent of how the steps are split into calls."""
-        if (self.fused_sgd and batch_size == 1 and self.ops[0].kind == OP_DENSE
-                and (<DenseCfg*>self.ops[0].cfg).n_in == self.in_size):
+        """WINDOW when `train` defers the first op's updates (per-sample plain
+        SGD, windows aligned to the epoch), else 1: calls that start and end
+        at multiples of it give results independent of how steps are split."""
+        if self.plain_sgd and batch_size == 1 and self.ops[0].window_begin != NULL:
             return WINDOW
         return 1
 
@@ -367,21 +386,13 @@ cdef class Plan:
     # one training step on the n samples listed in index; returns the batch loss
     cdef double _step(self, const char* xs, const char* ys, const int64_t* index,
                       Py_ssize_t n, double learning_rate) noexcept nogil:
-        cdef Py_ssize_t r, j
         cdef Op* last = &self.ops[self.n_ops - 1]
         cdef double loss
         self._gather(<char*>self.ops[0].x, <char*>self.target_buffer, xs, ys, index, n)
-        self._forward(0, n, True)
+        _forward_ops(self.ops, 0, self.n_ops, n, True)
         loss = self.loss.evaluate(self.loss, n, last.y, self.target_buffer, last.dy)
-        if self.fused_sgd:
-            self._backward(0, n, False, learning_rate)
-        else:
-            self._backward(0, n, False, 0.0)
-            self.updater.learning_rate = learning_rate
-            for j in range(self.n_params):
-                self.updater.update(self.updater, j, self.params[j], self.grads[j],
-                                    self.param_sizes[j])
-            self.updater.step += 1
+        self._backward(0, n, False, learning_rate if self.plain_sgd else 0.0)
+        self._update(0, learning_rate)
         return loss
 
     # copy the samples listed in index into input and target rows
@@ -395,66 +406,37 @@ cdef class Plan:
             memcpy(targets + r * target_bytes, ys + index[r] * target_bytes, target_bytes)
 
     def _reserve_window(self):
-        if self.window_x is not None:
+        if self.window is not None:
             return
-        cdef DenseCfg* c = <DenseCfg*>self.ops[0].cfg
-        self.window_x = aligned_empty((WINDOW, c.n_in), self.dtype)
-        self.window_targets = aligned_empty((WINDOW, max(self.loss.target_size, 1)), self.dtype)
-        self.window_p = aligned_empty((WINDOW, c.n_out), self.dtype)
-        self.window_g = aligned_empty((WINDOW, WINDOW), self.dtype)
-        self.window_dy = aligned_empty((WINDOW, c.n_out), self.dtype)
-        self.window_rates = np.empty(WINDOW, np.float64)
-        self.window_x_ptr = address(self.window_x)
-        self.window_targets_ptr = address(self.window_targets)
-        self.window_p_ptr = address(self.window_p)
-        self.window_g_ptr = address(self.window_g)
-        self.window_dy_ptr = address(self.window_dy)
-        self.window_rates_ptr = <double*>address(self.window_rates)
+        self.window_inputs = aligned_empty((WINDOW, self.in_size), self.dtype)
+        self.window_targets = aligned_empty((WINDOW, max(self.loss.target_size, 1)),
+                                            self.dtype)
+        self.window = aligned_empty((self.ops[0].window_size,), self.dtype)
+        self.ops[0].window = address(self.window)
+        self.window_inputs_ptr = address(self.window_inputs)
+        self.window_targets_ptr = <char*>address(self.window_targets)
 
-    # Per-sample plain SGD over `count` samples with the first dense layer's
-    # update deferred to the end of the window.  Exact: with W_t = W_0 -
-    # sum_{j<t} lr_j x_j^T dy_j (and the same for b), the layer's output for
-    # sample t is x_t W_0 + b_0 - sum_{j<t} lr_j (x_t . x_j + 1) dy_j, so the
-    # window needs two GEMMs over W instead of a gemv and a ger per sample.
+    # Per-sample plain SGD over `count` samples, with the first op's update
+    # deferred to the end of the window (see Op.window_begin).
     cdef void _deferred_steps(self, const char* xs, const char* ys, const int64_t* index,
                               Py_ssize_t count, const double* rates,
                               double* losses) noexcept nogil:
         cdef Py_ssize_t t
         cdef Op* first = &self.ops[0]
         cdef Op* last = &self.ops[self.n_ops - 1]
-        cdef DenseCfg* c = <DenseCfg*>first.cfg
-        cdef char* window_x = <char*>self.window_x_ptr
-        cdef char* targets = <char*>self.window_targets_ptr
+        cdef void* inputs = self.window_inputs_ptr
+        cdef char* targets = self.window_targets_ptr
         cdef Py_ssize_t target_bytes = self.loss.target_size * self.itemsize
-        cdef Py_ssize_t dy_bytes = c.n_out * self.itemsize
-        cdef double* saved_rates = self.window_rates_ptr
-        self._gather(window_x, targets, xs, ys, index, count)
-        if first.dtype == F32:
-            window_begin(<float*>self.window_p_ptr, <float*>self.window_g_ptr,
-                         <const float*>window_x, c, count)
-        else:
-            window_begin(<double*>self.window_p_ptr, <double*>self.window_g_ptr,
-                         <const double*>window_x, c, count)
+        self._gather(<char*>inputs, targets, xs, ys, index, count)
+        first.window_begin(first, inputs, count)
         for t in range(count):
-            if first.dtype == F32:
-                window_output(<float*>first.y, <const float*>self.window_p_ptr,
-                              <const float*>self.window_g_ptr,
-                              <const float*>self.window_dy_ptr, saved_rates, t, c.n_out)
-            else:
-                window_output(<double*>first.y, <const double*>self.window_p_ptr,
-                              <const double*>self.window_g_ptr,
-                              <const double*>self.window_dy_ptr, saved_rates, t, c.n_out)
-            self._forward(1, 1, True)
+            first.window_output(first, t, rates)
+            _forward_ops(self.ops, 1, self.n_ops, 1, True)
             losses[t] = self.loss.evaluate(self.loss, 1, last.y, targets + t * target_bytes,
                                            last.dy)
             self._backward(1, 1, True, rates[t])
-            memcpy(<char*>self.window_dy_ptr + t * dy_bytes, first.dy, dy_bytes)
-            saved_rates[t] = rates[t]
-        if first.dtype == F32:
-            window_end(c, <const float*>window_x, <float*>self.window_dy_ptr, saved_rates, count)
-        else:
-            window_end(c, <const double*>window_x, <double*>self.window_dy_ptr, saved_rates,
-                       count)
+            self._update(1, rates[t])
+        first.window_end(first, inputs, rates, count)
 
 
 def fork_prepare(double timeout):
@@ -475,93 +457,3 @@ def fork_parent():
 def fork_child():
     """After a fork, in the child: forget the parent's threads at the gate."""
     gate_reset()
-
-
-def evaluate_loss(loss, pred, target, dpred=None):
-    """Mean loss of pred (n, size) against target (n, target_size); writes the
-    gradient into dpred when given."""
-    cdef Loss* c = <Loss*>PyCapsule_GetPointer(loss.capsule(), "nncore.Loss")
-    cdef Py_ssize_t n = pred.shape[0]
-    cdef void* p = address(pred)
-    cdef void* t = address(target)
-    cdef void* g = address(dpred) if dpred is not None else NULL
-    cdef double value
-    with nogil:
-        value = c.evaluate(c, n, p, t, g)
-    return value
-
-
-def apply_update(updater, list params, list grads, double learning_rate):
-    """One optimizer step over matching lists of parameter and gradient arrays."""
-    cdef Updater* u = <Updater*>PyCapsule_GetPointer(updater.capsule(), "nncore.Updater")
-    cdef Py_ssize_t j
-    u.learning_rate = learning_rate
-    for j in range(len(params)):
-        u.update(u, j, address(params[j]), address(grads[j]), params[j].size)
-    u.step += 1
-
-
-def new_shuffle_state(uint64_t seed):
-    """A generator state (4 uint64) for `Plan.train` and `shuffle`."""
-    state = np.empty(4, np.uint64)
-    cdef uint64_t[::1] words = state
-    rng.seed_state(&words[0], seed)
-    return state
-
-
-# order (n) = a random permutation of 0..n-1 drawn from state
-cdef void _new_order(int64_t* order, Py_ssize_t n, uint64_t* state) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        order[i] = i
-    rng.shuffle(order, n, state)
-
-
-def shuffle(int64_t[::1] order, uint64_t[::1] state):
-    """Refill `order` with a random permutation of 0..N-1, exactly as
-    `Plan.train` does at an epoch start (each epoch's order depends only on
-    the generator state, not on the previous order)."""
-    _new_order(&order[0], order.shape[0], &state[0])
-
-
-# True when no element of a (count) is NaN or inf (x - x is 0 only for finite x)
-cdef bint _all_finite(const real* a, Py_ssize_t count) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(count):
-        if a[i] - a[i] != 0:
-            return False
-    return True
-
-
-def all_finite(array):
-    """True when no element of the contiguous float array is NaN or inf.
-
-    Small arrays are checked without releasing the GIL: a release and
-    re-acquire costs more than the check and hands the GIL to other threads.
-    Large ones are checked in blocks, looking for pending signals (Ctrl-C)
-    between blocks."""
-    cdef Py_ssize_t count = array.size, start = 0, block = 1 << 20
-    cdef bint finite = True
-    cdef const float* f = NULL
-    cdef const double* d = NULL
-    cdef double checked = now_seconds()
-    if dtype_code(array) == F32:
-        f = <const float*>address(array)
-        if count < 65536:
-            return _all_finite(f, count)
-    else:
-        d = <const double*>address(array)
-        if count < 65536:
-            return _all_finite(d, count)
-    with nogil:
-        while finite and start < count:
-            if f != NULL:
-                finite = _all_finite(f + start, min(block, count - start))
-            else:
-                finite = _all_finite(d + start, min(block, count - start))
-            start += block
-            if start < count and now_seconds() - checked > SIGNAL_INTERVAL:
-                with gil:
-                    PyErr_CheckSignals()
-                checked = now_seconds()
-    return finite

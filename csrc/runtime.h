@@ -11,6 +11,9 @@
  *
  * Clock.  now_seconds() is a monotonic clock used to decide when a long
  * native call should look for pending signals.
+ *
+ * Flags.  flag_get/flag_set read and write an int shared between the worker
+ * threads of one call.
  */
 #ifndef NNCORE_RUNTIME_H
 #define NNCORE_RUNTIME_H
@@ -19,12 +22,12 @@
 
 #ifdef _WIN32
 /* no fork on Windows: the gate does nothing */
-static void gate_enter(void) {}
-static void gate_leave(void) {}
-static int gate_close(double timeout) { (void)timeout; return 1; }
-static void gate_open(void) {}
-static void gate_reset(void) {}
-static double now_seconds(void)
+static inline void gate_enter(void) {}
+static inline void gate_leave(void) {}
+static inline int gate_close(double timeout) { (void)timeout; return 1; }
+static inline void gate_open(void) {}
+static inline void gate_reset(void) {}
+static inline double now_seconds(void)
 {
     struct timespec t;
     timespec_get(&t, TIME_UTC);
@@ -33,22 +36,22 @@ static double now_seconds(void)
 #else
 
 static int gate_busy = 0;      /* sections running now */
-static int gate_closed = 0;    /* a fork is waiting for the sections to end */
+static int gate_closed = 0;      /* a fork is waiting for the sections to end */
 
-static double now_seconds(void)
+static inline double now_seconds(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static void pause_briefly(void)
+static inline void pause_briefly(void)
 {
     struct timespec t = {0, 200000};   /* 0.2 ms */
     nanosleep(&t, NULL);
 }
 
-static void gate_enter(void)
+static inline void gate_enter(void)
 {
     for (;;) {
         __atomic_add_fetch(&gate_busy, 1, __ATOMIC_SEQ_CST);
@@ -60,14 +63,14 @@ static void gate_enter(void)
     }
 }
 
-static void gate_leave(void)
+static inline void gate_leave(void)
 {
     __atomic_sub_fetch(&gate_busy, 1, __ATOMIC_SEQ_CST);
 }
 
 /* 1 when no section is running (and none can start until gate_open), 0 when
    sections were still running after `timeout` seconds */
-static int gate_close(double timeout)
+static inline int gate_close(double timeout)
 {
     double deadline = now_seconds() + timeout;
     __atomic_store_n(&gate_closed, 1, __ATOMIC_SEQ_CST);
@@ -79,16 +82,27 @@ static int gate_close(double timeout)
     return 1;
 }
 
-static void gate_open(void)
+static inline void gate_open(void)
 {
     __atomic_store_n(&gate_closed, 0, __ATOMIC_SEQ_CST);
 }
 
 /* in a forked child: the threads that were in or waiting at the gate are gone */
-static void gate_reset(void)
+static inline void gate_reset(void)
 {
     __atomic_store_n(&gate_busy, 0, __ATOMIC_SEQ_CST);
     __atomic_store_n(&gate_closed, 0, __ATOMIC_SEQ_CST);
+}
+#endif
+
+#ifdef _MSC_VER
+static inline int flag_get(int* flag) { return *(volatile int*)flag; }
+static inline void flag_set(int* flag, int value) { *(volatile int*)flag = value; }
+#else
+static inline int flag_get(int* flag) { return __atomic_load_n(flag, __ATOMIC_SEQ_CST); }
+static inline void flag_set(int* flag, int value)
+{
+    __atomic_store_n(flag, value, __ATOMIC_SEQ_CST);
 }
 #endif
 

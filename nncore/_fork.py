@@ -18,7 +18,6 @@ import weakref
 from typing import Callable, List
 
 from ._native import plan as _plan
-from ._native.openmp import openmp_fork_safe, set_openmp_threads
 
 #: seconds a fork waits for running native sections (each is one chunk of
 #: samples or one training step) before going ahead regardless
@@ -55,8 +54,6 @@ def _after_in_child() -> None:
         obj.reset()
     for function in _child_hooks:
         function(_drained)
-    if not openmp_fork_safe():
-        set_openmp_threads(1)
 
 
 if hasattr(os, "register_at_fork"):

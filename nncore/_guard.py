@@ -1,7 +1,8 @@
-"""Who may use a network at a time: any number of readers (predict,
-InferenceSession.predict, save, copy) or one writer (fit, set_weights),
-never both.  Decisions are taken under a lock, so two threads can never
-both pass."""
+"""Who may use a network's weights at a given moment.
+
+A fit changes the weights in place between native calls, so it must not
+overlap a prediction that reads them from another thread, nor another fit.
+The decision is taken atomically under one lock (never check-then-set)."""
 from __future__ import annotations
 
 import threading
@@ -10,57 +11,55 @@ from typing import Optional
 from . import _fork
 
 
-class UseGuard:
+class RunGuard:
+    """One fit at a time, no fit while any prediction is in flight, and no
+    prediction from another thread while a fit runs.  The fitting thread
+    itself may predict (validation data, callbacks)."""
+
+    __slots__ = ("_lock", "_fit_thread", "_predictions", "__weakref__")
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._writer: Optional[int] = None   # thread id of the running fit
-        self._readers = 0                    # reading calls in flight
+        self._fit_thread: Optional[int] = None
+        self._predictions = 0
         _fork.reset_in_child(self)
 
-    def begin_write(self, what: str, nested: bool = False) -> bool:
-        """Claim the network for a call that changes its weights; RuntimeError
-        when another call is training it or reading it.  With `nested`, a
-        call from inside the running fit's own thread (a callback) goes
-        ahead without a claim.  True when claimed: pair with end_write()."""
-        me = threading.get_ident()
+    def begin_fit(self, caller: str = "Network.fit") -> None:
+        """Claim the network for a call that changes its weights (fit, or
+        set_weights from outside a fit)."""
         with self._lock:
-            if nested and self._writer == me:
-                return False
-            if self._writer is not None:
-                raise RuntimeError(f"{what}: this network is already being trained "
-                                   f"(fit is running in "
-                                   f"{'this' if self._writer == me else 'another'}"
-                                   f" thread)")
-            if self._readers:
-                raise RuntimeError(f"{what}: this network is being used by "
-                                   f"{self._readers} predict, save or copy call(s) in "
-                                   f"other threads; train a copy (network.copy()) or "
-                                   f"wait for them to return")
-            self._writer = me
-            return True
+            if self._fit_thread is not None:
+                raise RuntimeError(f"{caller}: this network is already being trained "
+                                   f"(by another thread, or a callback called fit)")
+            if self._predictions:
+                raise RuntimeError(f"{caller}: a prediction (or save, copy) on this network "
+                                   f"is in flight in another thread; fit after it returns, "
+                                   f"or fit a copy")
+            self._fit_thread = threading.get_ident()
 
-    def end_write(self) -> None:
+    def end_fit(self) -> None:
         with self._lock:
-            self._writer = None
+            self._fit_thread = None
 
-    def begin_read(self, what: str) -> None:
-        """Register a call that reads the weights; RuntimeError while another
-        thread trains the network (the thread running fit may read, e.g. for
-        validation or a checkpoint)."""
-        with self._lock:
-            writer = self._writer
-            if writer is not None and writer != threading.get_ident():
-                raise RuntimeError(f"{what}: fit is running on this network in another "
-                                   f"thread and is changing its weights; predict on a "
-                                   f"copy or after fit returns")
-            self._readers += 1
+    def fitting_here(self) -> bool:
+        """True inside a fit running in this thread (validation, callbacks)."""
+        return self._fit_thread == threading.get_ident()
 
-    def end_read(self) -> None:
+    def begin_predict(self, caller: str) -> None:
         with self._lock:
-            self._readers -= 1
+            owner = self._fit_thread
+            if owner is not None and owner != threading.get_ident():
+                raise RuntimeError(f"{caller}: fit is running on this network in another "
+                                   f"thread and is changing its weights; predict on a copy "
+                                   f"(network.copy()) or after fit returns")
+            self._predictions += 1
+
+    def end_predict(self) -> None:
+        with self._lock:
+            self._predictions -= 1
 
     def reset(self) -> None:
         """In a forked child: the threads that held the network are gone."""
         self._lock = threading.Lock()
-        self._writer = None
-        self._readers = 0
+        self._fit_thread = None
+        self._predictions = 0

@@ -7,13 +7,14 @@ import os
 from typing import Iterator, Optional
 
 from . import _fork
-from ._native.openmp import get_openmp_threads, set_openmp_threads
+from ._native.openmp import get_openmp_threads, openmp_fork_safe, set_openmp_threads
 
 MAX_THREADS = 1024
 
 _blas = None  # threadpoolctl controller of the BLAS behind scipy.linalg.cython_blas
 _num_threads: Optional[int] = None
 _blas_current: Optional[int] = None  # what the core last set scipy's BLAS to
+_workers_cap: Optional[int] = None  # OpenMP workers allowed (see _after_fork_in_child)
 _active_runs = 0  # native runs in flight (counted under the GIL)
 
 
@@ -89,12 +90,23 @@ def end_native_run() -> None:
     _active_runs -= 1
 
 
+def max_workers() -> int:
+    """The OpenMP worker threads a native call may use."""
+    n = get_num_threads()
+    return n if _workers_cap is None else min(n, _workers_cap)
+
+
 def _after_fork_in_child(drained: bool) -> None:
     """The native runs counted here belonged to threads the child does not
-    have.  When a fork could not wait for them to end, the child stays on
-    one thread."""
-    global _active_runs
+    have.  GNU libgomp keeps its thread pool across fork() without the
+    threads, so a child's parallel region could hang: such a child runs its
+    OpenMP work on one thread.  When a fork could not wait for native runs to
+    end, the child runs everything (BLAS too) on one thread."""
+    global _active_runs, _workers_cap
     _active_runs = 0
+    if not openmp_fork_safe():
+        _workers_cap = 1
+        set_openmp_threads(1)
     if not drained:
         set_num_threads(1)
 

@@ -6,11 +6,11 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ._data import check_positive_int
-from ._native.plan import all_finite
+from ._data import check_positive_int, network_inputs
+from ._native.data import all_finite
+from ._plans import native_ops
 from ._threads import begin_native_run, end_native_run
-from .network import PREDICT_CHUNK, Network
-from .saving import load
+from .network import Network, load
 
 
 class InferenceSession:
@@ -23,32 +23,33 @@ class InferenceSession:
     released, writing into `out` when given (no allocation at all once
     warmed up).  Each thread gets its own buffers, so threads may predict at
     once.  A session built from a network reads that network's live weights:
-    its predict counts as a predict on the network, so fit on that network
-    raises RuntimeError while a session predicts, and the reverse (train a
-    `network.copy()` instead).  `out` must not overlap x.
+    a `fit` of that network and a session predict exclude each other (the
+    later one raises RuntimeError); to train while serving, serve a copy.
+    `out` must not overlap x.
     """
 
     def __init__(self, model: Union[Network, str, "os.PathLike[str]"],
-                 batch_size: int = PREDICT_CHUNK):
+                 batch_size: Optional[int] = None):
         network = model if isinstance(model, Network) else load(model)
         if not network.built:
             raise RuntimeError("InferenceSession: the network is not built; fit it or call "
                                "build(input_shape) first")
-        if network._native_ops() is None:
+        if native_ops(network.layers) is None:
             raise TypeError("InferenceSession: the network has Python layers; use "
                             "Network.predict, which runs them")
         self.network = network
         self.dtype = network.dtype
         self.input_shape = tuple(network.layers[0]._built_input_shape())
         self.output_shape = tuple(network.layers[-1]._built_output_shape())
-        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.batch_size = (network.plans.predict_chunk(network) if batch_size is None
+                           else check_positive_int(batch_size, "batch_size"))
 
     def predict(self, x, out: Optional[np.ndarray] = None) -> np.ndarray:
         """Outputs for the samples of x, shape (n,) + output_shape (into `out`
         when given: a C-contiguous array of that shape and the session dtype)."""
         if (type(x) is not np.ndarray or x.dtype != self.dtype or x.shape[1:] != self.input_shape
                 or not x.flags.c_contiguous or not x.shape[0]):
-            x = self.network._inputs(x)          # converts, or says what is wrong
+            x = network_inputs(self.network, x)    # converts, or says what is wrong
         elif not all_finite(x):
             raise ValueError("x contains NaN or inf")
         n = x.shape[0]
@@ -63,15 +64,16 @@ class InferenceSession:
             raise ValueError("InferenceSession.predict: out overlaps x; pass a separate "
                              "output array")
         network = self.network
-        plan = network._predict_plan()
-        assert plan is not None  # every layer is native: checked in __init__
-        network._guard.begin_read("InferenceSession.predict")
+        network.guard.begin_predict("InferenceSession.predict")
         try:
-            begin_native_run(network._blas_threads_for(min(n, self.batch_size)))
+            plan = network.plans.predict_plan(network)
+            assert plan is not None  # every layer is native: checked in __init__
+            workers, blas_threads = network.plans.predict_threads(network, n, self.batch_size)
+            begin_native_run(blas_threads)
             try:
-                plan.predict(x, out, self.batch_size)
+                plan.predict(x, out, self.batch_size, workers)
             finally:
                 end_native_run()
         finally:
-            network._guard.end_read()
+            network.guard.end_predict()
         return out

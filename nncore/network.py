@@ -1,44 +1,44 @@
-"""The Network: a stack of layers trained with a loss and an optimizer."""
+"""The Network: a stack of layers trained with a loss and an optimizer.
+
+The network owns the structure (layers, loss, optimizer, metrics, dtype,
+random state); training runs in `_training.Trainer`, native plans come from
+`_plans.NetworkPlans`, input checks from `_data`, and the model file from
+`saving`."""
 from __future__ import annotations
 
-import math
+from typing import List, Optional, Sequence, Union
+
 import threading
 import weakref
-from typing import Any, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
-from . import _budget, _training
+from . import _budget, _checks, _summary, _training, _weights_file
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from . import saving
+from ._data import check_positive_int, check_shape, network_inputs
+from ._guard import RunGuard
+from ._plans import NetworkPlans
+from ._threads import begin_native_run, end_native_run
 from .callbacks import History
-from ._data import as_float_array, check_positive_int, check_shape
-from ._guard import UseGuard
-from ._threads import begin_native_run, end_native_run, get_num_threads
-from ._native.plan import Plan, apply_update, new_shuffle_state, shuffle as shuffle_order
+from .errors import in_layer
 from .layers.base import Layer
-
-PREDICT_CHUNK = 256
-# batch_size * parameter count below which BLAS runs single-threaded
-SMALL_WORK = 1 << 24
 
 
 class Network:
     """A feed-forward stack of layers.
 
-    Built lazily from the first data it sees (or from `input_shape`, the shape
-    of one sample).  When every layer, the loss and the optimizer are native,
-    training and prediction run whole batches in single native calls;
-    otherwise the network runs its layers one by one in Python, with the same
-    numbers.
+    Given `input_shape` (the shape of one sample), the network is built at
+    once, every layer as it is added, and inputs of any other shape are
+    refused; without it, it is built from the first data it sees.  When
+    every layer, the loss and the optimizer are native, training and
+    prediction run whole batches in single native calls; otherwise the
+    network runs its layers one by one in Python, with the same numbers.
     """
 
-    #: the optimizer updater the cached training plan was set up with
-    _train_plan_updater: Any
-
-    def __init__(self, layers: Optional[Iterable[Layer]] = None,
+    def __init__(self, layers: Optional[Sequence[Layer]] = None,
                  input_shape: Optional[Sequence[int]] = None, dtype="float32",
                  seed: Optional[int] = None):
         try:
@@ -55,25 +55,28 @@ class Network:
         self.loss: Optional[Union[losses_module.Loss, losses_module.FunctionLoss]] = None
         self.optimizer: Optional[optimizers_module.Optimizer] = None
         self.metrics: list = []
-        self._article_loss = False
+        self.article_loss = False        # the loss was given as the article's functions
         self.history: Optional[History] = None
-        self.stop_training = False
+        self.stop_training = False       # set by callbacks to end fit after this batch
+        self.stopped_on_nan = False      # set by TerminateOnNaN
+        self.training_optimizer: Optional[optimizers_module.Optimizer] = None
+        self.default_optimizer: Optional[optimizers_module.Optimizer] = None
+        self.shuffle_state: Optional[np.ndarray] = None   # see Trainer.shuffle_state
         self.built = False
-        self._train_plan: Optional[Plan] = None
-        self._local = threading.local()
-        self._param_count: Optional[int] = None
-        self._guard = UseGuard()      # one fit, or any number of predicts
-        self._shuffle_state: Optional[np.ndarray] = None
+        self._build_lock = threading.Lock()      # threads may build at once (lazily)
+        self.plans = NetworkPlans()
+        self.guard = RunGuard()
         for layer in layers or []:
             self.add(layer)
 
     # ----------------------------------------------------------------- structure
     def add(self, layer: Layer) -> "Network":
-        """Append a layer; returns the network so calls can be chained."""
+        """Append a layer; returns the network so calls can be chained.  When
+        the input shape is known, the layer is built at once."""
         if not isinstance(layer, Layer):
             raise TypeError(f"Network.add takes a nncore Layer, got {type(layer).__name__}")
-        if self.built:
-            raise RuntimeError("Network.add: the network is already built; "
+        if self.plans.used:
+            raise RuntimeError("Network.add: the network has already been used; "
                                "add every layer before the first fit or predict")
         name = type(layer).__name__
         for index, existing in enumerate(self.layers):
@@ -87,6 +90,14 @@ class Network:
                              f"layer, or use network.copy()")
         layer._network = weakref.ref(self)
         self.layers.append(layer)
+        if self.input_shape is not None:
+            try:
+                with self._build_lock:
+                    _build_layers(self, len(self.layers) - 1)
+            except BaseException:
+                self.layers.pop()
+                layer._network = None
+                raise
         return self
 
     def use(self, loss, loss_prime=None, optimizer=None, metrics=None) -> "Network":
@@ -95,63 +106,35 @@ class Network:
         metrics reported by fit and evaluate (names such as 'accuracy',
         'top_k_accuracy', 'mae', Metric objects or functions)."""
         self.loss = losses_module.get(loss, loss_prime)
-        self._article_loss = callable(loss) and not isinstance(
+        self.article_loss = callable(loss) and not isinstance(
             loss, (losses_module.Loss, losses_module.FunctionLoss))
         self.optimizer = None if optimizer is None else optimizers_module.get(optimizer)
         self.metrics = list(metrics or [])
         for metric in self.metrics:
             metrics_module.get(metric)  # unknown names fail here, not in fit
-        self._train_plan = None
+        self.plans.forget_training()
         return self
 
     def build(self, input_shape: Optional[Sequence[int]] = None) -> "Network":
-        """Create every layer's weights for samples of `input_shape`."""
-        if self.built:
-            return self
-        if not self.layers:
-            raise RuntimeError("Network: add at least one layer before building")
-        shape = input_shape if input_shape is not None else self.input_shape
-        if shape is None:
-            raise RuntimeError("Network: the input shape is unknown; pass input_shape= "
-                               "or call fit first")
-        shape = check_shape(shape, "Network: input_shape")
-        self.input_shape = shape
-        params = 0
-        for index, layer in enumerate(self.layers):
-            layer.dtype = self.dtype
-            layer.rng = self.rng
-            try:
-                params += self._budgeted_params(layer, shape, params)
-                layer.build(shape)
-            except (ValueError, TypeError) as error:
-                raise type(error)(self._where(index, error)) from None
-            for p in layer.params:
-                if p.dtype != self.dtype or not p.flags.c_contiguous:
-                    raise TypeError(self._where(index, f"parameters must be C-contiguous "
-                                                       f"{self.dtype} arrays, got {p.dtype}"))
-            if layer.output_shape is None:
-                raise TypeError(self._where(index, "build() did not set output_shape"))
-            shape = tuple(layer.output_shape)
-        self.built = True
+        """Create every layer's weights for samples of `input_shape` (a
+        network built, or given `input_shape=`, refuses another shape)."""
+        if input_shape is not None and self.input_shape is not None and self.layers:
+            given = check_shape(input_shape, "Network: input_shape")
+            if given != self.input_shape:
+                raise ValueError(in_layer(0, self.layers[0], f"expected input shape "
+                                 f"{(None,) + self.input_shape}, received {(None,) + given}"))
+        with self._build_lock:
+            if self.built:
+                return self
+            if not self.layers:
+                raise RuntimeError("Network: add at least one layer before building")
+            shape = input_shape if input_shape is not None else self.input_shape
+            if shape is None:
+                raise RuntimeError("Network: the input shape is unknown; pass input_shape= "
+                                   "or call fit first")
+            self.input_shape = check_shape(shape, "Network: input_shape")
+            _build_layers(self, 0)
         return self
-
-    def _budgeted_params(self, layer: Layer, shape, before: int) -> int:
-        """The parameter count of `layer` on input `shape`, checked (with the
-        `before` parameters of the layers before it) against the memory
-        budget before the layer draws any weight."""
-        shapes = layer.weight_shapes(shape) or []
-        count = sum(int(np.prod(s, dtype=object)) for s in shapes)
-        what = f"{count:,} parameters" if not before else \
-            f"{count:,} parameters (and {before:,} in the layers before)"
-        _budget.check((before + count) * self.dtype.itemsize, what)
-        return count
-
-    def _where(self, index: int, message) -> str:
-        name = type(self.layers[index]).__name__
-        text = str(message)
-        if text.startswith(name + ": "):
-            text = text[len(name) + 2:]
-        return f"layer {index} ({name}): {text}"
 
     @property
     def output_shape(self):
@@ -165,108 +148,7 @@ class Network:
     def grads(self) -> List[np.ndarray]:
         return [g for layer in self.layers for g in layer.grads]
 
-    def _native_ops(self) -> Optional[list]:
-        ops = []
-        for layer in self.layers:
-            layer_ops = layer.native_ops()
-            if layer_ops is None:
-                return None
-            ops.extend(layer_ops)
-        return ops
-
-    def _predict_plan(self) -> Optional[Plan]:
-        """This thread's inference plan (None for a network with Python layers):
-        threads predicting at once use their own buffers.  Called once built."""
-        local = self._local
-        if not hasattr(local, "plan"):
-            ops = self._native_ops()
-            local.plan = self._checked_plan(Plan(ops, self.dtype)) if ops else None
-        return local.plan
-
-    def _checked_plan(self, plan: Plan) -> Plan:
-        """`plan` after checking that it reads whole samples of the network's
-        input (the first layer was built for this input shape)."""
-        assert self.input_shape is not None       # set by build
-        expected = int(np.prod(self.input_shape, dtype=np.int64))
-        if plan.in_size != expected:
-            raise RuntimeError(self._where(0, f"built for {plan.in_size} input values per "
-                                              f"sample, the network's input shape "
-                                              f"{self.input_shape} has {expected}"))
-        return plan
-
-    # ------------------------------------------------------------------ data
-    def _inputs(self, x, what="x") -> np.ndarray:
-        x = as_float_array(x, self.dtype, what)
-        if not self.built:     # from the data, unless input_shape was declared
-            self.build(x.shape[1:] if self.input_shape is None else None)
-        input_shape = self.input_shape
-        assert input_shape is not None       # set by build
-        if x.shape[1:] != input_shape:
-            first = type(self.layers[0]).__name__
-            raise ValueError(f"layer 0 ({first}): expected input shape "
-                             f"{(None,) + input_shape}, received {x.shape}")
-        return x
-
-    def _targets(self, y, n: int) -> np.ndarray:
-        y = np.asarray(y) if not isinstance(y, np.ndarray) else y
-        if isinstance(y, np.ndarray) and y.dtype.kind not in "biuf":
-            raise TypeError(f"y must be a numeric array, got dtype {y.dtype}")
-        y = np.asarray(y)
-        if y.ndim == 0 or y.shape[0] != n:
-            raise ValueError(f"x has {n} samples but y has "
-                             f"{y.shape[0] if y.ndim else 'no sample axis'}")
-        out_shape = self.output_shape
-        out_size = int(np.prod(out_shape, dtype=np.int64))
-        if getattr(self.loss, "sparse", False):
-            width = out_shape[-1]
-            rows = out_size // width
-            if y.size != n * rows:
-                raise ValueError(f"{self._loss_name()}: expected one class label per sample "
-                                 f"row, shape {(n,) + out_shape[:-1]}, received {y.shape}")
-            labels = y.reshape(n, rows)
-            if not np.isfinite(labels).all() or (labels != np.round(labels)).any():
-                raise ValueError(f"{self._loss_name()}: labels must be integers")
-            if labels.min() < 0 or labels.max() >= width:
-                raise ValueError(f"{self._loss_name()}: labels must be in [0, {width}), "
-                                 f"found {labels.min():g}..{labels.max():g}")
-            return np.ascontiguousarray(labels, dtype=self.dtype)
-        if y.size != n * out_size:
-            hint = ""
-            if y.size == n and out_shape[-1] > 1:
-                hint = (" (for integer class labels use 'sparse_categorical_crossentropy' "
-                        "or nncore.utils.to_categorical)")
-            raise ValueError(f"{self._loss_name()}: expected targets of shape "
-                             f"{(None,) + out_shape} like the network output, received "
-                             f"{y.shape}{hint}")
-        y = np.ascontiguousarray(y.reshape(n, out_size), dtype=self.dtype)
-        if not np.isfinite(y).all():
-            raise ValueError("y contains NaN or inf")
-        return y
-
-    def _loss_name(self) -> str:
-        return getattr(self.loss, "name", type(self.loss).__name__)
-
-    # --------------------------------------------------------------- training
-    def _native_loss(self):
-        if not isinstance(self.loss, losses_module.Loss):
-            return None
-        out_shape = self.output_shape
-        size = int(np.prod(out_shape, dtype=np.int64))
-        return self.loss.native(self.dtype, size, out_shape[-1] if out_shape else 1)
-
-    def _training_plan(self, optimizer) -> Optional[Plan]:
-        if self._train_plan is None or self._train_plan_updater is not optimizer.updater:
-            ops = self._native_ops()
-            loss = self._native_loss()
-            if ops is None or loss is None:
-                self._train_plan = None
-            else:
-                plan = self._checked_plan(Plan(ops, self.dtype))
-                plan.set_training(loss, optimizer.updater, self.params, self.grads)
-                self._train_plan = plan
-            self._train_plan_updater = optimizer.updater
-        return self._train_plan
-
+    # ------------------------------------------------------------ train, use
     def fit(self, x, y, epochs: int = 1, batch_size: Optional[int] = None,
             validation_data=None, validation_split: float = 0.0, shuffle: bool = True,
             verbose: int = 1, callbacks: Optional[list] = None, initial_epoch: int = 0,
@@ -274,73 +156,72 @@ class Network:
         """Train on x, y from epoch `initial_epoch` up to `epochs`; returns a
         History (also kept as `network.history`).
 
-        Article-style calls -- the loss was given as functions
-        (`use(mse, mse_prime)`), or `learning_rate` is passed and `use` set no
-        optimizer -- default to batch_size=1 (per-sample SGD) and print the
-        article's `epoch i/N   error=...` line per epoch when verbose.  All
-        other calls default to batch_size=32 and, with verbose=1, show a
-        progress bar (one line per epoch when the output is not a terminal;
-        verbose=2 always one line per epoch).  Without an optimizer set in
-        `use`, training is plain SGD with `learning_rate` (default 0.01).
-        `validation_split` holds out the last fraction of x, y (before
-        shuffling).  A NaN or inf loss raises FloatingPointError naming the
+        Article-style networks -- the loss was given as functions
+        (`use(mse, mse_prime)`), or every layer is one of the article's
+        `FCLayer`, `ActivationLayer`, `ConvLayer`, `FlattenLayer` -- default
+        to batch_size=1 (per-sample SGD) and print the article's
+        `epoch i/N   error=...` line per epoch when verbose (followed by the
+        metrics and validation figures, if any).  All other networks default
+        to batch_size=32 and, with verbose=1, show a progress bar (one line
+        per epoch when the output is not a terminal; verbose=2 always one line
+        per epoch).  Without an optimizer set in `use`, training is plain SGD
+        with rate 0.01.  `learning_rate` applies to this call only: it
+        replaces the optimizer's rate (or schedule) until fit returns, and the
+        optimizer given to `use` keeps its own.  `validation_split` holds out
+        the last fraction of x, y (before shuffling).  A loss on
+        probabilities after a last layer that does not output them (or a
+        loss on logits after a softmax or sigmoid) gives a UserWarning on the
+        first batch.  A NaN or inf loss raises FloatingPointError naming the
         epoch and batch, unless a TerminateOnNaN callback ends training.
+        A second fit, or a fit while a predict on this network runs in another
+        thread, raises RuntimeError.
         """
-        self._guard.begin_write("Network.fit")
-        try:
-            return _training.fit(self, x, y, epochs, batch_size, validation_data,
-                                 validation_split, shuffle, verbose, callbacks,
-                                 initial_epoch, learning_rate)
-        finally:
-            self._guard.end_write()
+        return _training.fit(self, x, y, epochs, batch_size, validation_data,
+                             validation_split, shuffle, verbose, callbacks,
+                             initial_epoch, learning_rate)
 
-    def _shuffle_generator(self) -> np.ndarray:
-        """The state of the generator that shuffles the samples of each epoch
-        (drawn once from the network's seed, kept across fit calls and saved
-        with the model, so that fit(2 epochs) twice equals fit(4 epochs))."""
-        if self._shuffle_state is None:
-            self._shuffle_state = new_shuffle_state(int(self.rng.integers(2**63)))
-        return self._shuffle_state
-
-    def _shaped(self, out, target):
-        """Network outputs and targets (flattened per sample) in the shapes
-        metrics and losses expect."""
-        n = out.shape[0]
-        out = out.reshape((n,) + self.output_shape)
-        if getattr(self.loss, "sparse", False):
-            return out, target.reshape((n,) + self.output_shape[:-1])
-        return out, target.reshape((n,) + self.output_shape)
-
-    def _fit_optimizer(self, learning_rate):
-        optimizer = self.optimizer
-        if optimizer is None:
-            optimizer = self._default_sgd = getattr(self, "_default_sgd", None) or \
-                optimizers_module.SGD()
-        if learning_rate is not None:
-            optimizer.learning_rate = learning_rate
-        if getattr(optimizer, "_built_for", None) is not self:
-            optimizer.build(self.params, self.dtype)
-            optimizer._built_for = self
-        self.training_optimizer = optimizer
-        return optimizer
-
-    def _resolved_metrics(self) -> list:
-        sparse = getattr(self.loss, "sparse", False)
-        return [metrics_module.get(m, self.loss, sparse, self.output_shape[-1])
-                for m in self.metrics]
-
-    def evaluate(self, x, y, batch_size: Optional[int] = None) -> dict:
+    def evaluate(self, x, y, batch_size: Optional[int] = None, verbose=0,
+                 return_dict: bool = True):
         """{'loss': ..., <metric>: ...} of the network on x, y (means over the
-        samples)."""
-        if self.loss is None:
-            raise RuntimeError("Network.evaluate: set a loss with use(...) first")
-        x = self._inputs(x)
-        y = self._targets(y, x.shape[0])
-        out, target = self._shaped(self.predict(x, batch_size), y)
-        scores = {"loss": float(self.loss(target, out))}
-        for metric in self._resolved_metrics():
-            scores[metric.name] = float(metric(target, out))
-        return scores
+        samples); with return_dict=False, as Keras: the loss alone, or the
+        list [loss, *metrics] when there are metrics.  `verbose` is accepted
+        for Keras code; evaluate prints nothing."""
+        _checks.check_verbose(verbose, "Network.evaluate")
+        scores = _training.evaluate(self, x, y, batch_size)
+        if return_dict:
+            return scores
+        return scores["loss"] if len(scores) == 1 else list(scores.values())
+
+    def predict(self, x, batch_size: Optional[int] = None, verbose=0) -> np.ndarray:
+        """The network output for every sample of x, shape (n,) + output_shape,
+        computed in chunks of `batch_size` samples (by default as many as keep
+        the network's buffers within about 1 MiB, at most 256).  Threads may
+        predict at once; while a fit runs in another thread this raises
+        RuntimeError.  `verbose` is accepted for Keras code; predict prints
+        nothing."""
+        _checks.check_verbose(verbose, "Network.predict")
+        if not self.built and self.input_shape is None:
+            raise RuntimeError("Network.predict: the network is not built yet; "
+                               "fit it, call build(input_shape) or pass input_shape=")
+        x = network_inputs(self, x)
+        chunk = (self.plans.predict_chunk(self) if batch_size is None
+                 else check_positive_int(batch_size, "batch_size"))
+        n = x.shape[0]
+        self.guard.begin_predict("Network.predict")
+        try:
+            plan = self.plans.predict_plan(self)
+            if plan is None:
+                return _predict_python(self, x, chunk)
+            out = np.empty((n, plan.out_size), self.dtype)
+            workers, blas_threads = self.plans.predict_threads(self, n, chunk)
+            begin_native_run(blas_threads)
+            try:
+                plan.predict(x.reshape(n, -1), out, chunk, workers)
+            finally:
+                end_native_run()
+            return out.reshape((n,) + self.output_shape)
+        finally:
+            self.guard.end_predict()
 
     def predict_classes(self, x, batch_size: Optional[int] = None) -> np.ndarray:
         """Class indices: argmax over the last axis, or output > 0.5 for a
@@ -350,109 +231,50 @@ class Network:
             return (out[..., 0] > 0.5).astype(np.int64)
         return out.argmax(-1)
 
-    def _train_python(self, x, y, order, batch_size, first_step, rates, optimizer,
-                      state) -> np.ndarray:
-        """The per-layer Python loop, for networks with Python layers or losses;
-        the same steps as `Plan.train`."""
-        loss = self.loss
-        assert loss is not None              # fit checks that a loss is set
-        n = x.shape[0]
-        per_epoch = math.ceil(n / batch_size)
-        losses = np.empty(len(rates))
-        params, grads = self.params, self.grads
-        target_shape = None if getattr(self.loss, "sparse", False) else self.output_shape
-        for s, rate in enumerate(rates):
-            k = (first_step + s) % per_epoch
-            if k == 0 and state is not None:
-                shuffle_order(order, state)
-            index = order[k * batch_size:(k + 1) * batch_size]
-            out = x[index]
-            target = y[index]
-            if target_shape is not None:
-                target = target.reshape((len(index),) + target_shape)
-            for layer in self.layers:
-                out = layer.forward(out, training=True)
-            losses[s] = loss(target, out)
-            self._last_batch = (np.reshape(out, (len(index), -1)),
-                                np.reshape(target, (len(index), -1)))
-            grad = loss.gradient(target, out)
-            for layer in reversed(self.layers):
-                grad = layer.backward(grad)
-            apply_update(optimizer.updater, params, grads, float(rate))
-        return losses
-
-    # ------------------------------------------------------------- inference
-    def predict(self, x, batch_size: Optional[int] = None) -> np.ndarray:
-        """The network output for every sample of x, shape (n,) + output_shape."""
-        if not self.built and self.input_shape is None:
-            raise RuntimeError("Network.predict: the network is not built yet; "
-                               "fit it, call build(input_shape) or pass input_shape=")
-        chunk = PREDICT_CHUNK if batch_size is None else check_positive_int(batch_size,
-                                                                             "batch_size")
-        self._guard.begin_read("Network.predict")
-        try:
-            return self._predict(x, chunk)
-        finally:
-            self._guard.end_read()
-
-    def _predict(self, x, chunk: int) -> np.ndarray:
-        x = self._inputs(x)
-        n = x.shape[0]
-        plan = self._predict_plan()
-        if plan is not None:
-            out = np.empty((n, plan.out_size), self.dtype)
-            begin_native_run(self._blas_threads_for(min(chunk, n)))
-            try:
-                plan.predict(x.reshape(n, -1), out, chunk)
-            finally:
-                end_native_run()
-            return out.reshape((n,) + self.output_shape)
-        parts = []
-        for start in range(0, n, chunk):
-            out = x[start:start + chunk]
-            for layer in self.layers:
-                out = layer.forward(out, training=False)
-            parts.append(np.asarray(out, dtype=self.dtype))
-        return np.concatenate(parts)
-
-    def _blas_threads_for(self, batch_size: int) -> int:
-        """One BLAS thread for small batches, where threads cost more than
-        they bring; all of them for large ones."""
-        if self._param_count is None:
-            self._param_count = sum(p.size for p in self.params)
-        small = batch_size * self._param_count < SMALL_WORK
-        return 1 if small else get_num_threads()
-
     # ---------------------------------------------------------------- summary
     def summary(self, print_fn=print) -> str:
-        """A table of the layers, their output shapes and parameter counts."""
-        rows = [("#", "Layer (type)", "Output Shape", "Param #")]
-        for i, layer in enumerate(self.layers):
-            shape = (None,) + tuple(layer._built_output_shape()) if layer.built else "(unbuilt)"
-            rows.append((str(i), repr(layer), str(shape), f"{layer.count_params():,}"))
-        widths = [max(len(r[c]) for r in rows) for c in range(4)]
-        line = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip()
-        rule = "-" * len(line(rows[0]))
-        total = sum(layer.count_params() for layer in self.layers)
-        text = "\n".join([f"Network ({self.dtype}, input {self.input_shape})", rule,
-                          line(rows[0]), rule] + [line(r) for r in rows[1:]] +
-                         [rule, f"Total params: {total:,}"])
+        """A table of the layers, their output shapes and parameter counts
+        (before the network is built: those the layers' own sizes give)."""
+        text = _summary.summary_text(self)
         if print_fn is not None:
             print_fn(text)
         return text
 
+    def count_params(self) -> int:
+        """The number of trained parameters (the network must be built)."""
+        if not self.built:
+            raise RuntimeError("Network.count_params: the network is not built yet; "
+                               "pass input_shape=, call build(input_shape) or fit first")
+        return sum(layer.count_params() for layer in self.layers)
+
+    def compile(self, optimizer=None, loss=None, metrics=None) -> "Network":
+        """Keras' name for `use`: use(loss, optimizer=optimizer, metrics=metrics)."""
+        if loss is None:
+            raise ValueError("Network.compile: give a loss, e.g. compile(optimizer='adam', "
+                             "loss='sparse_categorical_crossentropy')")
+        return self.use(loss, optimizer=optimizer, metrics=metrics)
+
     def __repr__(self) -> str:
         return f"Network({len(self.layers)} layers, dtype={self.dtype})"
 
-    # ===================================================== saving (issue 5)
-    # Thin wrappers over nncore/saving.py; keep this block at the end of the class.
+    # ----------------------------------------------------------------- saving
     def save(self, path, include_optimizer: bool = True) -> None:
         """Write the network to `path` (atomically); `nncore.load(path)` reads it."""
-        self._guard.begin_read("Network.save")
+        _checks.check_save_path(path, "Network.save")
+        self.guard.begin_predict("Network.save")
         try:
             saving.save(self, path, include_optimizer)
         finally:
-            self._guard.end_read()
+            self.guard.end_predict()
+
+    def save_weights(self, path) -> None:
+        """Write only the weights (and layer state) to `path`, atomically."""
+        _weights_file.save_weights(self, path)
+
+    def load_weights(self, path) -> None:
+        """Read `save_weights` arrays into this (built) network, checking them
+        all before changing anything."""
+        _weights_file.load_weights(self, path)
 
     def get_config(self) -> dict:
         """The structure as JSON data: dtype, input shape, seed, layers, loss, optimizer."""
@@ -460,16 +282,18 @@ class Network:
 
     @classmethod
     def from_config(cls, config: dict) -> "Network":
-        """A new network (fresh weights) from `get_config()` output."""
-        return saving.network_from_config(config, cls)
+        """A new network (fresh weights) from `get_config()` output; built
+        when the config has an input shape."""
+        net = saving.network_from_config(config, cls)
+        return net.build() if net.input_shape is not None else net
 
     def get_weights(self) -> List[np.ndarray]:
         """Copies of every layer's parameters and state arrays, in layer order."""
-        self._guard.begin_read("Network.get_weights")
+        self.guard.begin_predict("Network.get_weights")
         try:
             return [w for layer in self.layers for w in layer.get_weights()]
         finally:
-            self._guard.end_read()
+            self.guard.end_predict()
 
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Copy `get_weights()`-style arrays into the network, checking the
@@ -487,27 +311,88 @@ class Network:
             try:
                 checked.append(layer.check_weights(weights[start:start + count]))
             except (ValueError, TypeError) as error:
-                raise type(error)(self._where(index, error)) from None
+                raise type(error)(in_layer(index, layer, error)) from None
             start += count
-        claimed = self._guard.begin_write("Network.set_weights", nested=True)
+        claim = not self.guard.fitting_here()     # a callback of this thread's fit may
+        if claim:
+            self.guard.begin_fit("Network.set_weights")
         try:
             for layer, arrays in zip(self.layers, checked):
                 layer.set_weights(arrays)
         finally:
-            if claimed:
-                self._guard.end_write()
+            if claim:
+                self.guard.end_fit()
 
     def copy(self) -> "Network":
         """An independent copy (weights, optimizer state and random state)."""
-        return saving.loads(self._dumps("Network.copy"))
+        return loads(self._dumps("Network.copy"))
 
     def __reduce__(self):
         # pickle, copy.deepcopy and multiprocessing go through the model format
-        return (saving.loads, (self._dumps("pickling a Network"),))
+        return (loads, (self._dumps("pickling a Network"),))
 
-    def _dumps(self, what: str) -> bytes:
-        self._guard.begin_read(what)
+    def _dumps(self, caller: str) -> bytes:
+        self.guard.begin_predict(caller)
         try:
             return saving.dumps(self)
         finally:
-            self._guard.end_read()
+            self.guard.end_predict()
+
+
+def _build_layers(net: Network, first: int) -> None:
+    """Build layers first.. of `net` on the output of the layer before them."""
+    assert net.input_shape is not None
+    shape = net.input_shape if first == 0 else \
+        tuple(net.layers[first - 1]._built_output_shape())
+    params = sum(layer.count_params() for layer in net.layers[:first])
+    for index in range(first, len(net.layers)):
+        layer = net.layers[index]
+        layer.dtype = net.dtype
+        layer.rng = net.rng
+        try:
+            params += _budgeted_params(net, layer, shape, params)
+            layer.build(shape)
+        except (ValueError, TypeError) as error:
+            raise type(error)(in_layer(index, layer, error)) from None
+        for p in layer.params:
+            if p.dtype != net.dtype or not p.flags.c_contiguous:
+                raise TypeError(in_layer(index, layer, f"parameters must be C-contiguous "
+                                                      f"{net.dtype} arrays, got {p.dtype}"))
+        if layer.output_shape is None:
+            raise TypeError(in_layer(index, layer, "build() did not set output_shape"))
+        shape = tuple(layer.output_shape)
+    net.built = True
+
+
+def _budgeted_params(net: Network, layer: Layer, shape, before: int) -> int:
+    """The parameter count of `layer` on input `shape`, checked (with the
+    `before` parameters of the layers before it) against the memory budget
+    before the layer draws any weight."""
+    shapes = layer.weight_shapes(shape) or []
+    count = sum(int(np.prod(s, dtype=object)) for s in shapes)
+    what = f"{count:,} parameters" if not before else \
+        f"{count:,} parameters (and {before:,} in the layers before)"
+    _budget.check((before + count) * net.dtype.itemsize, what)
+    return count
+
+
+def _predict_python(net: Network, x: np.ndarray, chunk: int) -> np.ndarray:
+    """Predict through the layers' own forward, for networks with Python layers."""
+    parts = []
+    for start in range(0, x.shape[0], chunk):
+        out = x[start:start + chunk]
+        for layer in net.layers:
+            out = layer.forward(out, training=False)
+        parts.append(np.asarray(out, dtype=net.dtype))
+    return np.concatenate(parts)
+
+
+def load(path) -> Network:
+    """The network saved in `path`; ModelFormatError if the file is damaged,
+    hostile, from a newer format or names an unregistered class."""
+    return saving.load(path, Network)
+
+
+def loads(data: bytes) -> Network:
+    """The network in the model-file bytes `data` (see `saving.dumps`)."""
+    return saving.loads(data, Network)

@@ -1,0 +1,109 @@
+"""The native plans of a network, and how many BLAS threads they get.
+
+A network caches one inference plan per thread (threads predicting at once
+use their own buffers) and one training plan per optimizer updater.  A plan
+owns every buffer a run writes; the layers' op records are only read."""
+from __future__ import annotations
+
+import threading
+from typing import Optional
+
+import numpy as np
+
+from ._native.plan import Plan
+from .errors import in_layer
+from ._threads import get_num_threads, max_workers
+
+# batch_size * parameter count below which BLAS runs single-threaded
+SMALL_WORK = 1 << 24
+# predict runs chunks whose buffers fit in about this many bytes (a typical
+# L2 cache): a convolution's activations and im2col columns then stay in
+# cache from one op to the next; and at most MAX_CHUNK samples
+CHUNK_BYTES = 1 << 20
+MAX_CHUNK = 256
+
+
+def native_ops(layers) -> Optional[list]:
+    """The ops of every layer in order, or None when a layer runs in Python."""
+    ops = []
+    for layer in layers:
+        layer_ops = layer.native_ops()
+        if layer_ops is None:
+            return None
+        ops.extend(layer_ops)
+    return ops
+
+
+def checked_plan(net, plan: Plan) -> Plan:
+    """`plan` after checking that it reads whole samples of the network's
+    input (its first layer was built for this input shape)."""
+    expected = int(np.prod(net.input_shape, dtype=np.int64))
+    if plan.in_size != expected:
+        raise RuntimeError(in_layer(0, net.layers[0], f"built for {plan.in_size} input "
+                                    f"values per sample, the network's input shape "
+                                    f"{net.input_shape} has {expected}"))
+    return plan
+
+
+class NetworkPlans:
+    """The plans of one built network (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._train_plan: Optional[Plan] = None
+        self._train_for: tuple = (None, None)      # (updater, loss) it was set up with
+        self._param_count: Optional[int] = None
+        self.used = False      # a plan was asked for: the layers are final
+
+    def predict_plan(self, net) -> Optional[Plan]:
+        """This thread's inference plan, or None for a network with Python layers."""
+        self.used = True
+        local = self._local
+        if not hasattr(local, "plan"):
+            ops = native_ops(net.layers)
+            local.plan = checked_plan(net, Plan(ops, net.dtype)) if ops else None
+        return local.plan
+
+    def training_plan(self, net, loss_op, updater) -> Optional[Plan]:
+        """The plan that trains `net` with this native loss op and updater
+        (cached per updater), or None when a layer or the loss is Python."""
+        self.used = True
+        if self._train_for[0] is not updater or self._train_for[1] is not net.loss:
+            ops = native_ops(net.layers)
+            plan = None
+            if ops is not None and loss_op is not None:
+                plan = checked_plan(net, Plan(ops, net.dtype))
+                plan.set_training(loss_op, updater, net.params)
+            self._train_plan, self._train_for = plan, (updater, net.loss)
+        return self._train_plan
+
+    def forget_training(self) -> None:
+        """Drop the training plan (the loss or optimizer changed)."""
+        self._train_plan, self._train_for = None, (None, None)
+
+    def predict_chunk(self, net) -> int:
+        """The samples per chunk of a predict that did not choose."""
+        plan = self.predict_plan(net)
+        if plan is None:
+            return MAX_CHUNK
+        return max(1, min(MAX_CHUNK, CHUNK_BYTES // plan.sample_bytes))
+
+    def predict_threads(self, net, n: int, chunk: int) -> tuple:
+        """(workers, BLAS threads) for predicting n samples in chunks: whole
+        chunks go to separate worker threads, each with single-threaded BLAS;
+        a single chunk runs on the calling thread, BLAS as for training.
+        Where fewer workers are allowed (a forked child, see
+        _threads.max_workers), the chunks still run single-threaded BLAS, so
+        the results stay the same."""
+        workers = min(get_num_threads(), -(-n // chunk))
+        if workers > 1:
+            return min(workers, max_workers()), 1
+        return 1, self.blas_threads(net, min(n, chunk))
+
+    def blas_threads(self, net, batch_size: int) -> int:
+        """One BLAS thread for small batches, where threads cost more than
+        they bring; all of them for large ones."""
+        if self._param_count is None:
+            self._param_count = sum(p.size for p in net.params)
+        small = batch_size * self._param_count < SMALL_WORK
+        return 1 if small else get_num_threads()
