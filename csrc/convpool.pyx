@@ -23,9 +23,12 @@ cdef struct ConvPoolCfg:
     bint winograd
 
 
-# Winograd F(2x2, 3x3) needs enough channels to make its GEMMs worth it
 cdef enum:
+    # Winograd F(2x2, 3x3) needs enough channels to make its GEMMs worth it
     WINOGRAD_MIN_CHANNELS = 8
+    # samples are computed in groups whose scratch fits in about this many
+    # bytes, so that it stays in cache between the steps of a group
+    GROUP_BYTES = 1 << 19
 
 
 # cols (PH*PW*ph*pw, K) = im2col rows of x (H, W, C), window by window: the ph*pw
@@ -173,17 +176,15 @@ cdef void bias_relu(real* y, const real* bias, Py_ssize_t rows, Py_ssize_t F,
 
 
 # y (n, PH, PW, F) through Winograd; work: V (16, T, C), m (16, T, F); in the op's
-# state: U (16, C, F), a tile (16, C) and kernel rows (12, F)
+# state: U (16, C, F) from winograd_kernel and a tile (16, C)
 cdef void _winograd_forward(Op* op, Py_ssize_t n, real* y, const real* x,
                             real* work) noexcept nogil:
     cdef const ConvPoolCfg* c = <const ConvPoolCfg*>op.cfg
     cdef Py_ssize_t k, C = c.conv.C, F = c.conv.F, T = n * c.PH * c.PW
     cdef real* U = <real*>op.state
     cdef real* tile = U + 16 * C * F
-    cdef real* rows = tile + 16 * C
     cdef real* V = work
     cdef real* m = work + 16 * T * C
-    winograd_kernel(U, rows, <const real*>c.conv.kernel, C, F)
     winograd_tiles(V, tile, x, n, op.in_size, c)
     for k in range(16):
         gemm(False, False, T, F, C, 1, V + k * T * C, C, U + k * C * F, F, 0, m + k * T * F, F)
@@ -206,11 +207,26 @@ cdef void _forward(Op* op, Py_ssize_t n, real* y, const real* x, real* work) noe
     window_max_epilogue(y, Y, <const real*>c.conv.bias, n * P, Q, F, c.conv.relu)
 
 
+# the samples in groups of at most op.work_group (after transforming the kernel
+# once for Winograd: U (16, C, F) at the start of the op's state, rows (12, F) after
+# the tile)
+cdef void _grouped(Op* op, Py_ssize_t n, real* y, const real* x, real* work) noexcept nogil:
+    cdef const ConvPoolCfg* c = <const ConvPoolCfg*>op.cfg
+    cdef Py_ssize_t s = 0, g, C = c.conv.C, F = c.conv.F
+    cdef real* U = <real*>op.state
+    if c.winograd:
+        winograd_kernel(U, U + 16 * (C * F + C), <const real*>c.conv.kernel, C, F)
+    while s < n:
+        g = min(op.work_group, n - s)
+        _forward(op, g, y + s * op.out_size, x + s * op.in_size, work)
+        s += g
+
+
 cdef void convpool_op_forward(Op* op, Py_ssize_t n, bint training) noexcept nogil:
     if op.dtype == F32:
-        _forward(op, n, <float*>op.y, <const float*>op.x, <float*>op.work)
+        _grouped(op, n, <float*>op.y, <const float*>op.x, <float*>op.work)
     else:
-        _forward(op, n, <double*>op.y, <const double*>op.x, <double*>op.work)
+        _grouped(op, n, <double*>op.y, <const double*>op.x, <double*>op.work)
 
 
 cdef void no_backward(Op* op, Py_ssize_t n) noexcept nogil:
@@ -252,6 +268,7 @@ cdef class ConvPoolOp:
             self.op.state_size = (16 * (c.F + 1) * c.C + 12 * c.F) * kernel.itemsize // 8 + 1
         else:
             self.op.work_size = rows * (c.kh * c.kw * c.C + c.F)
+        self.op.work_group = max(1, GROUP_BYTES // (self.op.work_size * kernel.itemsize))
         self.op.cfg = &self.cfg
         self.op.forward = convpool_op_forward
         self.op.backward = no_backward

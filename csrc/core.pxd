@@ -32,7 +32,9 @@ cdef enum:
 #   cache: (n, cache_size) per-sample values kept from forward to backward
 #   state: (state_size) float64 values kept from forward to backward
 #          (batch statistics, flags)
-#   work:  (n, work_size) scratch shared by all ops of a plan
+#   work:  (n, work_size) scratch shared by all ops of a plan; an op that works
+#          through its samples in groups of at most work_group (> 0) needs
+#          (work_group, work_size) only
 #   window: (window_size) scratch of a deferred per-sample update (below)
 # Two plans never share these, so they may run the same op at once.
 cdef struct Op:
@@ -42,6 +44,7 @@ cdef struct Op:
     Py_ssize_t cache_size
     Py_ssize_t state_size
     Py_ssize_t work_size
+    Py_ssize_t work_group
     Py_ssize_t window_size
     const void* cfg
     # trainable parameters and their gradient arrays, in the network's order

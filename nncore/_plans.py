@@ -13,10 +13,10 @@ from ._threads import get_num_threads
 
 # batch_size * parameter count below which BLAS runs single-threaded
 SMALL_WORK = 1 << 24
-# predict runs chunks whose buffers fit in about this many bytes (a typical
-# L2 cache): a convolution's activations and im2col columns then stay in
-# cache from one op to the next; and at most MAX_CHUNK samples
-CHUNK_BYTES = 1 << 20
+# predict runs chunks of MAX_CHUNK samples (large enough that BLAS's packing
+# of a dense layer's weights is paid once for many samples), fewer when the
+# activations of a chunk would take more than CHUNK_BYTES
+CHUNK_BYTES = 1 << 23
 MAX_CHUNK = 256
 
 
