@@ -32,7 +32,9 @@ cdef enum:
 #   cache: (n, cache_size) per-sample values kept from forward to backward
 #   state: (state_size) float64 values kept from forward to backward
 #          (batch statistics, flags)
-#   work:  (n, work_size) scratch shared by all ops of a plan
+#   work:  (n, work_size) scratch shared by all ops of a plan; an op that works
+#          through its samples in groups of at most work_group (> 0) needs
+#          (work_group, work_size) only
 #   window: (window_size) scratch of a deferred per-sample update (below)
 # Two plans never share these, so they may run the same op at once.
 cdef struct Op:
@@ -42,6 +44,7 @@ cdef struct Op:
     Py_ssize_t cache_size
     Py_ssize_t state_size
     Py_ssize_t work_size
+    Py_ssize_t work_group
     Py_ssize_t window_size
     const void* cfg
     # trainable parameters and their gradient arrays, in the network's order
@@ -109,6 +112,22 @@ cdef inline void sgd_step(real* param, const real* grad, Py_ssize_t size,
     cdef Py_ssize_t i
     for i in range(size):
         param[i] -= lr * grad[i]
+
+
+cdef extern from *:
+    """
+    #define NNCORE_MAX(a, b) ((a) > (b) ? (a) : (b))
+    """
+    float max_f "NNCORE_MAX"(float a, float b) noexcept nogil
+    double max_d "NNCORE_MAX"(double a, double b) noexcept nogil
+
+
+# the larger of a and b as one C expression (no branch: loops using it vectorize)
+cdef inline real r_max(real a, real b) noexcept nogil:
+    if real is float:
+        return max_f(a, b)
+    else:
+        return max_d(a, b)
 
 
 cdef inline real r_tanh(real v) noexcept nogil:

@@ -79,7 +79,7 @@ cdef class Plan:
     cdef list op_objects
     cdef readonly object dtype
     cdef readonly Py_ssize_t capacity, in_size, out_size, itemsize
-    cdef readonly Py_ssize_t sample_bytes   # buffer bytes per sample of a forward
+    cdef readonly Py_ssize_t sample_bytes   # activation bytes per sample of a forward
     cdef list acts        # acts[i]: input of op i; acts[n_ops]: output
     cdef list deltas      # deltas[i]: gradient w.r.t. acts[i]
     cdef tuple buffers    # everything worker 0's op records point at
@@ -118,9 +118,8 @@ cdef class Plan:
                                  f"op {i - 1} gives {self.ops[i - 1].out_size}")
         self.in_size = self.ops[0].in_size
         self.out_size = self.ops[self.n_ops - 1].out_size
-        self.sample_bytes = self.itemsize * (
-            self.in_size + max([self.ops[i].work_size for i in range(self.n_ops)])
-            + sum([self.ops[i].out_size + self.ops[i].cache_size for i in range(self.n_ops)]))
+        self.sample_bytes = self.itemsize * (self.in_size + sum(
+            [self.ops[i].out_size + self.ops[i].cache_size for i in range(self.n_ops)]))
         self.capacity = 0
         self.worker_ops[0] = self.ops
         self.n_workers = 1
@@ -148,18 +147,17 @@ cdef class Plan:
         sizes = [self.in_size] + [ops[i].out_size for i in range(self.n_ops)]
         per_sample = 2 * sum(sizes)          # activations and their gradients
         for i in range(self.n_ops):
-            work = max(work, ops[i].work_size)
+            work = max(work, ops[i].work_size * (min(n, ops[i].work_group)
+                                                 if ops[i].work_group else n))
             per_sample += max(ops[i].cache_size, 1)
-        per_sample += max(work, 1)
-        check_budget(n * per_sample * self.itemsize,
-                     f"buffers for a batch of {n} samples ({per_sample * self.itemsize:,} "
-                     f"bytes per sample)")
+        check_budget((n * per_sample + max(work, 1)) * self.itemsize,
+                     f"buffers for a batch of {n} samples")
         buffers = ([aligned_empty((n, s), self.dtype) for s in sizes],
                    [aligned_empty((n, s), self.dtype) for s in sizes],
                    [aligned_empty((n, max(ops[i].cache_size, 1)), self.dtype)
                     for i in range(self.n_ops)],
                    [np.zeros(max(ops[i].state_size, 1)) for i in range(self.n_ops)],
-                   aligned_empty((n, max(work, 1)), self.dtype))
+                   aligned_empty((max(work, 1),), self.dtype))
         acts, deltas, caches, states, work_buffer = buffers
         for i in range(self.n_ops):
             ops[i].x = address(acts[i])

@@ -16,10 +16,10 @@ from ._threads import get_num_threads, max_workers
 
 # batch_size * parameter count below which BLAS runs single-threaded
 SMALL_WORK = 1 << 24
-# predict runs chunks whose buffers fit in about this many bytes (a typical
-# L2 cache): a convolution's activations and im2col columns then stay in
-# cache from one op to the next; and at most MAX_CHUNK samples
-CHUNK_BYTES = 1 << 20
+# predict runs chunks of MAX_CHUNK samples (large enough that BLAS's packing
+# of a dense layer's weights is paid once for many samples), fewer when the
+# activations of a chunk would take more than CHUNK_BYTES
+CHUNK_BYTES = 1 << 23
 MAX_CHUNK = 256
 
 
@@ -45,6 +45,26 @@ def checked_plan(net, plan: Plan) -> Plan:
     return plan
 
 
+def inference_ops(layers) -> Optional[list]:
+    """The ops that compute the layers' outputs, with a convolution and the
+    max pooling after it fused into one op; None when a layer runs in Python."""
+    if native_ops(layers) is None:
+        return None
+    ops, index = [], 0
+    while index < len(layers):
+        layer = layers[index]
+        fused = None
+        if hasattr(layer, "pooled_op") and index + 1 < len(layers):
+            fused = layer.pooled_op(layers[index + 1])
+        if fused is not None:
+            ops.append(fused)
+            index += 2
+        else:
+            ops.extend(layer.native_ops())
+            index += 1
+    return ops
+
+
 class NetworkPlans:
     """The plans of one built network (see the module docstring)."""
 
@@ -60,7 +80,7 @@ class NetworkPlans:
         self.used = True
         local = self._local
         if not hasattr(local, "plan"):
-            ops = native_ops(net.layers)
+            ops = inference_ops(net.layers)
             local.plan = checked_plan(net, Plan(ops, net.dtype)) if ops else None
         return local.plan
 

@@ -195,7 +195,7 @@ class Network:
     def predict(self, x, batch_size: Optional[int] = None, verbose=0) -> np.ndarray:
         """The network output for every sample of x, shape (n,) + output_shape,
         computed in chunks of `batch_size` samples (by default as many as keep
-        the network's buffers within about 1 MiB, at most 256).  Threads may
+        the network's activations within about 8 MiB, at most 256).  Threads may
         predict at once; while a fit runs in another thread this raises
         RuntimeError.  `verbose` is accepted for Keras code; predict prints
         nothing."""
