@@ -165,6 +165,15 @@ def test_a_huge_convolution_window_is_refused_before_its_workspace_is_allocated(
         net.predict(x)
 
 
+def test_a_huge_convolution_kernel_in_a_config_is_refused_before_allocating():
+    config = nncore.Network([nncore.Conv2D(64, 3)]).get_config()
+    config["layers"][0]["config"]["kernel_size"] = [3000, 3000]
+    config["input_shape"] = [3000, 3000, 3]
+    with pytest.raises(ValueError, match=r"layer 0 \(Conv2D\): 1,728,000,064 parameters "
+                                         r"need 6.4 GiB, over nncore's memory budget"):
+        nncore.Network.from_config(config)
+
+
 def test_the_budget_can_be_lowered_and_raised(budget):
     nncore.set_memory_budget(10_000)
     with pytest.raises(ValueError, match="3,000 parameters need 11.7 KiB"):
