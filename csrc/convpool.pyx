@@ -12,7 +12,7 @@
 from libc.string cimport memcpy, memset
 from cpython.pycapsule cimport PyCapsule_New
 from core cimport real, Op, F32, address, dtype_code, r_max
-from im2col cimport ConvCfg, im2col_row
+from im2col cimport ConvCfg, GROUP_BYTES, im2col_row
 from blas cimport gemm
 
 
@@ -26,9 +26,6 @@ cdef struct ConvPoolCfg:
 cdef enum:
     # Winograd F(2x2, 3x3) needs enough channels to make its GEMMs worth it
     WINOGRAD_MIN_CHANNELS = 8
-    # samples are computed in groups whose scratch fits in about this many
-    # bytes, so that it stays in cache between the steps of a group
-    GROUP_BYTES = 1 << 19
 
 
 # cols (PH*PW*ph*pw, K) = im2col rows of x (H, W, C), window by window: the ph*pw

@@ -4,6 +4,12 @@ from libc.string cimport memset
 from core cimport real
 
 
+cdef enum:
+    # convolutions work through their samples in groups whose scratch takes
+    # about this many bytes, so that it stays in cache between the steps
+    GROUP_BYTES = 1 << 19
+
+
 cdef struct ConvCfg:
     Py_ssize_t H, W, C             # input sample
     Py_ssize_t OH, OW, F           # output sample
@@ -11,6 +17,7 @@ cdef struct ConvCfg:
     Py_ssize_t pt, pl              # zero padding at the top and the left
     bint direct                    # 1x1, stride 1, no padding: x is its own im2col
     bint relu                      # fused ReLU on the output
+    Py_ssize_t group               # forward works through this many samples at a time
     void* kernel
     void* bias                     # NULL without bias
     void* g_kernel
