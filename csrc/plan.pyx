@@ -94,7 +94,8 @@ cdef class Plan:
     cdef object work
     cdef object last_input
     # training set-up
-    cdef object loss_object, updater_object, targets
+    cdef object loss_object, updater_object, targets, weights
+    cdef Loss loss_record     # the plan's copy: it points `weights` at its buffers
     cdef Loss* loss
     cdef Updater* updater
     cdef bint fused_sgd
@@ -104,11 +105,15 @@ cdef class Plan:
     cdef Py_ssize_t* param_sizes
     cdef list param_arrays
     cdef void* target_buffer
+    cdef void* weight_buffer      # (capacity) weights of the batch being run
+    cdef const char* weight_source  # (N) weights of the samples `train` runs on, or NULL
     cdef bint last_deferred   # the last train call used the deferred-update window
     # buffers of the deferred first-layer update (per-sample SGD)
-    cdef object window_x, window_targets, window_p, window_g, window_dy, window_rates
+    cdef object window_x, window_targets, window_weights, window_p, window_g, window_dy
+    cdef object window_rates
     cdef void* window_x_ptr
     cdef void* window_targets_ptr
+    cdef void* window_weights_ptr
     cdef void* window_p_ptr
     cdef void* window_g_ptr
     cdef void* window_dy_ptr
@@ -242,7 +247,9 @@ cdef class Plan:
         trainable arrays (in a fixed order) and their gradient arrays."""
         self.loss_object = loss
         self.updater_object = updater
-        self.loss = <Loss*>PyCapsule_GetPointer(loss.capsule(), "nncore.Loss")
+        memcpy(&self.loss_record, PyCapsule_GetPointer(loss.capsule(), "nncore.Loss"),
+               sizeof(Loss))
+        self.loss = &self.loss_record
         self.updater = <Updater*>PyCapsule_GetPointer(updater.capsule(), "nncore.Updater")
         self.fused_sgd = getattr(updater, 'fusable', False)
         self.param_arrays = list(params) + list(grads)
@@ -267,12 +274,15 @@ cdef class Plan:
         self.targets = aligned_empty((self.capacity, max(self.loss.target_size, 1)),
                                      self.dtype)
         self.target_buffer = address(self.targets)
+        self.weights = aligned_empty((self.capacity,), self.dtype)
+        self.weight_buffer = address(self.weights)
 
     def train(self, x, y, int64_t[::1] order, Py_ssize_t batch_size,
               Py_ssize_t first_step, const double[::1] learning_rates,
-              uint64_t[::1] shuffle_state=None):
+              uint64_t[::1] shuffle_state=None, weights=None):
         """Run len(learning_rates) training steps on x (N, in_size) and targets
-        y (N, target_size).  Step s takes the samples order[k*batch_size : ...]
+        y (N, target_size), with per-sample loss weights (N) when given.
+        Step s takes the samples order[k*batch_size : ...]
         with k = s % ceil(N / batch_size); at k == 0 a new epoch starts and,
         with a shuffle_state, `order` is refilled with 0..N-1 and shuffled
         (see `shuffle`).  Per-sample plain SGD runs in windows of `WINDOW`
@@ -293,6 +303,8 @@ cdef class Plan:
             self._reserve_window()
         self.last_deferred = deferred
         self._wire()
+        self.weight_source = <const char*>address(weights) if weights is not None else NULL
+        self.loss.weights = NULL
         losses = np.empty(steps, np.float64)
         cdef double[::1] step_losses = losses
         with nogil:
@@ -334,7 +346,8 @@ cdef class Plan:
         cdef Py_ssize_t r, j
         cdef Op* last = &self.ops[self.n_ops - 1]
         cdef double loss
-        self._gather(<char*>self.ops[0].x, <char*>self.target_buffer, xs, ys, index, n)
+        self._gather(<char*>self.ops[0].x, <char*>self.target_buffer,
+                     <char*>self.weight_buffer, xs, ys, index, n)
         self._forward(0, n, True)
         loss = self.loss.evaluate(self.loss, n, last.y, self.target_buffer, last.dy)
         if self.fused_sgd:
@@ -348,15 +361,21 @@ cdef class Plan:
             self.updater.step += 1
         return loss
 
-    # copy the samples listed in index into input and target rows
-    cdef void _gather(self, char* inputs, char* targets, const char* xs, const char* ys,
-                      const int64_t* index, Py_ssize_t n) noexcept nogil:
+    # copy the samples listed in index into input and target rows, and their
+    # weights (when `train` has any) into weights, which the loss then reads
+    cdef void _gather(self, char* inputs, char* targets, char* weights, const char* xs,
+                      const char* ys, const int64_t* index, Py_ssize_t n) noexcept nogil:
         cdef Py_ssize_t r
         cdef Py_ssize_t in_bytes = self.in_size * self.itemsize
         cdef Py_ssize_t target_bytes = self.loss.target_size * self.itemsize
         for r in range(n):
             memcpy(inputs + r * in_bytes, xs + index[r] * in_bytes, in_bytes)
             memcpy(targets + r * target_bytes, ys + index[r] * target_bytes, target_bytes)
+        if self.weight_source != NULL:
+            for r in range(n):
+                memcpy(weights + r * self.itemsize,
+                       self.weight_source + index[r] * self.itemsize, self.itemsize)
+            self.loss.weights = weights
 
     def _reserve_window(self):
         if self.window_x is not None:
@@ -364,6 +383,8 @@ cdef class Plan:
         cdef DenseCfg* c = <DenseCfg*>self.ops[0].cfg
         self.window_x = aligned_empty((WINDOW, c.n_in), self.dtype)
         self.window_targets = aligned_empty((WINDOW, max(self.loss.target_size, 1)), self.dtype)
+        self.window_weights = aligned_empty((WINDOW,), self.dtype)
+        self.window_weights_ptr = address(self.window_weights)
         self.window_p = aligned_empty((WINDOW, c.n_out), self.dtype)
         self.window_g = aligned_empty((WINDOW, WINDOW), self.dtype)
         self.window_dy = aligned_empty((WINDOW, c.n_out), self.dtype)
@@ -392,7 +413,8 @@ cdef class Plan:
         cdef Py_ssize_t target_bytes = self.loss.target_size * self.itemsize
         cdef Py_ssize_t dy_bytes = c.n_out * self.itemsize
         cdef double* saved_rates = self.window_rates_ptr
-        self._gather(window_x, targets, xs, ys, index, count)
+        cdef char* weights = <char*>self.window_weights_ptr
+        self._gather(window_x, targets, weights, xs, ys, index, count)
         if first.dtype == F32:
             window_begin(<float*>self.window_p_ptr, <float*>self.window_g_ptr,
                          <const float*>window_x, c, count)
@@ -409,6 +431,8 @@ cdef class Plan:
                               <const double*>self.window_g_ptr,
                               <const double*>self.window_dy_ptr, saved_rates, t, c.n_out)
             self._forward(1, 1, True)
+            if self.weight_source != NULL:
+                self.loss.weights = weights + t * self.itemsize
             losses[t] = self.loss.evaluate(self.loss, 1, last.y, targets + t * target_bytes,
                                            last.dy)
             self._backward(1, 1, True, rates[t])
@@ -421,17 +445,20 @@ cdef class Plan:
                        count)
 
 
-def evaluate_loss(loss, pred, target, dpred=None):
-    """Mean loss of pred (n, size) against target (n, target_size); writes the
-    gradient into dpred when given."""
-    cdef Loss* c = <Loss*>PyCapsule_GetPointer(loss.capsule(), "nncore.Loss")
+def evaluate_loss(loss, pred, target, dpred=None, weights=None):
+    """Mean loss of pred (n, size) against target (n, target_size), each
+    sample weighted by weights (n) when given; writes the gradient into dpred
+    when given."""
+    cdef Loss c
+    memcpy(&c, PyCapsule_GetPointer(loss.capsule(), "nncore.Loss"), sizeof(Loss))
+    c.weights = address(weights) if weights is not None else NULL
     cdef Py_ssize_t n = pred.shape[0]
     cdef void* p = address(pred)
     cdef void* t = address(target)
     cdef void* g = address(dpred) if dpred is not None else NULL
     cdef double value
     with nogil:
-        value = c.evaluate(c, n, p, t, g)
+        value = c.evaluate(&c, n, p, t, g)
     return value
 
 

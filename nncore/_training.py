@@ -8,6 +8,7 @@ from typing import Optional
 
 import numpy as np
 
+from . import _weights
 from . import callbacks as callbacks_module
 from ._data import check_positive_float, check_positive_int
 from ._progress import Progress
@@ -19,7 +20,8 @@ from .utils import split_tail
 def fit(net, x, y, epochs: int = 1, batch_size: Optional[int] = None, validation_data=None,
         validation_split: float = 0.0, shuffle: bool = True, verbose: int = 1,
         callbacks: Optional[list] = None, initial_epoch: int = 0,
-        learning_rate: Optional[float] = None) -> History:
+        learning_rate: Optional[float] = None, sample_weight=None,
+        class_weight=None) -> History:
     """Network.fit (see there): validate the arguments, then run."""
     if net.loss is None:
         raise RuntimeError("Network.fit: set a loss with use(...) before fit")
@@ -37,9 +39,12 @@ def fit(net, x, y, epochs: int = 1, batch_size: Optional[int] = None, validation
                                     else 1 if article else 32, "batch_size")
     x = net._inputs(x)
     y = net._targets(y, x.shape[0])
+    weights = _weights.combined(net, y, sample_weight, class_weight)
     validation = _validation(net, x, y, validation_data, validation_split)
     if validation is not None and validation_data is None:
         x, y = x[:-len(validation[0])], y[:-len(validation[0])]
+        if weights is not None:
+            weights = weights[:len(x)]
     callbacks = list(callbacks or [])
     for callback in callbacks:
         if not isinstance(callback, callbacks_module.Callback):
@@ -47,7 +52,7 @@ def fit(net, x, y, epochs: int = 1, batch_size: Optional[int] = None, validation
                             f"got {type(callback).__name__}")
     optimizer = net._fit_optimizer(learning_rate)
     run = Training(net, x, y, optimizer, epochs, initial_epoch, batch_size, shuffle,
-                   validation, callbacks, verbose, article)
+                   validation, callbacks, verbose, article, weights)
     return run.run()
 
 
@@ -59,8 +64,9 @@ class Training:
     CHUNK_SECONDS = 0.02
 
     def __init__(self, net, x, y, optimizer, epochs, initial_epoch, batch_size, shuffle,
-                 validation, callbacks, verbose, article):
+                 validation, callbacks, verbose, article, weights=None):
         self.net, self.x, self.y, self.optimizer = net, x, y, optimizer
+        self.weights = weights
         self.epochs, self.initial_epoch, self.batch_size = epochs, initial_epoch, batch_size
         self.validation, self.callbacks = validation, callbacks
         self.verbose, self.article = verbose, article
@@ -147,12 +153,13 @@ class Training:
             begin_native_run(net._blas_threads_for(self.batch_size))
             try:
                 losses = self.plan.train(self.x_flat, self.y, self.order, self.batch_size,
-                                         first_step, rates, self.state)
+                                         first_step, rates, self.state, self.weights)
             finally:
                 end_native_run()
         else:
             losses = net._train_python(self.x, self.y, self.order, self.batch_size,
-                                       first_step, rates, optimizer, self.state)
+                                       first_step, rates, optimizer, self.state,
+                                       self.weights)
         optimizer.updater.step = self.first_iteration + done + count
         return losses
 

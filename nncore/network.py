@@ -7,7 +7,7 @@ from typing import Any, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
-from . import _training
+from . import _streaming, _training, _weights
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
@@ -230,12 +230,20 @@ class Network:
             self._train_plan_updater = optimizer.updater
         return self._train_plan
 
-    def fit(self, x, y, epochs: int = 1, batch_size: Optional[int] = None,
+    def fit(self, x, y=None, epochs: int = 1, batch_size: Optional[int] = None,
             validation_data=None, validation_split: float = 0.0, shuffle: bool = True,
             verbose: int = 1, callbacks: Optional[list] = None, initial_epoch: int = 0,
-            learning_rate: Optional[float] = None) -> History:
+            learning_rate: Optional[float] = None, sample_weight=None,
+            class_weight: Optional[dict] = None) -> History:
         """Train on x, y from epoch `initial_epoch` up to `epochs`; returns a
         History (also kept as `network.history`).
+
+        x may also be a dask array (y a dask array of targets) or a sequence
+        or iterable of (x, y) or (x, y, sample_weight) batches (y None): fit
+        then streams one block or batch at a time (see nncore/_streaming.py).
+        `sample_weight` (n,) weighs each sample's loss (the batch loss is
+        sum_i w_i loss_i / batch size, as in Keras); `class_weight` maps class
+        indices to weights that multiply it.
 
         Article-style calls -- the loss was given as functions
         (`use(mse, mse_prime)`), or `learning_rate` is passed and `use` set no
@@ -251,9 +259,14 @@ class Network:
         """
         self._claim_for_training()
         try:
+            if _streaming.is_stream(x):
+                return _streaming.fit(self, x, y, epochs, batch_size, validation_data,
+                                      validation_split, shuffle, verbose, callbacks,
+                                      initial_epoch, learning_rate, sample_weight,
+                                      class_weight)
             return _training.fit(self, x, y, epochs, batch_size, validation_data,
                                  validation_split, shuffle, verbose, callbacks,
-                                 initial_epoch, learning_rate)
+                                 initial_epoch, learning_rate, sample_weight, class_weight)
         finally:
             self._fit_thread = None
 
@@ -307,15 +320,21 @@ class Network:
         return [metrics_module.get(m, self.loss, sparse, self.output_shape[-1])
                 for m in self.metrics]
 
-    def evaluate(self, x, y, batch_size: Optional[int] = None) -> dict:
+    def evaluate(self, x, y=None, batch_size: Optional[int] = None,
+                 sample_weight=None) -> dict:
         """{'loss': ..., <metric>: ...} of the network on x, y (means over the
-        samples)."""
+        samples; with sample_weight the loss is sum_i w_i loss_i / n, the
+        metrics stay unweighted).  x may be a dask array or batches, as in fit."""
         if self.loss is None:
             raise RuntimeError("Network.evaluate: set a loss with use(...) first")
+        if _streaming.is_stream(x):
+            return _streaming.evaluate(self, x, y, batch_size, sample_weight)
         x = self._inputs(x)
         y = self._targets(y, x.shape[0])
+        weights = _weights.combined(self, y, sample_weight, None)
         out, target = self._shaped(self.predict(x, batch_size), y)
-        scores = {"loss": float(self.loss(target, out))}
+        scores = {"loss": float(self.loss(target, out, sample_weight=weights)
+                                if weights is not None else self.loss(target, out))}
         for metric in self._resolved_metrics():
             scores[metric.name] = float(metric(target, out))
         return scores
@@ -329,7 +348,7 @@ class Network:
         return out.argmax(-1)
 
     def _train_python(self, x, y, order, batch_size, first_step, rates, optimizer,
-                      state) -> np.ndarray:
+                      state, weights=None) -> np.ndarray:
         """The per-layer Python loop, for networks with Python layers or losses;
         the same steps as `Plan.train`."""
         loss = self.loss
@@ -350,10 +369,15 @@ class Network:
                 target = target.reshape((len(index),) + target_shape)
             for layer in self.layers:
                 out = layer.forward(out, training=True)
-            losses[s] = loss(target, out)
+            if weights is not None:
+                w = weights[index]
+                losses[s] = loss(target, out, sample_weight=w)
+                grad = loss.gradient(target, out, sample_weight=w)
+            else:
+                losses[s] = loss(target, out)
+                grad = loss.gradient(target, out)
             self._last_batch = (np.reshape(out, (len(index), -1)),
                                 np.reshape(target, (len(index), -1)))
-            grad = loss.gradient(target, out)
             for layer in reversed(self.layers):
                 grad = layer.backward(grad)
             apply_update(optimizer.updater, params, grads, float(rate))
@@ -361,10 +385,14 @@ class Network:
 
     # ------------------------------------------------------------- inference
     def predict(self, x, batch_size: Optional[int] = None) -> np.ndarray:
-        """The network output for every sample of x, shape (n,) + output_shape."""
+        """The network output for every sample of x, shape (n,) + output_shape.
+        A dask array or a sequence/iterable of batches is predicted one block
+        at a time into a NumPy array (nncore.dask.predict gives a dask array)."""
         if not self.built and self.input_shape is None:
             raise RuntimeError("Network.predict: the network is not built yet; "
                                "fit it, call build(input_shape) or pass input_shape=")
+        if _streaming.is_stream(x):
+            return _streaming.predict(self, x, batch_size)
         chunk = PREDICT_CHUNK if batch_size is None else check_positive_int(batch_size,
                                                                              "batch_size")
         self._check_not_training()
