@@ -11,7 +11,7 @@ import tempfile
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-MODULES = ["plan", "dense", "activation", "loss", "optim", "openmp",
+MODULES = ["plan", "data", "dense", "activation", "loss", "optim", "openmp",
            "conv", "pool", "reshape", "dropout", "batchnorm"]
 
 OPENMP_TEST = r"""

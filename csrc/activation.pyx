@@ -112,7 +112,7 @@ cdef struct ActivationCfg:
 
 
 cdef void activation_op_forward(Op* op, Py_ssize_t n, bint training) noexcept nogil:
-    cdef ActivationCfg* c = <ActivationCfg*>op.cfg
+    cdef const ActivationCfg* c = <const ActivationCfg*>op.cfg
     if op.dtype == F32:
         activation_forward(<float*>op.y, <const float*>op.x, n * op.in_size, c.kind,
                            <float>c.alpha, c.width)
@@ -122,7 +122,7 @@ cdef void activation_op_forward(Op* op, Py_ssize_t n, bint training) noexcept no
 
 
 cdef void activation_op_backward(Op* op, Py_ssize_t n) noexcept nogil:
-    cdef ActivationCfg* c = <ActivationCfg*>op.cfg
+    cdef const ActivationCfg* c = <const ActivationCfg*>op.cfg
     if op.dx == NULL:
         return
     if op.dtype == F32:

@@ -5,7 +5,7 @@
 # inference uses the moving statistics.
 from libc.math cimport sqrt
 from cpython.pycapsule cimport PyCapsule_New
-from core cimport real, Op, F32, address, dtype_code, sgd_step
+from core cimport real, Op, F32, address, dtype_code, declare_params
 
 
 cdef struct BatchNormCfg:
@@ -18,11 +18,23 @@ cdef struct BatchNormCfg:
     void* g_beta
     void* moving_mean
     void* moving_var
-    double* mean           # statistics used by the last forward (C)
-    double* inv_std
-    double* sum_dy         # scratch for backward (C)
-    double* sum_dy_xhat
-    bint batch_stats       # the last forward normalized with batch statistics
+
+
+# The op's state (4 C + 1 float64 values, owned by the plan that runs it):
+#   mean, inv_std (C): the statistics the last forward normalized with
+#   sum_dy, sum_dy_xhat (C): scratch for backward
+#   batch_stats (1): 1 when the last forward used batch statistics
+cdef inline double* state_mean(Op* op, Py_ssize_t C) noexcept nogil:
+    return op.state
+
+cdef inline double* state_inv_std(Op* op, Py_ssize_t C) noexcept nogil:
+    return op.state + C
+
+cdef inline double* state_sums(Op* op, Py_ssize_t C) noexcept nogil:
+    return op.state + 2 * C
+
+cdef inline double* state_batch_stats(Op* op, Py_ssize_t C) noexcept nogil:
+    return op.state + 4 * C
 
 
 # mean, inv_std (C) = batch statistics of x (rows, C); moving_mean, moving_var (C) updated
@@ -94,35 +106,30 @@ cdef void batchnorm_backward(real* dx, real* g_gamma, real* g_beta, double* sum_
 
 
 cdef void _forward(Op* op, Py_ssize_t n, bint training, real* y, const real* x) noexcept nogil:
-    cdef BatchNormCfg* c = <BatchNormCfg*>op.cfg
+    cdef const BatchNormCfg* c = <const BatchNormCfg*>op.cfg
     cdef Py_ssize_t k, rows = n * op.in_size // c.C
     cdef real* moving_var = <real*>c.moving_var
-    c.batch_stats = training
+    cdef double* mean = state_mean(op, c.C)
+    cdef double* inv_std = state_inv_std(op, c.C)
+    state_batch_stats(op, c.C)[0] = training
     if training:
-        batchnorm_statistics(c.mean, c.inv_std, <real*>c.moving_mean, moving_var, x, rows,
+        batchnorm_statistics(mean, inv_std, <real*>c.moving_mean, moving_var, x, rows,
                              c.C, c.momentum, c.epsilon)
     else:
         for k in range(c.C):
-            c.mean[k] = (<real*>c.moving_mean)[k]
-            c.inv_std[k] = 1 / sqrt(moving_var[k] + c.epsilon)
-    batchnorm_forward(y, x, c.mean, c.inv_std, <const real*>c.gamma, <const real*>c.beta,
+            mean[k] = (<real*>c.moving_mean)[k]
+            inv_std[k] = 1 / sqrt(moving_var[k] + c.epsilon)
+    batchnorm_forward(y, x, mean, inv_std, <const real*>c.gamma, <const real*>c.beta,
                       rows, c.C)
 
 
 cdef void _backward(Op* op, Py_ssize_t n, real* dx, const real* x) noexcept nogil:
-    cdef BatchNormCfg* c = <BatchNormCfg*>op.cfg
+    cdef const BatchNormCfg* c = <const BatchNormCfg*>op.cfg
     cdef Py_ssize_t rows = n * op.in_size // c.C
-    cdef real* gamma = <real*>c.gamma
-    cdef real* beta = <real*>c.beta
-    cdef real* g_gamma = <real*>c.g_gamma
-    cdef real* g_beta = <real*>c.g_beta
-    batchnorm_backward(dx, g_gamma, g_beta, c.sum_dy, c.sum_dy_xhat, x,
-                       <const real*>op.dy, c.mean, c.inv_std, gamma, rows, c.C,
-                       c.batch_stats)
-    if op.sgd_lr != 0:
-        # fused SGD, after dx used the old gamma
-        sgd_step(gamma, g_gamma, c.C, <real>op.sgd_lr)
-        sgd_step(beta, g_beta, c.C, <real>op.sgd_lr)
+    cdef double* sums = state_sums(op, c.C)
+    batchnorm_backward(dx, <real*>c.g_gamma, <real*>c.g_beta, sums, sums + c.C, x,
+                       <const real*>op.dy, state_mean(op, c.C), state_inv_std(op, c.C),
+                       <const real*>c.gamma, rows, c.C, state_batch_stats(op, c.C)[0] != 0)
 
 
 cdef void batchnorm_op_forward(Op* op, Py_ssize_t n, bint training) noexcept nogil:
@@ -142,17 +149,15 @@ cdef void batchnorm_op_backward(Op* op, Py_ssize_t n) noexcept nogil:
 cdef class BatchNormOp:
     """Native batch normalization of samples of `size` elements over their
     last axis of C = gamma.size channels.  gamma, beta, g_gamma, g_beta,
-    moving_mean, moving_var: (C,) arrays of the op's dtype; scratch: a
-    float64 array (4, C) for the statistics of the last forward."""
+    moving_mean, moving_var: (C,) arrays of the op's dtype."""
     cdef Op op
     cdef BatchNormCfg cfg
     cdef tuple arrays
 
     def __cinit__(self, Py_ssize_t size, gamma, beta, g_gamma, g_beta, moving_mean,
-                  moving_var, scratch, double momentum, double epsilon):
-        self.arrays = (gamma, beta, g_gamma, g_beta, moving_mean, moving_var, scratch)
+                  moving_var, double momentum, double epsilon):
+        self.arrays = (gamma, beta, g_gamma, g_beta, moving_mean, moving_var)
         cdef BatchNormCfg* c = &self.cfg
-        cdef double* stats = <double*>address(scratch)
         c.C = gamma.shape[0]
         c.momentum = momentum
         c.epsilon = epsilon
@@ -162,17 +167,14 @@ cdef class BatchNormOp:
         c.g_beta = address(g_beta)
         c.moving_mean = address(moving_mean)
         c.moving_var = address(moving_var)
-        c.mean = stats
-        c.inv_std = stats + c.C
-        c.sum_dy = stats + 2 * c.C
-        c.sum_dy_xhat = stats + 3 * c.C
-        c.batch_stats = False
         self.op.dtype = dtype_code(gamma)
         self.op.in_size = size
         self.op.out_size = size
+        self.op.state_size = 4 * c.C + 1
         self.op.cfg = c
         self.op.forward = batchnorm_op_forward
         self.op.backward = batchnorm_op_backward
+        declare_params(&self.op, ((gamma, g_gamma), (beta, g_beta)))
 
     def capsule(self):
         return PyCapsule_New(&self.op, "nncore.Op", NULL)

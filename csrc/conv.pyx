@@ -5,7 +5,7 @@
 import numpy as np
 from libc.string cimport memcpy, memset
 from cpython.pycapsule cimport PyCapsule_New
-from core cimport real, Op, F32, address, dtype_code, sgd_step
+from core cimport real, Op, F32, address, dtype_code, declare_params
 from blas cimport gemm
 
 
@@ -155,22 +155,16 @@ cdef void conv2d_backward(real* dx, real* g_kernel, real* g_bias, real* cols, re
 
 
 cdef void _forward(Op* op, Py_ssize_t n, real* y) noexcept nogil:
-    cdef ConvCfg* c = <ConvCfg*>op.cfg
+    cdef const ConvCfg* c = <const ConvCfg*>op.cfg
     conv2d_forward(y, <real*>op.work, <const real*>op.x, <const real*>c.kernel,
                    <const real*>c.bias, n, c)
 
 
 cdef void _backward(Op* op, Py_ssize_t n, real* dx) noexcept nogil:
-    cdef ConvCfg* c = <ConvCfg*>op.cfg
+    cdef const ConvCfg* c = <const ConvCfg*>op.cfg
     cdef real* g_bias = <real*>c.g_bias if c.bias != NULL else NULL
     conv2d_backward(dx, <real*>c.g_kernel, g_bias, <real*>op.work, <real*>op.dy,
                     <const real*>op.x, <const real*>op.y, <const real*>c.kernel, n, c)
-    if op.sgd_lr != 0:
-        # fused SGD: the gradient is in the grad buffers, dx used the old kernel
-        sgd_step(<real*>c.kernel, <const real*>c.g_kernel, c.kh * c.kw * c.C * c.F,
-                 <real>op.sgd_lr)
-        if g_bias != NULL:
-            sgd_step(<real*>c.bias, g_bias, c.F, <real>op.sgd_lr)
 
 
 cdef void conv_op_forward(Op* op, Py_ssize_t n, bint training) noexcept nogil:
@@ -222,6 +216,7 @@ cdef class ConvOp:
         self.op.cfg = c
         self.op.forward = conv_op_forward
         self.op.backward = conv_op_backward
+        declare_params(&self.op, ((kernel, g_kernel), (bias, g_bias)))
 
     def capsule(self):
         return PyCapsule_New(&self.op, "nncore.Op", NULL)

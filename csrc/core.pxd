@@ -14,46 +14,66 @@ cdef enum DType:
     F64 = 1
 
 
-cdef enum OpKind:
-    OP_GENERIC = 0
-    OP_DENSE = 1      # cfg is a DenseCfg (the plan reads it for per-sample SGD)
+cdef enum:
+    MAX_OP_PARAMS = 4    # most (parameter, gradient) pairs one op declares
+    WINDOW = 64          # samples per window of a deferred per-sample update
 
 
-# The cfg of a dense op: y (rows, n_out) = x (rows, n_in) @ W + b
-cdef struct DenseCfg:
-    Py_ssize_t n_in
-    Py_ssize_t n_out
-    void* W
-    void* b           # NULL without bias
-    void* gW
-    void* gb
-
-
-# One layer of the native core.  The owning Python object fills `cfg`,
-# the sizes and the two function pointers; whoever runs the op (a Plan)
-# fills the buffer pointers.  Buffers are batch-first and contiguous:
+# One layer of the native core, in two parts with two owners.
+#
+# Set once by the op object that the Python layer creates, read-only after
+# that (no kernel writes them): the sizes, `cfg` (pointers to the layer's
+# weights and gradient arrays, hyper-parameters), the function pointers and
+# the (param, grad) pairs the op declares.
+#
+# Set by the plan that runs the op, in its own copy of this record: every
+# buffer pointer.  Buffers are batch-first and contiguous:
 #   x, dx: (n, in_size)   y, dy: (n, out_size)
-#   cache: (n, cache_size) private to this op, kept from forward to backward
+#   cache: (n, cache_size) per-sample values kept from forward to backward
+#   state: (state_size) float64 values kept from forward to backward
+#          (batch statistics, flags)
 #   work:  (n, work_size) scratch shared by all ops of a plan
+#   window: (window_size) scratch of a deferred per-sample update (below)
+# Two plans never share these, so they may run the same op at once.
 cdef struct Op:
-    int kind
     int dtype
     Py_ssize_t in_size
     Py_ssize_t out_size
     Py_ssize_t cache_size
+    Py_ssize_t state_size
     Py_ssize_t work_size
-    void* cfg
+    Py_ssize_t window_size
+    const void* cfg
+    # trainable parameters and their gradient arrays, in the network's order
+    int n_params
+    void* params[MAX_OP_PARAMS]
+    void* grads[MAX_OP_PARAMS]
+    Py_ssize_t param_sizes[MAX_OP_PARAMS]
+    # the op applies a plain SGD step itself during backward when sgd_lr != 0
+    # (the plan sets sgd_lr only on such ops; every other op's parameters
+    # are updated by the plan's updater after backward)
+    bint fuses_sgd
+    double sgd_lr
     void* x
     void* y
     void* dx          # NULL when the gradient w.r.t. the input is not needed
     void* dy
     void* cache
+    double* state
     void* work
-    # learning rate of a fused plain-SGD step: when non-zero, backward
-    # applies `param -= sgd_lr * grad` in place instead of writing grads.
-    double sgd_lr
+    void* window
     void (*forward)(Op* op, Py_ssize_t n, bint training) noexcept nogil
     void (*backward)(Op* op, Py_ssize_t n) noexcept nogil
+    # Deferred per-sample SGD over a window of K <= WINDOW samples X (K, in_size)
+    # (NULL when the op cannot defer): `window_begin` prepares the window,
+    # `window_output(t)` writes the output of sample t into y as if the
+    # updates of samples 0..t-1 (learning rates rates[0..t-1], their output
+    # gradients read from dy after each step) had been applied, and
+    # `window_end` applies all K updates at once.
+    void (*window_begin)(Op* op, const void* X, Py_ssize_t K) noexcept nogil
+    void (*window_output)(Op* op, Py_ssize_t t, const double* rates) noexcept nogil
+    void (*window_end)(Op* op, const void* X, const double* rates,
+                       Py_ssize_t K) noexcept nogil
 
 
 # A loss over a batch of predictions: returns the mean loss of the batch and,
@@ -75,6 +95,9 @@ cdef struct Loss:
 
 # An optimizer step applied to one parameter array at a time.
 # `slot` indexes the parameter (for optimizers that keep per-parameter state).
+# `step` counts completed steps; whoever runs a step (a plan, or
+# `apply_update` on the Python path) increments it after the step, and
+# nothing else writes it except loading a saved optimizer.
 cdef struct Updater:
     int dtype
     void* cfg
@@ -121,6 +144,21 @@ cdef inline real r_abs(real v) noexcept nogil:
         return fabsf(v)
     else:
         return fabs(v)
+
+
+# Declare the (param, grad) pairs of an op, skipping pairs whose param is
+# None; the arrays are C-contiguous and of the op's dtype (the layer checks).
+cdef inline int declare_params(Op* op, pairs) except -1:
+    for param, grad in pairs:
+        if param is None:
+            continue
+        if op.n_params == MAX_OP_PARAMS:
+            raise ValueError(f"an op declares at most {MAX_OP_PARAMS} parameters")
+        op.params[op.n_params] = address(param)
+        op.grads[op.n_params] = address(grad)
+        op.param_sizes[op.n_params] = param.size
+        op.n_params += 1
+    return 0
 
 
 # Address of the first element of a contiguous array (validated by the caller),

@@ -1,8 +1,19 @@
 # Fully connected layer: y = x @ W + b with W (n_in, n_out), through BLAS.
+# The op fuses plain SGD into backward and can defer per-sample SGD over a
+# window of samples (see window_begin).
 from libc.string cimport memcpy, memset
 from cpython.pycapsule cimport PyCapsule_New
-from core cimport real, Op, DenseCfg, OP_DENSE, F32, address, dtype_code
+from core cimport real, Op, F32, WINDOW, address, dtype_code, declare_params
 from blas cimport gemm, gemv, ger
+
+
+cdef struct DenseCfg:
+    Py_ssize_t n_in
+    Py_ssize_t n_out
+    void* W
+    void* b           # NULL without bias
+    void* gW
+    void* gb
 
 
 # y (rows, n_out) = x (rows, n_in) @ W (n_in, n_out) + b (n_out); b may be NULL
@@ -53,13 +64,13 @@ cdef void dense_backward(real* dx, real* gW, real* gb, const real* x, const real
 
 
 cdef void _forward(Op* op, Py_ssize_t n, real* y, const real* x) noexcept nogil:
-    cdef DenseCfg* c = <DenseCfg*>op.cfg
+    cdef const DenseCfg* c = <const DenseCfg*>op.cfg
     dense_forward(y, x, <const real*>c.W, <const real*>c.b,
                   n * op.in_size // c.n_in, c.n_in, c.n_out)
 
 
 cdef void _backward(Op* op, Py_ssize_t n, real* dx, const real* dy) noexcept nogil:
-    cdef DenseCfg* c = <DenseCfg*>op.cfg
+    cdef const DenseCfg* c = <const DenseCfg*>op.cfg
     cdef Py_ssize_t rows = n * op.in_size // c.n_in
     if op.sgd_lr != 0:
         dense_backward(dx, <real*>c.W, <real*>c.b, <const real*>op.x, dy,
@@ -83,6 +94,94 @@ cdef void dense_op_backward(Op* op, Py_ssize_t n) noexcept nogil:
         _backward(op, n, <double*>op.dx, <const double*>op.dy)
 
 
+# Deferred per-sample SGD.  Exact: with W_t = W_0 - sum_{j<t} lr_j x_j^T dy_j
+# (and the same for b), the output for sample t is
+#   x_t W_0 + b_0 - sum_{j<t} lr_j (x_t . x_j + 1) dy_j,
+# so a window of K samples needs two GEMMs over W instead of a gemv and a
+# rank-1 update per sample.  The window buffer holds
+#   P (WINDOW, n_out) = X W_0 + b_0,  G (WINDOW, WINDOW) = X X^T + 1,
+#   DY (WINDOW, n_out) = the output gradients of the window's samples.
+
+# P (K, n_out) = X (K, n_in) @ W + b;  G (K, K; rows WINDOW apart) = X @ X^T (+ 1 with bias)
+cdef void _window_begin(Op* op, const real* X, Py_ssize_t K) noexcept nogil:
+    cdef const DenseCfg* c = <const DenseCfg*>op.cfg
+    cdef real* P = <real*>op.window
+    cdef real* G = <real*>op.window + WINDOW * c.n_out
+    cdef Py_ssize_t t, j
+    cdef real beta = 0
+    if c.b != NULL:
+        for t in range(K):
+            memcpy(P + t * c.n_out, c.b, c.n_out * sizeof(real))
+        beta = 1
+    gemm(False, False, K, c.n_out, c.n_in, 1, X, c.n_in, <const real*>c.W, c.n_out,
+         beta, P, c.n_out)
+    gemm(False, True, K, K, c.n_in, 1, X, c.n_in, X, c.n_in, 0, G, WINDOW)
+    if c.b != NULL:
+        for t in range(K):
+            for j in range(K):
+                G[t * WINDOW + j] += 1
+
+
+# DY[t - 1] = dy (the last step's gradient);
+# y (n_out) = P[t] - sum_{j<t} rates[j] * G[t, j] * DY[j]
+cdef void _window_output(Op* op, Py_ssize_t t, const double* rates, real* y) noexcept nogil:
+    cdef const DenseCfg* c = <const DenseCfg*>op.cfg
+    cdef const real* P = <const real*>op.window
+    cdef const real* G = <const real*>op.window + WINDOW * c.n_out
+    cdef real* DY = <real*>op.window + WINDOW * (c.n_out + WINDOW)
+    cdef Py_ssize_t j, o, n_out = c.n_out
+    cdef real scale
+    if t > 0:
+        memcpy(DY + (t - 1) * n_out, op.dy, n_out * sizeof(real))
+    memcpy(y, P + t * n_out, n_out * sizeof(real))
+    for j in range(t):
+        scale = <real>(rates[j] * G[t * WINDOW + j])
+        for o in range(n_out):
+            y[o] -= scale * DY[j * n_out + o]
+
+
+# DY[K - 1] = dy;  W (n_in, n_out) -= X^T (K, n_in)^T @ (rates * DY) (K, n_out);
+# b -= sum_t rates[t] DY[t]
+cdef void _window_end(Op* op, const real* X, const double* rates,
+                      Py_ssize_t K) noexcept nogil:
+    cdef const DenseCfg* c = <const DenseCfg*>op.cfg
+    cdef real* DY = <real*>op.window + WINDOW * (c.n_out + WINDOW)
+    cdef real* b = <real*>c.b
+    cdef Py_ssize_t t, o
+    memcpy(DY + (K - 1) * c.n_out, op.dy, c.n_out * sizeof(real))
+    for t in range(K):
+        for o in range(c.n_out):
+            DY[t * c.n_out + o] *= <real>rates[t]
+    gemm(True, False, c.n_in, c.n_out, K, -1, X, c.n_in, DY, c.n_out, 1, <real*>c.W,
+         c.n_out)
+    if b != NULL:
+        for t in range(K):
+            for o in range(c.n_out):
+                b[o] -= DY[t * c.n_out + o]
+
+
+cdef void dense_window_begin(Op* op, const void* X, Py_ssize_t K) noexcept nogil:
+    if op.dtype == F32:
+        _window_begin(op, <const float*>X, K)
+    else:
+        _window_begin(op, <const double*>X, K)
+
+
+cdef void dense_window_output(Op* op, Py_ssize_t t, const double* rates) noexcept nogil:
+    if op.dtype == F32:
+        _window_output(op, t, rates, <float*>op.y)
+    else:
+        _window_output(op, t, rates, <double*>op.y)
+
+
+cdef void dense_window_end(Op* op, const void* X, const double* rates,
+                           Py_ssize_t K) noexcept nogil:
+    if op.dtype == F32:
+        _window_end(op, <const float*>X, rates, K)
+    else:
+        _window_end(op, <const double*>X, rates, K)
+
+
 cdef class DenseOp:
     """Native dense op over arrays owned by the Python layer.
 
@@ -100,13 +199,19 @@ cdef class DenseOp:
         self.cfg.gW = address(gW)
         self.cfg.b = address(b) if b is not None else NULL
         self.cfg.gb = address(gb) if gb is not None else NULL
-        self.op.kind = OP_DENSE
         self.op.dtype = dtype_code(W)
         self.op.in_size = rows_per_sample * self.cfg.n_in
         self.op.out_size = rows_per_sample * self.cfg.n_out
         self.op.cfg = &self.cfg
         self.op.forward = dense_op_forward
         self.op.backward = dense_op_backward
+        declare_params(&self.op, ((W, gW), (b, gb)))
+        self.op.fuses_sgd = True
+        if rows_per_sample == 1:
+            self.op.window_size = WINDOW * (2 * self.cfg.n_out + WINDOW)
+            self.op.window_begin = dense_window_begin
+            self.op.window_output = dense_window_output
+            self.op.window_end = dense_window_end
 
     def capsule(self):
         return PyCapsule_New(&self.op, "nncore.Op", NULL)

@@ -11,8 +11,7 @@ cimport rng
 
 cdef struct DropoutCfg:
     double rate
-    uint64_t* state
-    bint masked        # the last forward drew a mask (training)
+    uint64_t* state    # the mask generator, advanced by training forwards
 
 
 # y (count) = x * mask;  mask (count) = 0 with probability rate, else 1 / (1 - rate)
@@ -34,8 +33,9 @@ cdef void dropout_backward(real* dx, const real* dy, const real* mask,
 
 
 cdef void _forward(Op* op, Py_ssize_t n, bint training, real* y) noexcept nogil:
-    cdef DropoutCfg* c = <DropoutCfg*>op.cfg
-    c.masked = training
+    # op.state[0] (plan-owned): 1 when the last forward drew a mask into op.cache
+    cdef const DropoutCfg* c = <const DropoutCfg*>op.cfg
+    op.state[0] = training
     if training:
         dropout_forward(y, <real*>op.cache, <const real*>op.x, n * op.in_size, c.rate,
                         c.state)
@@ -44,8 +44,7 @@ cdef void _forward(Op* op, Py_ssize_t n, bint training, real* y) noexcept nogil:
 
 
 cdef void _backward(Op* op, Py_ssize_t n, real* dx) noexcept nogil:
-    cdef DropoutCfg* c = <DropoutCfg*>op.cfg
-    if c.masked:
+    if op.state[0] != 0:
         dropout_backward(dx, <const real*>op.dy, <const real*>op.cache, n * op.in_size)
     else:
         memcpy(dx, op.dy, n * op.in_size * sizeof(real))
@@ -78,11 +77,11 @@ cdef class DropoutOp:
         self.state = state
         self.cfg.rate = rate
         self.cfg.state = <uint64_t*>address(state)
-        self.cfg.masked = False
         self.op.dtype = dtype_code(dtype)
         self.op.in_size = size
         self.op.out_size = size
         self.op.cache_size = size
+        self.op.state_size = 1
         self.op.cfg = &self.cfg
         self.op.forward = dropout_op_forward
         self.op.backward = dropout_op_backward

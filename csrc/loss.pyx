@@ -1,8 +1,9 @@
 # Loss value and gradient kernels.  Each returns the mean loss over the batch
 # and, when dpred is not NULL, writes the gradient of that mean w.r.t. pred;
 # with per-sample weights w the mean is sum_i w_i loss_i / n (as Keras).
-from cpython.pycapsule cimport PyCapsule_New
-from core cimport real, Loss, F32, r_exp, r_log, r_log1p, r_abs, dtype_code
+from libc.string cimport memcpy
+from cpython.pycapsule cimport PyCapsule_New, PyCapsule_GetPointer
+from core cimport real, Loss, F32, r_exp, r_log, r_log1p, r_abs, address, dtype_code
 
 cdef enum LossKind:
     MSE = 0
@@ -186,3 +187,20 @@ cdef class LossOp:
 
     def capsule(self):
         return PyCapsule_New(&self.loss, "nncore.Loss", NULL)
+
+
+def evaluate_loss(loss, pred, target, dpred=None, weights=None):
+    """Mean loss of pred (n, size) against target (n, target_size), each
+    sample weighted by weights (n) when given; writes the gradient into dpred
+    when given."""
+    cdef Loss c
+    memcpy(&c, PyCapsule_GetPointer(loss.capsule(), "nncore.Loss"), sizeof(Loss))
+    c.weights = address(weights) if weights is not None else NULL
+    cdef Py_ssize_t n = pred.shape[0]
+    cdef void* p = address(pred)
+    cdef void* t = address(target)
+    cdef void* g = address(dpred) if dpred is not None else NULL
+    cdef double value
+    with nogil:
+        value = c.evaluate(&c, n, p, t, g)
+    return value

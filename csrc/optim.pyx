@@ -5,7 +5,7 @@
 # optimizer at build time; the updater only keeps their addresses.
 from libc.math cimport sqrt, sqrtf, pow, INFINITY
 from libc.stdlib cimport malloc, free
-from cpython.pycapsule cimport PyCapsule_New
+from cpython.pycapsule cimport PyCapsule_New, PyCapsule_GetPointer
 from core cimport real, Updater, F32, address, dtype_code, sgd_step
 
 cdef enum Kind:
@@ -303,3 +303,14 @@ cdef class SGDUpdater(NativeUpdater):
         self.updater.dtype = dtype_code(dtype)
         self.updater.update = sgd_updater
         self.fusable = True
+
+
+def apply_update(updater, list params, list grads, double learning_rate):
+    """One optimizer step over matching lists of parameter and gradient arrays
+    (the Python training path; plans run the same step natively)."""
+    cdef Updater* u = <Updater*>PyCapsule_GetPointer(updater.capsule(), "nncore.Updater")
+    cdef Py_ssize_t j
+    u.learning_rate = learning_rate
+    for j in range(len(params)):
+        u.update(u, j, address(params[j]), address(grads[j]), params[j].size)
+    u.step += 1

@@ -1,63 +1,13 @@
-# The plan executor: runs a chain of native ops over preallocated buffers.
-# A whole run of training steps (gather, forward, loss, backward, update) or a
+# The plan executor: runs a chain of native ops over buffers it owns.  A
+# whole run of training steps (gather, forward, loss, backward, update) or a
 # whole prediction is one call with the GIL released.
 import numpy as np
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from libc.stdint cimport int64_t, uint64_t
 from cpython.pycapsule cimport PyCapsule_GetPointer
-from core cimport real, Op, Loss, Updater, DenseCfg, OP_DENSE, F32, address, dtype_code
-from blas cimport gemm
+from core cimport Op, Loss, Updater, WINDOW, address, dtype_code
 cimport rng
-
-# samples per window of deferred first-layer updates in per-sample SGD
-cdef Py_ssize_t WINDOW = 64
-
-
-# P (K, n_out) = X (K, n_in) @ W + b;  G (K, K; rows WINDOW apart) = X @ X^T + 1
-cdef void window_begin(real* P, real* G, const real* X, DenseCfg* c,
-                       Py_ssize_t K) noexcept nogil:
-    cdef Py_ssize_t t, j
-    cdef real beta = 0
-    if c.b != NULL:
-        for t in range(K):
-            memcpy(P + t * c.n_out, c.b, c.n_out * sizeof(real))
-        beta = 1
-    gemm(False, False, K, c.n_out, c.n_in, 1, X, c.n_in, <const real*>c.W, c.n_out,
-         beta, P, c.n_out)
-    gemm(False, True, K, K, c.n_in, 1, X, c.n_in, X, c.n_in, 0, G, WINDOW)
-    if c.b != NULL:
-        for t in range(K):
-            for j in range(K):
-                G[t * WINDOW + j] += 1
-
-
-# y (n_out) = P[t] - sum_{j<t} rates[j] * G[t, j] * DY[j]
-cdef void window_output(real* y, const real* P, const real* G, const real* DY,
-                        const double* rates, Py_ssize_t t, Py_ssize_t n_out) noexcept nogil:
-    cdef Py_ssize_t j, o
-    cdef real scale
-    memcpy(y, P + t * n_out, n_out * sizeof(real))
-    for j in range(t):
-        scale = <real>(rates[j] * G[t * WINDOW + j])
-        for o in range(n_out):
-            y[o] -= scale * DY[j * n_out + o]
-
-
-# W (n_in, n_out) -= X^T (K, n_in)^T @ (rates * DY) (K, n_out);  b -= sum_t rates[t] DY[t]
-cdef void window_end(DenseCfg* c, const real* X, real* DY, const double* rates,
-                     Py_ssize_t K) noexcept nogil:
-    cdef Py_ssize_t t, o
-    cdef real* b = <real*>c.b
-    for t in range(K):
-        for o in range(c.n_out):
-            DY[t * c.n_out + o] *= <real>rates[t]
-    gemm(True, False, c.n_in, c.n_out, K, -1, X, c.n_in, DY, c.n_out, 1, <real*>c.W,
-         c.n_out)
-    if b != NULL:
-        for t in range(K):
-            for o in range(c.n_out):
-                b[o] -= DY[t * c.n_out + o]
 
 
 def aligned_empty(shape, dtype):
@@ -76,12 +26,15 @@ cdef Op* _op_pointer(obj) except NULL:
 
 
 cdef class Plan:
-    """A chain of native ops with activation, gradient and scratch buffers.
+    """A chain of native ops with the buffers that running them needs.
 
-    Buffers grow to the largest batch seen (`reserve`) and are then reused; the
-    plan keeps its own copy of each op record, so several plans may share ops.
-    All arrays passed in are C-contiguous (n, size) arrays of the plan's dtype;
-    the Python facade validates them before they get here.
+    The plan copies each op record and owns everything a run writes: the
+    activations, gradients, per-sample caches, per-op state, scratch and the
+    pointers to them; the op objects' records are only read.  So plans that
+    share ops may run at the same time, or interleaved, without seeing each
+    other's state.  Buffers grow to the largest batch seen (`reserve`) and are
+    then reused.  All arrays passed in are C-contiguous (n, size) arrays of
+    the plan's dtype; the Python facade validates them before they get here.
     """
     cdef Op* ops
     cdef Py_ssize_t n_ops
@@ -90,34 +43,23 @@ cdef class Plan:
     cdef readonly Py_ssize_t capacity, in_size, out_size, itemsize
     cdef list acts        # acts[i]: input of op i; acts[n_ops]: output
     cdef list deltas      # deltas[i]: gradient w.r.t. acts[i]
-    cdef list caches
+    cdef list caches, states
     cdef object work
-    cdef object last_input
     # training set-up
     cdef object loss_object, updater_object, targets, weights
     cdef Loss loss_record     # the plan's copy: it points `weights` at its buffers
     cdef Loss* loss
     cdef Updater* updater
-    cdef bint fused_sgd
-    cdef Py_ssize_t n_params
-    cdef void** params
-    cdef void** grads
-    cdef Py_ssize_t* param_sizes
-    cdef list param_arrays
+    cdef bint plain_sgd   # the updater is plain SGD: ops that can, fuse it
     cdef void* target_buffer
     cdef void* weight_buffer      # (capacity) weights of the batch being run
     cdef const char* weight_source  # (N) weights of the samples `train` runs on, or NULL
     cdef bint last_deferred   # the last train call used the deferred-update window
-    # buffers of the deferred first-layer update (per-sample SGD)
-    cdef object window_x, window_targets, window_weights, window_p, window_g, window_dy
-    cdef object window_rates
-    cdef void* window_x_ptr
-    cdef void* window_targets_ptr
-    cdef void* window_weights_ptr
-    cdef void* window_p_ptr
-    cdef void* window_g_ptr
-    cdef void* window_dy_ptr
-    cdef double* window_rates_ptr
+    # buffers of a deferred first-op update (per-sample plain SGD)
+    cdef object window_inputs, window_targets, window_weights, window
+    cdef void* window_inputs_ptr
+    cdef char* window_targets_ptr
+    cdef char* window_weights_ptr
 
     def __cinit__(self, list op_objects, dtype):
         if not op_objects:
@@ -136,15 +78,16 @@ cdef class Plan:
             if i and self.ops[i].in_size != self.ops[i - 1].out_size:
                 raise ValueError(f"op {i} takes {self.ops[i].in_size} values per sample, "
                                  f"op {i - 1} gives {self.ops[i - 1].out_size}")
+        self.states = [np.zeros(max(self.ops[i].state_size, 1)) for i in range(self.n_ops)]
+        for i in range(self.n_ops):
+            self.ops[i].state = <double*>address(self.states[i])
+            self.ops[i].window = NULL
         self.in_size = self.ops[0].in_size
         self.out_size = self.ops[self.n_ops - 1].out_size
         self.capacity = 0
 
     def __dealloc__(self):
         free(self.ops)
-        free(self.params)
-        free(self.grads)
-        free(self.param_sizes)
 
     def reserve(self, Py_ssize_t n):
         """Make the buffers hold at least n samples (they never shrink)."""
@@ -181,7 +124,8 @@ cdef class Plan:
         for i in range(first, self.n_ops):
             self.ops[i].forward(&self.ops[i], n, training)
 
-    # backward through ops last..first; op `first` computes dx only when asked
+    # backward through ops last..first; op `first` computes dx only when asked;
+    # ops that fuse plain SGD apply it with rate sgd_lr (when not 0)
     cdef void _backward(self, Py_ssize_t first, Py_ssize_t n, bint input_grad,
                         double sgd_lr) noexcept nogil:
         cdef Py_ssize_t i
@@ -191,17 +135,32 @@ cdef class Plan:
         if not input_grad:
             self.ops[first].dx = NULL
         for i in range(self.n_ops - 1, first - 1, -1):
-            self.ops[i].sgd_lr = sgd_lr
+            self.ops[i].sgd_lr = sgd_lr if self.ops[i].fuses_sgd else 0
             self.ops[i].backward(&self.ops[i], n)
             self.ops[i].sgd_lr = 0
         self.ops[first].dx = first_dx
 
+    # one optimizer step with this learning rate for the parameters of ops
+    # first..last that did not fuse it into backward
+    cdef void _update(self, Py_ssize_t first, double learning_rate) noexcept nogil:
+        cdef Py_ssize_t i, j, slot = 0
+        cdef Op* op
+        self.updater.learning_rate = learning_rate
+        for i in range(self.n_ops):
+            op = &self.ops[i]
+            if i >= first and not (self.plain_sgd and op.fuses_sgd):
+                for j in range(op.n_params):
+                    self.updater.update(self.updater, slot + j, op.params[j], op.grads[j],
+                                        op.param_sizes[j])
+            slot += op.n_params
+        self.updater.step += 1
+
     def forward(self, x, bint training=False):
-        """Output (n, out_size) for x (n, in_size): a view of a plan buffer."""
+        """Output (n, out_size) for x (n, in_size): a view of a plan buffer.
+        The plan keeps a copy of x for `backward`."""
         cdef Py_ssize_t n = x.shape[0]
         self.reserve(n)
-        self.last_input = x
-        self.ops[0].x = address(x)
+        np.copyto(self.acts[0][:n], x)
         with nogil:
             self._forward(0, n, training)
         return self.acts[self.n_ops][:n]
@@ -218,7 +177,7 @@ cdef class Plan:
 
     def predict(self, x, out, Py_ssize_t chunk=256):
         """out (N, out_size) = network output for x (N, in_size), run in chunks
-        of at most `chunk` samples, writing straight into `out`."""
+        of at most `chunk` samples, reading x and writing `out` in place."""
         cdef Py_ssize_t total = x.shape[0], start, n
         chunk = max(1, min(chunk, total))
         self.reserve(chunk)
@@ -242,33 +201,25 @@ cdef class Plan:
             last.y = own_output
         return out
 
-    def set_training(self, loss, updater, list params, list grads):
-        """Use this loss and optimizer for `train`; params/grads are the
-        trainable arrays (in a fixed order) and their gradient arrays."""
+    def set_training(self, loss, updater, list params):
+        """Use this loss and optimizer for `train`.  `params` are the
+        network's trainable arrays in the optimizer's slot order; they must be
+        exactly the parameters the ops declare, in order, so that no
+        parameter is left out of the updates."""
+        declared = [<size_t>self.ops[i].params[j] for i in range(self.n_ops)
+                    for j in range(self.ops[i].n_params)]
+        if [<size_t>address(p) for p in params] != declared:
+            raise ValueError(f"the ops declare {len(declared)} parameters that differ from "
+                             f"the {len(params)} trainable arrays of the layers")
         self.loss_object = loss
         self.updater_object = updater
         memcpy(&self.loss_record, PyCapsule_GetPointer(loss.capsule(), "nncore.Loss"),
                sizeof(Loss))
         self.loss = &self.loss_record
         self.updater = <Updater*>PyCapsule_GetPointer(updater.capsule(), "nncore.Updater")
-        self.fused_sgd = getattr(updater, 'fusable', False)
-        self.param_arrays = list(params) + list(grads)
-        self.n_params = len(params)
-        free(self.params)
-        free(self.grads)
-        free(self.param_sizes)
-        self.params = <void**>malloc(max(self.n_params, 1) * sizeof(void*))
-        self.grads = <void**>malloc(max(self.n_params, 1) * sizeof(void*))
-        self.param_sizes = <Py_ssize_t*>malloc(max(self.n_params, 1) * sizeof(Py_ssize_t))
-        if self.params == NULL or self.grads == NULL or self.param_sizes == NULL:
-            raise MemoryError()
-        for i in range(self.n_params):
-            self.params[i] = address(params[i])
-            self.grads[i] = address(grads[i])
-            self.param_sizes[i] = params[i].size
+        self.plain_sgd = getattr(updater, 'fusable', False)
         if self.capacity:
             self._reserve_targets()
-        self.window_x = None
 
     def _reserve_targets(self):
         self.targets = aligned_empty((self.capacity, max(self.loss.target_size, 1)),
@@ -281,14 +232,13 @@ cdef class Plan:
               Py_ssize_t first_step, const double[::1] learning_rates,
               uint64_t[::1] shuffle_state=None, weights=None):
         """Run len(learning_rates) training steps on x (N, in_size) and targets
-        y (N, target_size), with per-sample loss weights (N) when given.
-        Step s takes the samples order[k*batch_size : ...]
+        y (N, target_size), with per-sample loss weights (N) when given.  Step s takes the samples order[k*batch_size : ...]
         with k = s % ceil(N / batch_size); at k == 0 a new epoch starts and,
         with a shuffle_state, `order` is refilled with 0..N-1 and shuffled
-        (see `shuffle`).  Per-sample plain SGD runs in windows of `WINDOW`
-        steps aligned to the epoch (`step_alignment`), so results do not
-        depend on how the steps are split into calls when the calls are too.
-        Returns the mean loss of each step's batch (float64)."""
+        (see nncore._native.data.shuffle).  Per-sample plain SGD runs in
+        windows of `WINDOW` steps aligned to the epoch (`step_alignment`), so
+        results do not depend on how the steps are split into calls when the
+        calls are too.  Returns the mean loss of each step's batch (float64)."""
         if self.loss == NULL:
             raise RuntimeError("call set_training before train")
         self.reserve(batch_size)
@@ -302,7 +252,6 @@ cdef class Plan:
         if deferred:
             self._reserve_window()
         self.last_deferred = deferred
-        self._wire()
         self.weight_source = <const char*>address(weights) if weights is not None else NULL
         self.loss.weights = NULL
         losses = np.empty(steps, np.float64)
@@ -311,7 +260,7 @@ cdef class Plan:
             while s < steps:
                 k = (first_step + s) % per_epoch
                 if k == 0 and state != NULL:
-                    _new_order(&order[0], total, state)
+                    rng.new_order(&order[0], total, state)
                 if deferred:
                     count = min(WINDOW - k % WINDOW, steps - s, per_epoch - k)
                     self._deferred_steps(xs, ys, &order[k], count, &learning_rates[s],
@@ -325,12 +274,11 @@ cdef class Plan:
         return losses
 
     def step_alignment(self, Py_ssize_t batch_size):
-        """WINDOW when `train` defers the first layer's updates for this batch
-        size (per-sample plain SGD with a dense first layer), else 1.  Calls
-        that start and end at multiples of it within an epoch give results
-        independent of how the steps are split into calls."""
-        if (self.fused_sgd and batch_size == 1 and self.ops[0].kind == OP_DENSE
-                and (<DenseCfg*>self.ops[0].cfg).n_in == self.in_size):
+        """WINDOW when `train` defers the first op's updates for this batch
+        size (per-sample plain SGD with a first op that can defer), else 1.
+        Calls that start and end at multiples of it within an epoch give
+        results independent of how the steps are split into calls."""
+        if self.plain_sgd and batch_size == 1 and self.ops[0].window_begin != NULL:
             return WINDOW
         return 1
 
@@ -343,22 +291,14 @@ cdef class Plan:
     # one training step on the n samples listed in index; returns the batch loss
     cdef double _step(self, const char* xs, const char* ys, const int64_t* index,
                       Py_ssize_t n, double learning_rate) noexcept nogil:
-        cdef Py_ssize_t r, j
         cdef Op* last = &self.ops[self.n_ops - 1]
         cdef double loss
         self._gather(<char*>self.ops[0].x, <char*>self.target_buffer,
                      <char*>self.weight_buffer, xs, ys, index, n)
         self._forward(0, n, True)
         loss = self.loss.evaluate(self.loss, n, last.y, self.target_buffer, last.dy)
-        if self.fused_sgd:
-            self._backward(0, n, False, learning_rate)
-        else:
-            self._backward(0, n, False, 0.0)
-            self.updater.learning_rate = learning_rate
-            for j in range(self.n_params):
-                self.updater.update(self.updater, j, self.params[j], self.grads[j],
-                                    self.param_sizes[j])
-            self.updater.step += 1
+        self._backward(0, n, False, learning_rate if self.plain_sgd else 0.0)
+        self._update(0, learning_rate)
         return loss
 
     # copy the samples listed in index into input and target rows, and their
@@ -378,151 +318,39 @@ cdef class Plan:
             self.loss.weights = weights
 
     def _reserve_window(self):
-        if self.window_x is not None:
+        if self.window is not None:
             return
-        cdef DenseCfg* c = <DenseCfg*>self.ops[0].cfg
-        self.window_x = aligned_empty((WINDOW, c.n_in), self.dtype)
-        self.window_targets = aligned_empty((WINDOW, max(self.loss.target_size, 1)), self.dtype)
+        self.window_inputs = aligned_empty((WINDOW, self.in_size), self.dtype)
+        self.window_targets = aligned_empty((WINDOW, max(self.loss.target_size, 1)),
+                                            self.dtype)
+        self.window = aligned_empty((self.ops[0].window_size,), self.dtype)
+        self.ops[0].window = address(self.window)
+        self.window_inputs_ptr = address(self.window_inputs)
+        self.window_targets_ptr = <char*>address(self.window_targets)
         self.window_weights = aligned_empty((WINDOW,), self.dtype)
-        self.window_weights_ptr = address(self.window_weights)
-        self.window_p = aligned_empty((WINDOW, c.n_out), self.dtype)
-        self.window_g = aligned_empty((WINDOW, WINDOW), self.dtype)
-        self.window_dy = aligned_empty((WINDOW, c.n_out), self.dtype)
-        self.window_rates = np.empty(WINDOW, np.float64)
-        self.window_x_ptr = address(self.window_x)
-        self.window_targets_ptr = address(self.window_targets)
-        self.window_p_ptr = address(self.window_p)
-        self.window_g_ptr = address(self.window_g)
-        self.window_dy_ptr = address(self.window_dy)
-        self.window_rates_ptr = <double*>address(self.window_rates)
+        self.window_weights_ptr = <char*>address(self.window_weights)
 
-    # Per-sample plain SGD over `count` samples with the first dense layer's
-    # update deferred to the end of the window.  Exact: with W_t = W_0 -
-    # sum_{j<t} lr_j x_j^T dy_j (and the same for b), the layer's output for
-    # sample t is x_t W_0 + b_0 - sum_{j<t} lr_j (x_t . x_j + 1) dy_j, so the
-    # window needs two GEMMs over W instead of a gemv and a ger per sample.
+    # Per-sample plain SGD over `count` samples, with the first op's update
+    # deferred to the end of the window (see Op.window_begin).
     cdef void _deferred_steps(self, const char* xs, const char* ys, const int64_t* index,
                               Py_ssize_t count, const double* rates,
                               double* losses) noexcept nogil:
         cdef Py_ssize_t t
         cdef Op* first = &self.ops[0]
         cdef Op* last = &self.ops[self.n_ops - 1]
-        cdef DenseCfg* c = <DenseCfg*>first.cfg
-        cdef char* window_x = <char*>self.window_x_ptr
-        cdef char* targets = <char*>self.window_targets_ptr
+        cdef void* inputs = self.window_inputs_ptr
+        cdef char* targets = self.window_targets_ptr
         cdef Py_ssize_t target_bytes = self.loss.target_size * self.itemsize
-        cdef Py_ssize_t dy_bytes = c.n_out * self.itemsize
-        cdef double* saved_rates = self.window_rates_ptr
-        cdef char* weights = <char*>self.window_weights_ptr
-        self._gather(window_x, targets, weights, xs, ys, index, count)
-        if first.dtype == F32:
-            window_begin(<float*>self.window_p_ptr, <float*>self.window_g_ptr,
-                         <const float*>window_x, c, count)
-        else:
-            window_begin(<double*>self.window_p_ptr, <double*>self.window_g_ptr,
-                         <const double*>window_x, c, count)
+        cdef char* weights = self.window_weights_ptr
+        self._gather(<char*>inputs, targets, weights, xs, ys, index, count)
+        first.window_begin(first, inputs, count)
         for t in range(count):
-            if first.dtype == F32:
-                window_output(<float*>first.y, <const float*>self.window_p_ptr,
-                              <const float*>self.window_g_ptr,
-                              <const float*>self.window_dy_ptr, saved_rates, t, c.n_out)
-            else:
-                window_output(<double*>first.y, <const double*>self.window_p_ptr,
-                              <const double*>self.window_g_ptr,
-                              <const double*>self.window_dy_ptr, saved_rates, t, c.n_out)
+            first.window_output(first, t, rates)
             self._forward(1, 1, True)
             if self.weight_source != NULL:
                 self.loss.weights = weights + t * self.itemsize
             losses[t] = self.loss.evaluate(self.loss, 1, last.y, targets + t * target_bytes,
                                            last.dy)
             self._backward(1, 1, True, rates[t])
-            memcpy(<char*>self.window_dy_ptr + t * dy_bytes, first.dy, dy_bytes)
-            saved_rates[t] = rates[t]
-        if first.dtype == F32:
-            window_end(c, <const float*>window_x, <float*>self.window_dy_ptr, saved_rates, count)
-        else:
-            window_end(c, <const double*>window_x, <double*>self.window_dy_ptr, saved_rates,
-                       count)
-
-
-def evaluate_loss(loss, pred, target, dpred=None, weights=None):
-    """Mean loss of pred (n, size) against target (n, target_size), each
-    sample weighted by weights (n) when given; writes the gradient into dpred
-    when given."""
-    cdef Loss c
-    memcpy(&c, PyCapsule_GetPointer(loss.capsule(), "nncore.Loss"), sizeof(Loss))
-    c.weights = address(weights) if weights is not None else NULL
-    cdef Py_ssize_t n = pred.shape[0]
-    cdef void* p = address(pred)
-    cdef void* t = address(target)
-    cdef void* g = address(dpred) if dpred is not None else NULL
-    cdef double value
-    with nogil:
-        value = c.evaluate(&c, n, p, t, g)
-    return value
-
-
-def apply_update(updater, list params, list grads, double learning_rate):
-    """One optimizer step over matching lists of parameter and gradient arrays."""
-    cdef Updater* u = <Updater*>PyCapsule_GetPointer(updater.capsule(), "nncore.Updater")
-    cdef Py_ssize_t j
-    u.learning_rate = learning_rate
-    for j in range(len(params)):
-        u.update(u, j, address(params[j]), address(grads[j]), params[j].size)
-    u.step += 1
-
-
-def new_shuffle_state(uint64_t seed):
-    """A generator state (4 uint64) for `Plan.train` and `shuffle`."""
-    state = np.empty(4, np.uint64)
-    cdef uint64_t[::1] words = state
-    rng.seed_state(&words[0], seed)
-    return state
-
-
-# order (n) = a random permutation of 0..n-1 drawn from state
-cdef void _new_order(int64_t* order, Py_ssize_t n, uint64_t* state) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        order[i] = i
-    rng.shuffle(order, n, state)
-
-
-def shuffle(int64_t[::1] order, uint64_t[::1] state):
-    """Refill `order` with a random permutation of 0..N-1, exactly as
-    `Plan.train` does at an epoch start (each epoch's order depends only on
-    the generator state, not on the previous order)."""
-    _new_order(&order[0], order.shape[0], &state[0])
-
-
-# True when no element of a (count) is NaN or inf (x - x is 0 only for finite x)
-cdef bint _all_finite(const real* a, Py_ssize_t count) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(count):
-        if a[i] - a[i] != 0:
-            return False
-    return True
-
-
-def all_finite(array):
-    """True when no element of the contiguous float array is NaN or inf.
-
-    Small arrays are checked without releasing the GIL: a release and
-    re-acquire costs more than the check and hands the GIL to other threads."""
-    cdef Py_ssize_t count = array.size
-    cdef bint finite
-    cdef const float* f
-    cdef const double* d
-    if dtype_code(array) == F32:
-        f = <const float*>address(array)
-        if count < 65536:
-            return _all_finite(f, count)
-        with nogil:
-            finite = _all_finite(f, count)
-    else:
-        d = <const double*>address(array)
-        if count < 65536:
-            return _all_finite(d, count)
-        with nogil:
-            finite = _all_finite(d, count)
-    return finite
+            self._update(1, rates[t])
+        first.window_end(first, inputs, rates, count)

@@ -111,7 +111,7 @@ cdef void avgpool_backward(real* dx, const real* dy, const PoolCfg* c) noexcept 
 
 
 cdef void _sample_forward(Op* op, Py_ssize_t s, real* y, const real* x) noexcept nogil:
-    cdef PoolCfg* c = <PoolCfg*>op.cfg
+    cdef const PoolCfg* c = <const PoolCfg*>op.cfg
     if c.kind == MAX:
         maxpool_forward(y + s * op.out_size, x + s * op.in_size, c)
     else:
@@ -119,7 +119,7 @@ cdef void _sample_forward(Op* op, Py_ssize_t s, real* y, const real* x) noexcept
 
 
 cdef void _sample_backward(Op* op, Py_ssize_t s, real* dx, const real* dy) noexcept nogil:
-    cdef PoolCfg* c = <PoolCfg*>op.cfg
+    cdef const PoolCfg* c = <const PoolCfg*>op.cfg
     if c.kind == MAX:
         maxpool_backward(dx + s * op.in_size, <real*>op.work + s * op.work_size,
                          dy + s * op.out_size, <const real*>op.x + s * op.in_size,

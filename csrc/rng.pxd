@@ -46,3 +46,11 @@ cdef inline void shuffle(int64_t* a, Py_ssize_t n, uint64_t* s) noexcept nogil:
         t = a[i]
         a[i] = a[j]
         a[j] = t
+
+
+# order (n) = a random permutation of 0..n-1 drawn from s
+cdef inline void new_order(int64_t* order, Py_ssize_t n, uint64_t* s) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        order[i] = i
+    shuffle(order, n, s)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._native.plan import all_finite
+from ._native.data import all_finite
 
 
 def as_float_array(data, dtype, what: str, finite: bool = True) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 from . import _weights
 from . import callbacks as callbacks_module
 from ._data import check_positive_int
-from ._native.plan import shuffle as shuffle_order
+from ._native.data import shuffle as shuffle_order
 from ._threads import begin_native_run, end_native_run
 from .callbacks import History
 
@@ -321,7 +321,6 @@ class StreamTraining:
             else:
                 part = net._train_python(x, y, order, batch_size, first, rates, optimizer,
                                          self.state, weights)
-            optimizer.updater.step = optimizer.iterations + count
             losses.append(part)
             if self.metrics:
                 size = int(sizes[first])

@@ -160,7 +160,6 @@ class Training:
             losses = net._train_python(self.x, self.y, self.order, self.batch_size,
                                        first_step, rates, optimizer, self.state,
                                        self.weights)
-        optimizer.updater.step = self.first_iteration + done + count
         return losses
 
     def _account(self, done: int, losses: np.ndarray) -> None:

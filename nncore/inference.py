@@ -7,7 +7,7 @@ from typing import Optional, Union
 import numpy as np
 
 from ._data import check_positive_int
-from ._native.plan import all_finite
+from ._native.data import all_finite
 from ._threads import begin_native_run, end_native_run
 from .network import PREDICT_CHUNK, Network
 from .saving import load

@@ -10,7 +10,7 @@ import numpy as np
 from ._data import as_float_array
 from ._weights import check_sample_weight
 from ._native.loss import LossOp
-from ._native.plan import evaluate_loss
+from ._native.loss import evaluate_loss
 from .registry import auto_register
 
 

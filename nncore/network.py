@@ -15,7 +15,9 @@ from . import saving
 from .callbacks import History
 from ._data import as_float_array, check_positive_int, check_shape
 from ._threads import begin_native_run, end_native_run, get_num_threads
-from ._native.plan import Plan, apply_update, new_shuffle_state, shuffle as shuffle_order
+from ._native.data import new_shuffle_state, shuffle as shuffle_order
+from ._native.optim import apply_update
+from ._native.plan import Plan
 from .layers.base import Layer
 
 PREDICT_CHUNK = 256
@@ -225,7 +227,7 @@ class Network:
                 self._train_plan = None
             else:
                 plan = Plan(ops, self.dtype)
-                plan.set_training(loss, optimizer.updater, self.params, self.grads)
+                plan.set_training(loss, optimizer.updater, self.params)
                 self._train_plan = plan
             self._train_plan_updater = optimizer.updater
         return self._train_plan

@@ -5,7 +5,7 @@ import pytest
 import nncore
 from nncore import losses
 from nncore._native.optim import SGDUpdater
-from nncore._native.plan import apply_update
+from nncore._native.optim import apply_update
 from reference import ACTIVATIONS, loss_reference, softmax
 
 # float32 kernels accumulate in float32 (BLAS) or float64; these bound the error

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from nncore import optimizers, schedules
-from nncore._native.plan import apply_update
+from nncore._native.optim import apply_update
 
 STEPS = 6
 LR = 0.05

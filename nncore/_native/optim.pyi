@@ -16,3 +16,6 @@ class OptimUpdater(NativeUpdater):
 
 class SGDUpdater(NativeUpdater):
     def __init__(self, dtype: Any) -> None: ...
+
+def apply_update(updater: Any, params: List[np.ndarray], grads: List[np.ndarray],
+                 learning_rate: float) -> None: ...

@@ -6,7 +6,7 @@ from typing import Optional
 import numpy as np
 
 from .._native.dropout import DropoutOp
-from .._native.plan import new_shuffle_state
+from .._native.data import new_shuffle_state
 from .base import NativeLayer
 
 

@@ -48,7 +48,6 @@ class BatchNormalization(NativeLayer):
         self.params = [self.gamma, self.beta]
         self.grads = [np.zeros_like(p) for p in self.params]
         self.state = [self.moving_mean, self.moving_var]
-        self._scratch = np.zeros((4, channels), np.float64)
         super().build(input_shape)
 
     def get_config(self) -> dict:
@@ -61,7 +60,7 @@ class BatchNormalization(NativeLayer):
     def make_ops(self) -> list:
         size = int(np.prod(self._built_input_shape(), dtype=np.int64))
         return [BatchNormOp(size, self.gamma, self.beta, self.grads[0], self.grads[1],
-                            self.moving_mean, self.moving_var, self._scratch,
+                            self.moving_mean, self.moving_var,
                             self.momentum, self.epsilon)]
 
     def __repr__(self) -> str:
