@@ -9,10 +9,10 @@ from .layers import (Activation, ActivationLayer, AveragePooling2D, AvgPool2D,
                      BatchNormalization, Conv2D, ConvLayer, Dense, Dropout, FCLayer, Flatten,
                      FlattenLayer, GlobalAveragePooling2D, Layer, LeakyReLU, MaxPool2D,
                      MaxPooling2D, ReLU, Sigmoid, Softmax, Tanh)
-from .network import Network
+from .network import Network, load
 from .inference import InferenceSession
-from .registry import register_layer
-from .saving import load
+from .layers.base import register_layer
+from . import onnx          # imports the onnx package only when export is called
 
 __all__ = [
     "__version__", "openmp_enabled", "get_num_threads", "set_num_threads", "threads",

@@ -60,3 +60,55 @@ def check_positive_float(value, what: str) -> float:
     if not np.isfinite(number) or number <= 0:
         raise ValueError(f"{what} must be a positive finite number, got {value!r}")
     return number
+
+
+def network_inputs(net, x, what: str = "x") -> np.ndarray:
+    """x as the network's input: converted once, the network built from its
+    sample shape if needed, and the shape checked against layer 0's."""
+    x = as_float_array(x, net.dtype, what)
+    if not net.built:
+        net.build(x.shape[1:])
+    if x.shape[1:] != net.input_shape:
+        first = type(net.layers[0]).__name__
+        raise ValueError(f"layer 0 ({first}): expected input shape "
+                         f"{(None,) + net.input_shape}, received {x.shape}")
+    return x
+
+
+def network_targets(net, y, n: int) -> np.ndarray:
+    """y as targets of the network's loss for n samples: (n, target size),
+    C-contiguous in the network's dtype (class labels for sparse losses)."""
+    loss_name = getattr(net.loss, "name", type(net.loss).__name__)
+    y = np.asarray(y)
+    if y.dtype.kind not in "biuf":
+        raise TypeError(f"y must be a numeric array, got dtype {y.dtype}")
+    if y.ndim == 0 or y.shape[0] != n:
+        raise ValueError(f"x has {n} samples but y has "
+                         f"{y.shape[0] if y.ndim else 'no sample axis'}")
+    out_shape = net.output_shape
+    out_size = int(np.prod(out_shape, dtype=np.int64))
+    if getattr(net.loss, "sparse", False):
+        width = out_shape[-1]
+        rows = out_size // width
+        if y.size != n * rows:
+            raise ValueError(f"{loss_name}: expected one class label per sample "
+                             f"row, shape {(n,) + out_shape[:-1]}, received {y.shape}")
+        labels = y.reshape(n, rows)
+        if not np.isfinite(labels).all() or (labels != np.round(labels)).any():
+            raise ValueError(f"{loss_name}: labels must be integers")
+        if labels.min() < 0 or labels.max() >= width:
+            raise ValueError(f"{loss_name}: labels must be in [0, {width}), "
+                             f"found {labels.min():g}..{labels.max():g}")
+        return np.ascontiguousarray(labels, dtype=net.dtype)
+    if y.size != n * out_size:
+        hint = ""
+        if y.size == n and out_shape[-1] > 1:
+            hint = (" (for integer class labels use 'sparse_categorical_crossentropy' "
+                    "or nncore.utils.to_categorical)")
+        raise ValueError(f"{loss_name}: expected targets of shape "
+                         f"{(None,) + out_shape} like the network output, received "
+                         f"{y.shape}{hint}")
+    y = np.ascontiguousarray(y.reshape(n, out_size), dtype=net.dtype)
+    if not np.isfinite(y).all():
+        raise ValueError("y contains NaN or inf")
+    return y

@@ -12,17 +12,16 @@ recognised by their attributes and computed with their own `compute`.
 """
 from __future__ import annotations
 
-import math
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 
 from . import _weights
 from . import callbacks as callbacks_module
-from ._data import check_positive_int
+from ._data import check_positive_float, check_positive_int, network_inputs, network_targets
 from ._native.data import shuffle as shuffle_order
-from ._threads import begin_native_run, end_native_run
+from ._training import Trainer, fit_optimizer, resolved_metrics, shaped, shuffle_state
 from .callbacks import History
 
 
@@ -159,7 +158,19 @@ def _unpack(item) -> tuple:
 # ------------------------------------------------------------------- fit
 def fit(net, x, y, epochs, batch_size, validation_data, validation_split, shuffle, verbose,
         callbacks, initial_epoch, learning_rate, sample_weight, class_weight) -> History:
-    """Network.fit over a stream (see the module docstring)."""
+    """Network.fit over a stream (see the module docstring), holding the
+    network's run guard like an in-memory fit."""
+    net.guard.begin_fit()
+    try:
+        return _fit(net, x, y, epochs, batch_size, validation_data, validation_split, shuffle,
+                    verbose, callbacks, initial_epoch, learning_rate, sample_weight,
+                    class_weight)
+    finally:
+        net.guard.end_fit()
+
+
+def _fit(net, x, y, epochs, batch_size, validation_data, validation_split, shuffle, verbose,
+         callbacks, initial_epoch, learning_rate, sample_weight, class_weight) -> History:
     if net.loss is None:
         raise RuntimeError("Network.fit: set a loss with use(...) before fit")
     epochs = check_positive_int(epochs, "epochs")
@@ -169,6 +180,8 @@ def fit(net, x, y, epochs, batch_size, validation_data, validation_split, shuffl
                          f"got {initial_epoch!r}")
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+    if learning_rate is not None:
+        learning_rate = check_positive_float(learning_rate, "learning_rate")
     if validation_split:
         raise ValueError("fit: validation_split needs in-memory arrays; pass validation_data "
                          "with dask arrays or batches")
@@ -194,9 +207,10 @@ def fit(net, x, y, epochs, batch_size, validation_data, validation_split, shuffl
 
 
 class StreamTraining:
-    """One `fit` over a stream: each block is checked like fit's arrays and
-    trained on with the native loop (the per-layer Python loop for networks
-    with Python layers), batch_size samples per step."""
+    """One `fit` over a stream.  Each block is checked like fit's arrays and
+    trained on for one pass by a `Trainer` (native or Python steps, batch_size
+    samples per step, samples shuffled within the block); epochs, callbacks
+    and validation are handled here."""
 
     def __init__(self, net, blocks, epochs, initial_epoch, batch_size, shuffle, validation,
                  callbacks, verbose, learning_rate, class_weight):
@@ -206,22 +220,15 @@ class StreamTraining:
         self.learning_rate, self.class_weight = learning_rate, class_weight
         self.history = callbacks_module.History()
         self.optimizer = None
-        self.plan = None
+        self.state = None
 
-    def _start(self, x=None) -> None:
-        """The optimizer and plan, once the network is built (from the first
-        block's samples when nothing else gives their shape)."""
-        net = self.net
-        if x is not None:
-            net._inputs(x)
-        self.optimizer = net._fit_optimizer(self.learning_rate)
-        self.plan = net._training_plan(self.optimizer)
-        self.metrics = net._resolved_metrics()
-        self.state = net._shuffle_generator() if self.shuffle else None
+    def _start(self) -> None:
+        """The optimizer and shuffle generator, once the network is built."""
+        self.optimizer = fit_optimizer(self.net, self.learning_rate)
+        self.state = shuffle_state(self.net) if self.shuffle else None
 
     def run(self) -> History:
         net = self.net
-        net.history = self.history
         net.stop_training = False
         net.stopped_on_nan = False
         for callback in self.callbacks:
@@ -231,12 +238,13 @@ class StreamTraining:
         if not net.built and net.input_shape is None and self.blocks.count is not None:
             net.build(self.blocks.shape())
         if net.built or net.input_shape is not None:
+            net.build()
             self._start()
         for epoch in range(self.initial_epoch, self.epochs):
             for callback in self.callbacks:
                 callback.on_epoch_begin(epoch)
             logs = self._epoch(epoch)
-            if net.stop_training and not logs:
+            if not logs:
                 break
             if self.validation is not None:
                 scores = net.evaluate(*self.validation)
@@ -251,6 +259,7 @@ class StreamTraining:
                 break
         for callback in self.callbacks:
             callback.on_train_end(logs)
+        net.history = self.history
         return self.history
 
     def _order(self) -> Optional[np.ndarray]:
@@ -265,78 +274,41 @@ class StreamTraining:
     def _epoch(self, epoch: int) -> dict:
         """Train on every block once; the epoch's logs (empty when stopped
         before any sample)."""
-        samples, loss_sum = 0, 0.0
-        metric_sums = np.zeros(len(getattr(self, "metrics", [])))
+        samples, sums = 0, {}
         order = self._order() if self.optimizer is not None else None
         for block, (x, y, w) in enumerate(self.blocks.batches(order)):
-            if self.optimizer is None:
-                self._start(x)
-                metric_sums = np.zeros(len(self.metrics))
-            n, block_loss, block_metrics = self._block(x, y, w, epoch, block)
+            if y is None:
+                raise ValueError(f"batch {block}: expected (x, y) or (x, y, sample_weight), "
+                                 f"got x alone")
+            x = network_inputs(self.net, x)
+            if self.optimizer is None:      # an iterable: built from its first batch
+                self._start()
+            logs = self._block(x, y, w, epoch, block)
+            n = x.shape[0]
             samples += n
-            loss_sum += block_loss
-            metric_sums += block_metrics
-            logs = {"loss": block_loss / n, "size": n}
+            for key, value in logs.items():
+                sums[key] = sums.get(key, 0.0) + value * n
             for callback in self.callbacks:
-                callback.on_batch_end(block, logs)
+                callback.on_batch_end(block, dict(logs, size=n))
             if self.net.stop_training:
                 break
-        if samples == 0:
-            return {}
-        logs = {"loss": loss_sum / samples}
-        for metric, total in zip(self.metrics, metric_sums):
-            logs[metric.name] = float(total / samples)
-        return logs
+        return {key: total / samples for key, total in sums.items()} if samples else {}
 
-    def _block(self, x, y, w, epoch: int, block: int) -> Tuple[int, float, np.ndarray]:
-        """Train on one block; (samples, sum of the sample losses, sums of the
-        metrics over its samples)."""
-        net, optimizer = self.net, self.optimizer
-        if y is None:
-            raise ValueError(f"batch {block}: expected (x, y) or (x, y, sample_weight), "
-                             f"got x alone")
-        x = net._inputs(x)
-        n = x.shape[0]
-        y = net._targets(y, n)
+    def _block(self, x, y, w, epoch: int, block: int) -> dict:
+        """One pass over one block; its mean loss and metrics."""
+        net = self.net
+        y = network_targets(net, y, x.shape[0])
         weights = _weights.combined(net, y, w, self.class_weight)
-        batch_size = self.batch_size or n
-        steps = math.ceil(n / batch_size)
-        sizes = np.full(steps, batch_size, np.float64)
-        sizes[-1] = n - batch_size * (steps - 1)
-        order = np.arange(n, dtype=np.int64)
-        metric_sums = np.zeros(len(self.metrics))
-        # training metrics need each step's outputs: then run one step per call
-        chunk = 1 if self.metrics else steps
-        losses: List[np.ndarray] = []
-        for first in range(0, steps, chunk):
-            count = min(chunk, steps - first)
-            rates = optimizer.learning_rates(optimizer.iterations, count)
-            if self.plan is not None:
-                begin_native_run(net._blas_threads_for(batch_size))
-                try:
-                    part = self.plan.train(x.reshape(n, -1), y, order, batch_size, first,
-                                           rates, self.state, weights)
-                finally:
-                    end_native_run()
-            else:
-                part = net._train_python(x, y, order, batch_size, first, rates, optimizer,
-                                         self.state, weights)
-            losses.append(part)
-            if self.metrics:
-                size = int(sizes[first])
-                out, target = (self.plan.last_batch(size) if self.plan is not None
-                               else net._last_batch)
-                out, target = net._shaped(out, target)
-                for j, metric in enumerate(self.metrics):
-                    metric_sums[j] += metric(target, out) * size
-        step_losses = np.concatenate(losses)
-        if not np.isfinite(step_losses).all():
-            bad = int(np.argmax(~np.isfinite(step_losses)))
-            raise FloatingPointError(
-                f"Network.fit: the loss became {step_losses[bad]} at epoch {epoch + 1}/"
-                f"{self.epochs}, block {block + 1}, batch {bad + 1}/{steps}; lower the "
-                f"learning rate, scale the inputs or clip gradients (clipnorm=...)")
-        return n, float(step_losses @ sizes), metric_sums
+        trainer = Trainer(net, x, y, self.optimizer, 1, 0, self.batch_size or x.shape[0],
+                          self.state is not None, None, [], 0, False, weights)
+        if self.state is not None:
+            trainer.state = self.state
+        try:
+            history = trainer.run()
+        except FloatingPointError as error:
+            raise FloatingPointError(f"{error} (in block {block + 1} of epoch {epoch + 1}/"
+                                     f"{self.epochs})") from None
+        return {key: values[0] for key, values in history.history.items()}
 
 
 # --------------------------------------------------------- evaluate, predict
@@ -349,13 +321,13 @@ def evaluate(net, x, y, batch_size, sample_weight) -> dict:
     for xb, yb, wb in Blocks(x, y, sample_weight).batches():
         if yb is None:
             raise ValueError("Network.evaluate: expected (x, y) batches, got x alone")
-        xb = net._inputs(xb)
+        xb = network_inputs(net, xb)
         n = xb.shape[0]
-        yb = net._targets(yb, n)
+        yb = network_targets(net, yb, n)
         weights = _weights.combined(net, yb, wb, None)
-        out, target = net._shaped(net.predict(xb, batch_size), yb)
+        out, target = shaped(net, net.predict(xb, batch_size), yb)
         if metrics is None:
-            metrics = net._resolved_metrics()
+            metrics = resolved_metrics(net)
             sums = np.zeros(len(metrics))
         loss = net.loss(target, out, sample_weight=weights) if weights is not None \
             else net.loss(target, out)

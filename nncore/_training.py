@@ -1,5 +1,7 @@
-"""The training loop behind `Network.fit`: chunks of native steps, epoch
-bookkeeping, validation, metrics, callbacks and progress output."""
+"""Training a network: `fit` validates the call and runs a `Trainer` (the
+optimizer and training plan set-up, native or Python steps in chunks, epoch
+bookkeeping, validation, metrics, callbacks and progress output) under the
+network's run guard; `evaluate` scores a network."""
 from __future__ import annotations
 
 import math
@@ -10,10 +12,15 @@ import numpy as np
 
 from . import _weights
 from . import callbacks as callbacks_module
-from ._data import check_positive_float, check_positive_int
+from . import metrics as metrics_module
+from . import optimizers as optimizers_module
+from ._data import check_positive_float, check_positive_int, network_inputs, network_targets
+from ._native.data import new_shuffle_state, shuffle as shuffle_order
+from ._native.optim import apply_update
 from ._progress import Progress
 from ._threads import begin_native_run, end_native_run
 from .callbacks import History
+from .losses import Loss
 from .utils import split_tail
 
 
@@ -22,7 +29,19 @@ def fit(net, x, y, epochs: int = 1, batch_size: Optional[int] = None, validation
         callbacks: Optional[list] = None, initial_epoch: int = 0,
         learning_rate: Optional[float] = None, sample_weight=None,
         class_weight=None) -> History:
-    """Network.fit (see there): validate the arguments, then run."""
+    """Network.fit (see there): claim the network, validate the arguments,
+    then run a Trainer."""
+    net.guard.begin_fit()
+    try:
+        return _fit(net, x, y, epochs, batch_size, validation_data, validation_split,
+                    shuffle, verbose, callbacks, initial_epoch, learning_rate, sample_weight,
+                    class_weight)
+    finally:
+        net.guard.end_fit()
+
+
+def _fit(net, x, y, epochs, batch_size, validation_data, validation_split, shuffle, verbose,
+         callbacks, initial_epoch, learning_rate, sample_weight, class_weight) -> History:
     if net.loss is None:
         raise RuntimeError("Network.fit: set a loss with use(...) before fit")
     epochs = check_positive_int(epochs, "epochs")
@@ -34,11 +53,11 @@ def fit(net, x, y, epochs: int = 1, batch_size: Optional[int] = None, validation
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
     if learning_rate is not None:
         learning_rate = check_positive_float(learning_rate, "learning_rate")
-    article = net._article_loss or (learning_rate is not None and net.optimizer is None)
+    article = net.article_loss or (learning_rate is not None and net.optimizer is None)
     batch_size = check_positive_int(batch_size if batch_size is not None
                                     else 1 if article else 32, "batch_size")
-    x = net._inputs(x)
-    y = net._targets(y, x.shape[0])
+    x = network_inputs(net, x)
+    y = network_targets(net, y, x.shape[0])
     weights = _weights.combined(net, y, sample_weight, class_weight)
     validation = _validation(net, x, y, validation_data, validation_split)
     if validation is not None and validation_data is None:
@@ -50,13 +69,78 @@ def fit(net, x, y, epochs: int = 1, batch_size: Optional[int] = None, validation
         if not isinstance(callback, callbacks_module.Callback):
             raise TypeError(f"callbacks must be nncore.callbacks.Callback objects, "
                             f"got {type(callback).__name__}")
-    optimizer = net._fit_optimizer(learning_rate)
-    run = Training(net, x, y, optimizer, epochs, initial_epoch, batch_size, shuffle,
-                   validation, callbacks, verbose, article, weights)
-    return run.run()
+    optimizer = fit_optimizer(net, learning_rate)
+    return Trainer(net, x, y, optimizer, epochs, initial_epoch, batch_size, shuffle,
+                   validation, callbacks, verbose, article, weights).run()
 
 
-class Training:
+def evaluate(net, x, y, batch_size: Optional[int] = None, sample_weight=None) -> dict:
+    """Network.evaluate (see there)."""
+    if net.loss is None:
+        raise RuntimeError("Network.evaluate: set a loss with use(...) first")
+    x = network_inputs(net, x)
+    y = network_targets(net, y, x.shape[0])
+    weights = _weights.combined(net, y, sample_weight, None)
+    out, target = shaped(net, net.predict(x, batch_size), y)
+    scores = {"loss": float(net.loss(target, out) if weights is None
+                            else net.loss(target, out, sample_weight=weights))}
+    for metric in resolved_metrics(net):
+        scores[metric.name] = float(metric(target, out))
+    return scores
+
+
+def fit_optimizer(net, learning_rate):
+    """The optimizer fit uses: `use`'s, else a plain SGD kept by the network;
+    built for the network's parameters on first use."""
+    optimizer = net.optimizer
+    if optimizer is None:
+        if net.default_optimizer is None:
+            net.default_optimizer = optimizers_module.SGD()
+        optimizer = net.default_optimizer
+    if learning_rate is not None:
+        optimizer.learning_rate = learning_rate
+    if getattr(optimizer, "_built_for", None) is not net:
+        optimizer.build(net.params, net.dtype)
+        optimizer._built_for = net
+    net.training_optimizer = optimizer
+    return optimizer
+
+
+def shuffle_state(net) -> np.ndarray:
+    """The state of the generator that shuffles the samples of each epoch
+    (drawn once from the network's seed, kept across fit calls and saved
+    with the model, so that fit(2 epochs) twice equals fit(4 epochs))."""
+    if net.shuffle_state is None:
+        net.shuffle_state = new_shuffle_state(int(net.rng.integers(2**63)))
+    return net.shuffle_state
+
+
+def native_loss(net):
+    """The native op of the network's loss, or None for a Python loss."""
+    if not isinstance(net.loss, Loss):
+        return None
+    out_shape = net.output_shape
+    size = int(np.prod(out_shape, dtype=np.int64))
+    return net.loss.native(net.dtype, size, out_shape[-1] if out_shape else 1)
+
+
+def resolved_metrics(net) -> list:
+    sparse = getattr(net.loss, "sparse", False)
+    return [metrics_module.get(m, net.loss, sparse, net.output_shape[-1])
+            for m in net.metrics]
+
+
+def shaped(net, out, target):
+    """Network outputs and targets (flattened per sample) in the shapes
+    metrics and losses expect."""
+    n = out.shape[0]
+    out = out.reshape((n,) + net.output_shape)
+    if getattr(net.loss, "sparse", False):
+        return out, target.reshape((n,) + net.output_shape[:-1])
+    return out, target.reshape((n,) + net.output_shape)
+
+
+class Trainer:
     """One `fit` call.  Steps are numbered from 0 over the epochs to run;
     they run natively in chunks that grow to ~20 ms, so that small networks
     pay almost no Python overhead while large ones still report."""
@@ -66,19 +150,20 @@ class Training:
     def __init__(self, net, x, y, optimizer, epochs, initial_epoch, batch_size, shuffle,
                  validation, callbacks, verbose, article, weights=None):
         self.net, self.x, self.y, self.optimizer = net, x, y, optimizer
-        self.weights = weights
+        self.weights = weights          # per-sample loss weights (n,) or None
         self.epochs, self.initial_epoch, self.batch_size = epochs, initial_epoch, batch_size
         self.validation, self.callbacks = validation, callbacks
         self.verbose, self.article = verbose, article
-        self.metrics = net._resolved_metrics()
+        self.metrics = resolved_metrics(net)
         n = self.n = x.shape[0]
         self.per_epoch = math.ceil(n / batch_size)
         self.sizes = np.full(self.per_epoch, batch_size, np.float64)
         self.sizes[-1] = n - batch_size * (self.per_epoch - 1)
         self.x_flat = x.reshape(n, -1)
         self.order = np.arange(n, dtype=np.int64)
-        self.state = net._shuffle_generator() if shuffle else None
-        self.plan = net._training_plan(optimizer)
+        self.state = shuffle_state(net) if shuffle else None
+        self.plan = net.plans.training_plan(net, native_loss(net), optimizer.updater)
+        self.last_batch: tuple = ()       # (outputs, targets) of the last Python step
         run_epochs = epochs - initial_epoch
         self.total = run_epochs * self.per_epoch
         self.loss_sums = np.zeros(run_epochs)
@@ -150,16 +235,46 @@ class Training:
         rates = optimizer.learning_rates(self.first_iteration + done, count)
         first_step = self.initial_epoch * self.per_epoch + done
         if self.plan is not None:
-            begin_native_run(net._blas_threads_for(self.batch_size))
+            begin_native_run(net.plans.blas_threads(net, self.batch_size))
             try:
                 losses = self.plan.train(self.x_flat, self.y, self.order, self.batch_size,
                                          first_step, rates, self.state, self.weights)
             finally:
                 end_native_run()
         else:
-            losses = net._train_python(self.x, self.y, self.order, self.batch_size,
-                                       first_step, rates, optimizer, self.state,
-                                       self.weights)
+            losses = self._python_steps(first_step, rates)
+        return losses
+
+    def _python_steps(self, first_step: int, rates: np.ndarray) -> np.ndarray:
+        """The per-layer Python loop, for networks with Python layers or
+        losses: the same steps as `Plan.train`."""
+        net, loss, batch_size = self.net, self.net.loss, self.batch_size
+        losses = np.empty(len(rates))
+        params, grads = net.params, net.grads
+        target_shape = None if getattr(loss, "sparse", False) else net.output_shape
+        for s, rate in enumerate(rates):
+            k = (first_step + s) % self.per_epoch
+            if k == 0 and self.state is not None:
+                shuffle_order(self.order, self.state)
+            index = self.order[k * batch_size:(k + 1) * batch_size]
+            out = self.x[index]
+            target = self.y[index]
+            if target_shape is not None:
+                target = target.reshape((len(index),) + target_shape)
+            for layer in net.layers:
+                out = layer.forward(out, training=True)
+            weights = None if self.weights is None else self.weights[index]
+            if weights is None:
+                losses[s] = loss(target, out)
+                grad = loss.gradient(target, out)
+            else:
+                losses[s] = loss(target, out, sample_weight=weights)
+                grad = loss.gradient(target, out, sample_weight=weights)
+            self.last_batch = (np.reshape(out, (len(index), -1)),
+                               np.reshape(target, (len(index), -1)))
+            for layer in reversed(net.layers):
+                grad = layer.backward(grad)
+            apply_update(self.optimizer.updater, params, grads, float(rate))
         return losses
 
     def _account(self, done: int, losses: np.ndarray) -> None:
@@ -196,8 +311,8 @@ class Training:
             if self.plan is not None:
                 out, target = self.plan.last_batch(size)
             else:
-                out, target = self.net._last_batch
-            out, target = self.net._shaped(out, target)
+                out, target = self.last_batch
+            out, target = shaped(self.net, out, target)
             for j, metric in enumerate(self.metrics):
                 self.metric_sums[e, j] += metric(target, out) * size
         logs = {"loss": float(loss), "size": size}
@@ -252,8 +367,8 @@ def _validation(net, x, y, validation_data, validation_split):
             raise ValueError("fit: give validation_data or validation_split, not both")
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError("fit: validation_data must be a pair (x_val, y_val)")
-        vx = net._inputs(validation_data[0], "validation x")
-        return vx, net._targets(validation_data[1], vx.shape[0])
+        vx = network_inputs(net, validation_data[0], "validation x")
+        return vx, network_targets(net, validation_data[1], vx.shape[0])
     if not validation_split:
         return None
     split = float(validation_split)

@@ -21,8 +21,7 @@ except ImportError as error:                                   # pragma: no cove
 
 from ._streaming import is_dask_array
 from ._threads import get_num_threads, set_num_threads
-from .network import Network
-from .saving import load
+from .network import Network, load
 
 __all__ = ["predict"]
 

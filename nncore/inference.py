@@ -6,11 +6,11 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ._data import check_positive_int
+from ._data import check_positive_int, network_inputs
 from ._native.data import all_finite
+from ._plans import native_ops
 from ._threads import begin_native_run, end_native_run
-from .network import PREDICT_CHUNK, Network
-from .saving import load
+from .network import PREDICT_CHUNK, Network, load
 
 
 class InferenceSession:
@@ -23,7 +23,8 @@ class InferenceSession:
     released, writing into `out` when given (no allocation at all once
     warmed up).  Each thread gets its own buffers, so threads may predict at
     once.  A session built from a network reads that network's live weights:
-    do not `fit` it while a session predicts (use `network.copy()`).
+    a `fit` of that network and a session predict exclude each other (the
+    later one raises RuntimeError); to train while serving, serve a copy.
     """
 
     def __init__(self, model: Union[Network, str, "os.PathLike[str]"],
@@ -32,7 +33,7 @@ class InferenceSession:
         if not network.built:
             raise RuntimeError("InferenceSession: the network is not built; fit it or call "
                                "build(input_shape) first")
-        if network._native_ops() is None:
+        if native_ops(network.layers) is None:
             raise TypeError("InferenceSession: the network has Python layers; use "
                             "Network.predict, which runs them")
         self.network = network
@@ -46,7 +47,7 @@ class InferenceSession:
         when given: a C-contiguous array of that shape and the session dtype)."""
         if (type(x) is not np.ndarray or x.dtype != self.dtype or x.shape[1:] != self.input_shape
                 or not x.flags.c_contiguous or not x.shape[0]):
-            x = self.network._inputs(x)          # converts, or says what is wrong
+            x = network_inputs(self.network, x)    # converts, or says what is wrong
         elif not all_finite(x):
             raise ValueError("x contains NaN or inf")
         n = x.shape[0]
@@ -57,11 +58,16 @@ class InferenceSession:
               or not out.flags.writeable):
             raise ValueError(f"InferenceSession.predict: out must be a writeable C-contiguous "
                              f"{self.dtype} array of shape {(n,) + self.output_shape}")
-        plan = self.network._predict_plan()
-        assert plan is not None  # every layer is native: checked in __init__
-        begin_native_run(self.network._blas_threads_for(min(n, self.batch_size)))
+        network = self.network
+        network.guard.begin_predict("InferenceSession.predict")
         try:
-            plan.predict(x, out, self.batch_size)
+            plan = network.plans.predict_plan(network)
+            assert plan is not None  # every layer is native: checked in __init__
+            begin_native_run(network.plans.blas_threads(network, min(n, self.batch_size)))
+            try:
+                plan.predict(x, out, self.batch_size)
+            finally:
+                end_native_run()
         finally:
-            end_native_run()
+            network.guard.end_predict()
         return out

@@ -1,28 +1,31 @@
-"""The Network: a stack of layers trained with a loss and an optimizer."""
+"""The Network: a stack of layers trained with a loss and an optimizer.
+
+The network owns the structure (layers, loss, optimizer, metrics, dtype,
+random state); training runs in `_training.Trainer`, native plans come from
+`_plans.NetworkPlans`, input checks from `_data`, and the model file from
+`saving`."""
 from __future__ import annotations
 
-import math
+from typing import List, Optional, Sequence, Union
+
 import threading
-from typing import Any, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
-from . import _streaming, _training, _weights
+from . import _streaming, _training
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from . import saving
+from ._data import check_positive_int, check_shape, network_inputs
+from ._guard import RunGuard
+from ._plans import NetworkPlans
+from ._threads import begin_native_run, end_native_run
 from .callbacks import History
-from ._data import as_float_array, check_positive_int, check_shape
-from ._threads import begin_native_run, end_native_run, get_num_threads
-from ._native.data import new_shuffle_state, shuffle as shuffle_order
-from ._native.optim import apply_update
-from ._native.plan import Plan
+from .errors import in_layer
 from .layers.base import Layer
 
 PREDICT_CHUNK = 256
-# batch_size * parameter count below which BLAS runs single-threaded
-SMALL_WORK = 1 << 24
 
 
 class Network:
@@ -35,10 +38,7 @@ class Network:
     numbers.
     """
 
-    #: the optimizer updater the cached training plan was set up with
-    _train_plan_updater: Any
-
-    def __init__(self, layers: Optional[Iterable[Layer]] = None,
+    def __init__(self, layers: Optional[Sequence[Layer]] = None,
                  input_shape: Optional[Sequence[int]] = None, dtype="float32",
                  seed: Optional[int] = None):
         try:
@@ -55,15 +55,17 @@ class Network:
         self.loss: Optional[Union[losses_module.Loss, losses_module.FunctionLoss]] = None
         self.optimizer: Optional[optimizers_module.Optimizer] = None
         self.metrics: list = []
-        self._article_loss = False
+        self.article_loss = False        # the loss was given as the article's functions
         self.history: Optional[History] = None
-        self.stop_training = False
+        self.stop_training = False       # set by callbacks to end fit after this batch
+        self.stopped_on_nan = False      # set by TerminateOnNaN
+        self.training_optimizer: Optional[optimizers_module.Optimizer] = None
+        self.default_optimizer: Optional[optimizers_module.Optimizer] = None
+        self.shuffle_state: Optional[np.ndarray] = None   # see Trainer.shuffle_state
         self.built = False
-        self._train_plan: Optional[Plan] = None
-        self._local = threading.local()
-        self._param_count: Optional[int] = None
-        self._fit_thread: Optional[int] = None
-        self._shuffle_state: Optional[np.ndarray] = None
+        self._build_lock = threading.Lock()      # threads may build at once (lazily)
+        self.plans = NetworkPlans()
+        self.guard = RunGuard()
         for layer in layers or []:
             self.add(layer)
 
@@ -84,19 +86,23 @@ class Network:
         metrics reported by fit and evaluate (names such as 'accuracy',
         'top_k_accuracy', 'mae', Metric objects or functions)."""
         self.loss = losses_module.get(loss, loss_prime)
-        self._article_loss = callable(loss) and not isinstance(
+        self.article_loss = callable(loss) and not isinstance(
             loss, (losses_module.Loss, losses_module.FunctionLoss))
         self.optimizer = None if optimizer is None else optimizers_module.get(optimizer)
         self.metrics = list(metrics or [])
         for metric in self.metrics:
             metrics_module.get(metric)  # unknown names fail here, not in fit
-        self._train_plan = None
+        self.plans.forget_training()
         return self
 
     def build(self, input_shape: Optional[Sequence[int]] = None) -> "Network":
         """Create every layer's weights for samples of `input_shape`."""
-        if self.built:
-            return self
+        with self._build_lock:
+            if not self.built:
+                self._build(input_shape)
+        return self
+
+    def _build(self, input_shape: Optional[Sequence[int]]) -> None:
         if not self.layers:
             raise RuntimeError("Network: add at least one layer before building")
         shape = input_shape if input_shape is not None else self.input_shape
@@ -111,23 +117,15 @@ class Network:
             try:
                 layer.build(shape)
             except (ValueError, TypeError) as error:
-                raise type(error)(self._where(index, error)) from None
+                raise type(error)(in_layer(index, layer, error)) from None
             for p in layer.params:
                 if p.dtype != self.dtype or not p.flags.c_contiguous:
-                    raise TypeError(self._where(index, f"parameters must be C-contiguous "
-                                                       f"{self.dtype} arrays, got {p.dtype}"))
+                    raise TypeError(in_layer(index, layer, f"parameters must be C-contiguous "
+                                                          f"{self.dtype} arrays, got {p.dtype}"))
             if layer.output_shape is None:
-                raise TypeError(self._where(index, "build() did not set output_shape"))
+                raise TypeError(in_layer(index, layer, "build() did not set output_shape"))
             shape = tuple(layer.output_shape)
         self.built = True
-        return self
-
-    def _where(self, index: int, message) -> str:
-        name = type(self.layers[index]).__name__
-        text = str(message)
-        if text.startswith(name + ": "):
-            text = text[len(name) + 2:]
-        return f"layer {index} ({name}): {text}"
 
     @property
     def output_shape(self):
@@ -141,97 +139,7 @@ class Network:
     def grads(self) -> List[np.ndarray]:
         return [g for layer in self.layers for g in layer.grads]
 
-    def _native_ops(self) -> Optional[list]:
-        ops = []
-        for layer in self.layers:
-            layer_ops = layer.native_ops()
-            if layer_ops is None:
-                return None
-            ops.extend(layer_ops)
-        return ops
-
-    def _predict_plan(self) -> Optional[Plan]:
-        """This thread's inference plan (None for a network with Python layers):
-        threads predicting at once use their own buffers.  Called once built."""
-        local = self._local
-        if not hasattr(local, "plan"):
-            ops = self._native_ops()
-            local.plan = Plan(ops, self.dtype) if ops else None
-        return local.plan
-
-    # ------------------------------------------------------------------ data
-    def _inputs(self, x, what="x") -> np.ndarray:
-        x = as_float_array(x, self.dtype, what)
-        if not self.built:
-            self.build(x.shape[1:])
-        input_shape = self.input_shape
-        assert input_shape is not None       # set by build
-        if x.shape[1:] != input_shape:
-            first = type(self.layers[0]).__name__
-            raise ValueError(f"layer 0 ({first}): expected input shape "
-                             f"{(None,) + input_shape}, received {x.shape}")
-        return x
-
-    def _targets(self, y, n: int) -> np.ndarray:
-        y = np.asarray(y) if not isinstance(y, np.ndarray) else y
-        if isinstance(y, np.ndarray) and y.dtype.kind not in "biuf":
-            raise TypeError(f"y must be a numeric array, got dtype {y.dtype}")
-        y = np.asarray(y)
-        if y.ndim == 0 or y.shape[0] != n:
-            raise ValueError(f"x has {n} samples but y has "
-                             f"{y.shape[0] if y.ndim else 'no sample axis'}")
-        out_shape = self.output_shape
-        out_size = int(np.prod(out_shape, dtype=np.int64))
-        if getattr(self.loss, "sparse", False):
-            width = out_shape[-1]
-            rows = out_size // width
-            if y.size != n * rows:
-                raise ValueError(f"{self._loss_name()}: expected one class label per sample "
-                                 f"row, shape {(n,) + out_shape[:-1]}, received {y.shape}")
-            labels = y.reshape(n, rows)
-            if not np.isfinite(labels).all() or (labels != np.round(labels)).any():
-                raise ValueError(f"{self._loss_name()}: labels must be integers")
-            if labels.min() < 0 or labels.max() >= width:
-                raise ValueError(f"{self._loss_name()}: labels must be in [0, {width}), "
-                                 f"found {labels.min():g}..{labels.max():g}")
-            return np.ascontiguousarray(labels, dtype=self.dtype)
-        if y.size != n * out_size:
-            hint = ""
-            if y.size == n and out_shape[-1] > 1:
-                hint = (" (for integer class labels use 'sparse_categorical_crossentropy' "
-                        "or nncore.utils.to_categorical)")
-            raise ValueError(f"{self._loss_name()}: expected targets of shape "
-                             f"{(None,) + out_shape} like the network output, received "
-                             f"{y.shape}{hint}")
-        y = np.ascontiguousarray(y.reshape(n, out_size), dtype=self.dtype)
-        if not np.isfinite(y).all():
-            raise ValueError("y contains NaN or inf")
-        return y
-
-    def _loss_name(self) -> str:
-        return getattr(self.loss, "name", type(self.loss).__name__)
-
-    # --------------------------------------------------------------- training
-    def _native_loss(self):
-        if not isinstance(self.loss, losses_module.Loss):
-            return None
-        out_shape = self.output_shape
-        size = int(np.prod(out_shape, dtype=np.int64))
-        return self.loss.native(self.dtype, size, out_shape[-1] if out_shape else 1)
-
-    def _training_plan(self, optimizer) -> Optional[Plan]:
-        if self._train_plan is None or self._train_plan_updater is not optimizer.updater:
-            ops = self._native_ops()
-            loss = self._native_loss()
-            if ops is None or loss is None:
-                self._train_plan = None
-            else:
-                plan = Plan(ops, self.dtype)
-                plan.set_training(loss, optimizer.updater, self.params)
-                self._train_plan = plan
-            self._train_plan_updater = optimizer.updater
-        return self._train_plan
-
+    # ------------------------------------------------------------ train, use
     def fit(self, x, y=None, epochs: int = 1, batch_size: Optional[int] = None,
             validation_data=None, validation_split: float = 0.0, shuffle: bool = True,
             verbose: int = 1, callbacks: Optional[list] = None, initial_epoch: int = 0,
@@ -240,12 +148,12 @@ class Network:
         """Train on x, y from epoch `initial_epoch` up to `epochs`; returns a
         History (also kept as `network.history`).
 
-        x may also be a dask array (y a dask array of targets) or a sequence
-        or iterable of (x, y) or (x, y, sample_weight) batches (y None): fit
-        then streams one block or batch at a time (see nncore/_streaming.py).
-        `sample_weight` (n,) weighs each sample's loss (the batch loss is
-        sum_i w_i loss_i / batch size, as in Keras); `class_weight` maps class
-        indices to weights that multiply it.
+        x may also be a dask array (y a dask or NumPy array of targets) or a
+        sequence or iterable of (x, y) or (x, y, sample_weight) batches (y
+        None): fit then streams one block or batch at a time (see
+        nncore/_streaming.py).  `sample_weight` (n,) weighs each sample's
+        loss (a batch's loss is sum_i w_i loss_i / batch size, as in Keras);
+        `class_weight` maps class indices to weights that multiply it.
 
         Article-style calls -- the loss was given as functions
         (`use(mse, mse_prime)`), or `learning_rate` is passed and `use` set no
@@ -258,88 +166,52 @@ class Network:
         `validation_split` holds out the last fraction of x, y (before
         shuffling).  A NaN or inf loss raises FloatingPointError naming the
         epoch and batch, unless a TerminateOnNaN callback ends training.
+        A second fit, or a fit while a predict on this network runs in another
+        thread, raises RuntimeError.
         """
-        self._claim_for_training()
-        try:
-            if _streaming.is_stream(x):
-                return _streaming.fit(self, x, y, epochs, batch_size, validation_data,
-                                      validation_split, shuffle, verbose, callbacks,
-                                      initial_epoch, learning_rate, sample_weight,
-                                      class_weight)
-            return _training.fit(self, x, y, epochs, batch_size, validation_data,
-                                 validation_split, shuffle, verbose, callbacks,
-                                 initial_epoch, learning_rate, sample_weight, class_weight)
-        finally:
-            self._fit_thread = None
-
-    def _shuffle_generator(self) -> np.ndarray:
-        """The state of the generator that shuffles the samples of each epoch
-        (drawn once from the network's seed, kept across fit calls and saved
-        with the model, so that fit(2 epochs) twice equals fit(4 epochs))."""
-        if self._shuffle_state is None:
-            self._shuffle_state = new_shuffle_state(int(self.rng.integers(2**63)))
-        return self._shuffle_state
-
-    def _claim_for_training(self) -> None:
-        # fit changes the weights in place: refuse a second fit, and predict
-        # from other threads (see _check_not_training), while it runs
-        if self._fit_thread is not None:
-            raise RuntimeError("Network.fit: this network is already being trained "
-                               "(in another thread)")
-        self._fit_thread = threading.get_ident()
-
-    def _check_not_training(self) -> None:
-        owner = self._fit_thread
-        if owner is not None and owner != threading.get_ident():
-            raise RuntimeError("Network.predict: fit is running on this network in another "
-                               "thread and is changing its weights; predict on a copy or "
-                               "after fit returns")
-
-    def _shaped(self, out, target):
-        """Network outputs and targets (flattened per sample) in the shapes
-        metrics and losses expect."""
-        n = out.shape[0]
-        out = out.reshape((n,) + self.output_shape)
-        if getattr(self.loss, "sparse", False):
-            return out, target.reshape((n,) + self.output_shape[:-1])
-        return out, target.reshape((n,) + self.output_shape)
-
-    def _fit_optimizer(self, learning_rate):
-        optimizer = self.optimizer
-        if optimizer is None:
-            optimizer = self._default_sgd = getattr(self, "_default_sgd", None) or \
-                optimizers_module.SGD()
-        if learning_rate is not None:
-            optimizer.learning_rate = learning_rate
-        if getattr(optimizer, "_built_for", None) is not self:
-            optimizer.build(self.params, self.dtype)
-            optimizer._built_for = self
-        self.training_optimizer = optimizer
-        return optimizer
-
-    def _resolved_metrics(self) -> list:
-        sparse = getattr(self.loss, "sparse", False)
-        return [metrics_module.get(m, self.loss, sparse, self.output_shape[-1])
-                for m in self.metrics]
+        run = _streaming.fit if _streaming.is_stream(x) else _training.fit
+        return run(self, x, y, epochs, batch_size, validation_data, validation_split, shuffle,
+                   verbose, callbacks, initial_epoch, learning_rate, sample_weight,
+                   class_weight)
 
     def evaluate(self, x, y=None, batch_size: Optional[int] = None,
                  sample_weight=None) -> dict:
         """{'loss': ..., <metric>: ...} of the network on x, y (means over the
         samples; with sample_weight the loss is sum_i w_i loss_i / n, the
         metrics stay unweighted).  x may be a dask array or batches, as in fit."""
-        if self.loss is None:
-            raise RuntimeError("Network.evaluate: set a loss with use(...) first")
         if _streaming.is_stream(x):
             return _streaming.evaluate(self, x, y, batch_size, sample_weight)
-        x = self._inputs(x)
-        y = self._targets(y, x.shape[0])
-        weights = _weights.combined(self, y, sample_weight, None)
-        out, target = self._shaped(self.predict(x, batch_size), y)
-        scores = {"loss": float(self.loss(target, out, sample_weight=weights)
-                                if weights is not None else self.loss(target, out))}
-        for metric in self._resolved_metrics():
-            scores[metric.name] = float(metric(target, out))
-        return scores
+        return _training.evaluate(self, x, y, batch_size, sample_weight)
+
+    def predict(self, x, batch_size: Optional[int] = None) -> np.ndarray:
+        """The network output for every sample of x, shape (n,) + output_shape.
+        Threads may predict at once; while a fit runs in another thread this
+        raises RuntimeError.  A dask array or a sequence/iterable of batches
+        is predicted one block at a time into a NumPy array
+        (nncore.dask.predict gives a dask array)."""
+        if not self.built and self.input_shape is None:
+            raise RuntimeError("Network.predict: the network is not built yet; "
+                               "fit it, call build(input_shape) or pass input_shape=")
+        if _streaming.is_stream(x):
+            return _streaming.predict(self, x, batch_size)
+        chunk = PREDICT_CHUNK if batch_size is None else check_positive_int(batch_size,
+                                                                             "batch_size")
+        x = network_inputs(self, x)
+        n = x.shape[0]
+        self.guard.begin_predict("Network.predict")
+        try:
+            plan = self.plans.predict_plan(self)
+            if plan is None:
+                return _predict_python(self, x, chunk)
+            out = np.empty((n, plan.out_size), self.dtype)
+            begin_native_run(self.plans.blas_threads(self, min(chunk, n)))
+            try:
+                plan.predict(x.reshape(n, -1), out, chunk)
+            finally:
+                end_native_run()
+            return out.reshape((n,) + self.output_shape)
+        finally:
+            self.guard.end_predict()
 
     def predict_classes(self, x, batch_size: Optional[int] = None) -> np.ndarray:
         """Class indices: argmax over the last axis, or output > 0.5 for a
@@ -348,82 +220,6 @@ class Network:
         if out.shape[-1] == 1:
             return (out[..., 0] > 0.5).astype(np.int64)
         return out.argmax(-1)
-
-    def _train_python(self, x, y, order, batch_size, first_step, rates, optimizer,
-                      state, weights=None) -> np.ndarray:
-        """The per-layer Python loop, for networks with Python layers or losses;
-        the same steps as `Plan.train`."""
-        loss = self.loss
-        assert loss is not None              # fit checks that a loss is set
-        n = x.shape[0]
-        per_epoch = math.ceil(n / batch_size)
-        losses = np.empty(len(rates))
-        params, grads = self.params, self.grads
-        target_shape = None if getattr(self.loss, "sparse", False) else self.output_shape
-        for s, rate in enumerate(rates):
-            k = (first_step + s) % per_epoch
-            if k == 0 and state is not None:
-                shuffle_order(order, state)
-            index = order[k * batch_size:(k + 1) * batch_size]
-            out = x[index]
-            target = y[index]
-            if target_shape is not None:
-                target = target.reshape((len(index),) + target_shape)
-            for layer in self.layers:
-                out = layer.forward(out, training=True)
-            if weights is not None:
-                w = weights[index]
-                losses[s] = loss(target, out, sample_weight=w)
-                grad = loss.gradient(target, out, sample_weight=w)
-            else:
-                losses[s] = loss(target, out)
-                grad = loss.gradient(target, out)
-            self._last_batch = (np.reshape(out, (len(index), -1)),
-                                np.reshape(target, (len(index), -1)))
-            for layer in reversed(self.layers):
-                grad = layer.backward(grad)
-            apply_update(optimizer.updater, params, grads, float(rate))
-        return losses
-
-    # ------------------------------------------------------------- inference
-    def predict(self, x, batch_size: Optional[int] = None) -> np.ndarray:
-        """The network output for every sample of x, shape (n,) + output_shape.
-        A dask array or a sequence/iterable of batches is predicted one block
-        at a time into a NumPy array (nncore.dask.predict gives a dask array)."""
-        if not self.built and self.input_shape is None:
-            raise RuntimeError("Network.predict: the network is not built yet; "
-                               "fit it, call build(input_shape) or pass input_shape=")
-        if _streaming.is_stream(x):
-            return _streaming.predict(self, x, batch_size)
-        chunk = PREDICT_CHUNK if batch_size is None else check_positive_int(batch_size,
-                                                                             "batch_size")
-        self._check_not_training()
-        x = self._inputs(x)
-        n = x.shape[0]
-        plan = self._predict_plan()
-        if plan is not None:
-            out = np.empty((n, plan.out_size), self.dtype)
-            begin_native_run(self._blas_threads_for(min(chunk, n)))
-            try:
-                plan.predict(x.reshape(n, -1), out, chunk)
-            finally:
-                end_native_run()
-            return out.reshape((n,) + self.output_shape)
-        parts = []
-        for start in range(0, n, chunk):
-            out = x[start:start + chunk]
-            for layer in self.layers:
-                out = layer.forward(out, training=False)
-            parts.append(np.asarray(out, dtype=self.dtype))
-        return np.concatenate(parts)
-
-    def _blas_threads_for(self, batch_size: int) -> int:
-        """One BLAS thread for small batches, where threads cost more than
-        they bring; all of them for large ones."""
-        if self._param_count is None:
-            self._param_count = sum(p.size for p in self.params)
-        small = batch_size * self._param_count < SMALL_WORK
-        return 1 if small else get_num_threads()
 
     # ---------------------------------------------------------------- summary
     def summary(self, print_fn=print) -> str:
@@ -446,8 +242,7 @@ class Network:
     def __repr__(self) -> str:
         return f"Network({len(self.layers)} layers, dtype={self.dtype})"
 
-    # ===================================================== saving (issue 5)
-    # Thin wrappers over nncore/saving.py; keep this block at the end of the class.
+    # ----------------------------------------------------------------- saving
     def save(self, path, include_optimizer: bool = True) -> None:
         """Write the network to `path` (atomically); `nncore.load(path)` reads it."""
         saving.save(self, path, include_optimizer)
@@ -481,15 +276,37 @@ class Network:
             try:
                 checked.append(layer.check_weights(weights[start:start + count]))
             except (ValueError, TypeError) as error:
-                raise type(error)(self._where(index, error)) from None
+                raise type(error)(in_layer(index, layer, error)) from None
             start += count
         for layer, arrays in zip(self.layers, checked):
             layer.set_weights(arrays)
 
     def copy(self) -> "Network":
         """An independent copy (weights, optimizer state and random state)."""
-        return saving.loads(saving.dumps(self))
+        return loads(saving.dumps(self))
 
     def __reduce__(self):
         # pickle, copy.deepcopy and multiprocessing go through the model format
-        return (saving.loads, (saving.dumps(self),))
+        return (loads, (saving.dumps(self),))
+
+
+def _predict_python(net: Network, x: np.ndarray, chunk: int) -> np.ndarray:
+    """Predict through the layers' own forward, for networks with Python layers."""
+    parts = []
+    for start in range(0, x.shape[0], chunk):
+        out = x[start:start + chunk]
+        for layer in net.layers:
+            out = layer.forward(out, training=False)
+        parts.append(np.asarray(out, dtype=net.dtype))
+    return np.concatenate(parts)
+
+
+def load(path) -> Network:
+    """The network saved in `path`; ModelFormatError if the file is damaged,
+    hostile, from a newer format or names an unregistered class."""
+    return saving.load(path, Network)
+
+
+def loads(data: bytes) -> Network:
+    """The network in the model-file bytes `data` (see `saving.dumps`)."""
+    return saving.loads(data, Network)

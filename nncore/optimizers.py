@@ -47,7 +47,7 @@ class Optimizer:
     _pending_state: Optional[list]
 
     def __init_subclass__(cls, **kwargs):
-        # optimizers defined in nncore are savable by class name (issue 5)
+        # optimizers defined in nncore are savable by class name
         super().__init_subclass__(**kwargs)
         auto_register("optimizer", cls)
 

@@ -3,8 +3,10 @@ may name.  Loading constructs only registered classes, by name, from JSON
 configs: a model file cannot make nncore import or run anything else.
 
 Classes defined inside the nncore package register themselves when their
-module is imported (see `auto_register`); user-defined layers register with
-the `@nncore.register_layer` decorator.
+module is imported (see `auto_register`); user-defined classes register with
+`@nncore.register_layer` (defined beside `Layer`), `register_loss` or
+`register_optimizer`.  This module imports nothing else of nncore but its
+errors, so every other module may use it.
 """
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from .errors import ModelFormatError
 _REGISTRIES: Dict[str, Dict[str, type]] = {"layer": {}, "loss": {}, "optimizer": {}}
 
 
-def _register(kind: str, cls: type, name: Optional[str] = None) -> type:
+def register(kind: str, cls: type, name: Optional[str] = None) -> type:
+    """Register `cls` as a savable class of `kind` ("layer", "loss", "optimizer")."""
     if not isinstance(cls, type):
         raise TypeError(f"register_{kind} takes a class, got {cls!r}")
     name = cls.__name__ if name is None else name
@@ -32,30 +35,17 @@ def _register(kind: str, cls: type, name: Optional[str] = None) -> type:
     return cls
 
 
-def register_layer(cls: Optional[type] = None, *, name: Optional[str] = None):
-    """Make a Layer subclass savable: `@nncore.register_layer` (or
-    `@nncore.register_layer(name="MyLayer")`).  The class needs a
-    `get_config()` giving its constructor arguments as JSON values."""
-    from .layers.base import Layer
-
-    def decorate(klass):
-        if not (isinstance(klass, type) and issubclass(klass, Layer)):
-            raise TypeError(f"register_layer takes a subclass of nncore.Layer, got {klass!r}")
-        return _register("layer", klass, name)
-    return decorate if cls is None else decorate(cls)
-
-
 def register_loss(cls: Optional[type] = None, *, name: Optional[str] = None):
     """Make a user-defined `nncore.losses.Loss` subclass savable."""
     def decorate(klass):
-        return _register("loss", klass, name)
+        return register("loss", klass, name)
     return decorate if cls is None else decorate(cls)
 
 
 def register_optimizer(cls: Optional[type] = None, *, name: Optional[str] = None):
     """Make a user-defined `nncore.optimizers.Optimizer` subclass savable."""
     def decorate(klass):
-        return _register("optimizer", klass, name)
+        return register("optimizer", klass, name)
     return decorate if cls is None else decorate(cls)
 
 
@@ -63,7 +53,7 @@ def auto_register(kind: str, cls: type) -> None:
     """Called by the base classes' __init_subclass__: register subclasses that
     are defined inside nncore itself (user classes register explicitly)."""
     if cls.__module__.split(".")[0] == "nncore" and not cls.__name__.startswith("_"):
-        _register(kind, cls)
+        register(kind, cls)
 
 
 def registered_name(kind: str, obj) -> str:

@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 
 import nncore
+from nncore._native.plan import Plan
+from nncore._plans import native_ops
 from conv_references import (conv_backward, conv_forward, numerical_gradient, pool_backward,
                              pool_forward, relative_error)
 
@@ -133,7 +135,7 @@ def test_conv_network_gradients_end_to_end():
                           nncore.Tanh(), nncore.AvgPool2D(2, 1),
                           nncore.Flatten(), nncore.Dense(3)],
                          input_shape=(8, 12, 2), dtype="float64", seed=0).build()
-    plan = nncore.network.Plan(net._native_ops(), net.dtype)
+    plan = Plan(native_ops(net.layers), net.dtype)
     rng = np.random.default_rng(8)
     x = rng.normal(size=(3, 8 * 12 * 2))
     r = rng.normal(size=(3, 3))
@@ -160,7 +162,7 @@ def test_fused_sgd_step_matches_gradients(dtype):
     fused, reference = network(), network()
     fused.use("mse").fit(x, y, epochs=1, batch_size=6, learning_rate=0.1, shuffle=False,
                          verbose=0)
-    plan = nncore.network.Plan(reference._native_ops(), reference.dtype)
+    plan = Plan(native_ops(reference.layers), reference.dtype)
     out = plan.forward(x.reshape(6, -1), True)
     plan.backward(nncore.losses.MSE().gradient(y, out))
     for p, g in zip(reference.params, reference.grads):

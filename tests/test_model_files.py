@@ -12,6 +12,7 @@ import pytest
 
 import nncore
 from nncore import ModelFormatError, saving
+from nncore.network import loads
 
 EXECUTED = []
 
@@ -69,7 +70,7 @@ def npy(array, allow_pickle=False) -> bytes:
 
 def refused(data: bytes, match: str = None):
     with pytest.raises(ModelFormatError, match=match):
-        saving.loads(data)
+        loads(data)
 
 
 def same_model(a, b) -> bool:
@@ -78,7 +79,7 @@ def same_model(a, b) -> bool:
 
 
 def test_the_good_file_loads(good, model):
-    assert same_model(saving.loads(good), model)
+    assert same_model(loads(good), model)
 
 
 def test_truncation_at_every_offset(good):
@@ -96,7 +97,7 @@ def test_random_byte_flips_raise_or_change_nothing(good, model):
         position = int(rng.integers(len(data)))
         data[position] ^= int(rng.integers(1, 256))
         try:
-            net = saving.loads(bytes(data))
+            net = loads(bytes(data))
         except ModelFormatError:
             continue
         loaded += 1
@@ -115,7 +116,7 @@ def test_not_a_model_file(tmp_path):
     refused(archive([("nncore.json", b"[1, 2]")]), "wrong magic")
     refused(archive([("nncore.json", b"[" * 100000 + b"]" * 100000)]))
     with pytest.raises(ModelFormatError, match="expected model-file bytes"):
-        saving.loads("a string")
+        loads("a string")
     (tmp_path / "empty").write_bytes(b"")
     with pytest.raises(ModelFormatError):
         nncore.load(tmp_path / "empty")
@@ -323,7 +324,7 @@ def test_convolution_layers_are_checked_before_building():
     net = nncore.Network([nncore.Conv2D(2, 3), nncore.BatchNormalization(), nncore.Dropout(0.5),
                           nncore.Flatten(), nncore.Dense(2)], seed=0).build((5, 5, 1))
     good = saving.dumps(net)
-    assert same_model(saving.loads(good), net)
+    assert same_model(loads(good), net)
 
     def huge_filters(d):
         d["network"]["layers"][0]["config"]["filters"] = 10**9

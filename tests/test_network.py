@@ -194,7 +194,7 @@ def test_results_do_not_depend_on_how_fit_splits_the_steps(monkeypatch, batch_si
     x, y = data(n=300)
     runs = []
     for seconds in (0.0, 1e9):   # every chunk "slow" (stays small), or all "fast"
-        monkeypatch.setattr(_training.Training, "CHUNK_SECONDS", seconds)
+        monkeypatch.setattr(_training.Trainer, "CHUNK_SECONDS", seconds)
         net = native_net("float32", seed=4).use(mse, mse_prime)
         net.fit(x, y, epochs=3, learning_rate=0.05, batch_size=batch_size, verbose=0)
         runs.append(net.params)

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E
 
 import nncore  # noqa: E402
 from nncore import ModelFormatError, saving  # noqa: E402
+from nncore.network import loads  # noqa: E402
 
 # derandomized (the same examples every run) and no example database, so the
 # suite is deterministic and writes nothing into the source tree
@@ -130,7 +131,7 @@ def test_gradients_agree_with_finite_differences(specs, input_shape, n, seed):
        seed=st.integers(0, 2**32 - 1))
 def test_saving_round_trips_any_stack(specs, input_shape, dtype, seed):
     net = network(specs, input_shape, dtype, seed=seed)
-    loaded = saving.loads(saving.dumps(net))
+    loaded = loads(saving.dumps(net))
     x = np.random.default_rng(seed).normal(size=(3,) + input_shape)
     assert loaded.get_config() == net.get_config()
     assert np.array_equal(loaded.predict(x), net.predict(x))
@@ -169,7 +170,7 @@ def test_mutated_model_files_raise_model_format_error_or_load_unchanged(edits):
         elif kind == "delete":
             del data[at:at + value]
     try:
-        loaded = saving.loads(bytes(data))
+        loaded = loads(bytes(data))
     except ModelFormatError:
         return
     assert loaded.get_config() == net.get_config()

@@ -11,7 +11,7 @@ from .reshape import Flatten, FlattenLayer
 
 __all__ = ["Layer", "NativeLayer", "Dense", "FCLayer", "Activation", "ActivationLayer",
            "Tanh", "Sigmoid", "ReLU", "LeakyReLU", "Softmax",
-           # convolutional networks (issue 3)
+           # convolutional networks
            "Conv2D", "ConvLayer", "MaxPool2D", "MaxPooling2D", "AvgPool2D",
            "AveragePooling2D", "GlobalAveragePooling2D", "Flatten", "FlattenLayer", "Dropout",
            "BatchNormalization"]

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import inspect
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, Tuple, Union
 
 import numpy as np
 
 from .. import activations as article
-from .._native.activation import ActivationOp
+from .._native.activation import KINDS, ActivationOp
 from .base import NativeLayer
 
-# public names -> native kernel names
-ACTIVATION_NAMES = {"identity": "identity", "linear": "identity", "tanh": "tanh",
-                    "sigmoid": "sigmoid", "relu": "relu", "leaky_relu": "leaky_relu",
-                    "softmax": "softmax"}
+# the activation names: those the native kernel knows
+ACTIVATION_NAMES = frozenset(KINDS)
+LEAKY_RELU_ALPHA = 0.01     # the default slope of leaky_relu for x < 0
 
 
 def check_alpha(layer, alpha) -> float:
@@ -27,7 +26,8 @@ class Activation(NativeLayer):
     """An element-wise activation by name ('tanh', 'sigmoid', 'relu',
     'leaky_relu', 'softmax', 'identity'); softmax works on the last axis."""
 
-    def __init__(self, activation: str, alpha: float = 0.01, name: Optional[str] = None):
+    def __init__(self, activation: str, alpha: float = LEAKY_RELU_ALPHA,
+                 name: Optional[str] = None):
         super().__init__(name)
         if activation not in ACTIVATION_NAMES:
             raise ValueError(f"{type(self).__name__}: unknown activation {activation!r}; "
@@ -39,8 +39,7 @@ class Activation(NativeLayer):
         shape = self._built_input_shape()
         size = int(np.prod(shape, dtype=np.int64))
         width = shape[-1] if shape else 1
-        return [ActivationOp(ACTIVATION_NAMES[self.activation], self.dtype, size, width,
-                             self.alpha)]
+        return [ActivationOp(self.activation, self.dtype, size, width, self.alpha)]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.activation!r})"
@@ -71,7 +70,7 @@ class ReLU(Activation):
 
 
 class LeakyReLU(Activation):
-    def __init__(self, alpha: float = 0.01, name: Optional[str] = None):
+    def __init__(self, alpha: float = LEAKY_RELU_ALPHA, name: Optional[str] = None):
         super().__init__("leaky_relu", alpha=alpha, name=name)
 
 
@@ -140,3 +139,30 @@ class ActivationLayer(Activation):
     def __repr__(self) -> str:
         name = getattr(self.function, "__name__", "custom")
         return f"ActivationLayer({name})"
+
+
+ActivationSpec = Union[None, str, Activation, dict]
+
+
+def fused_activation(layer, activation: ActivationSpec) -> Tuple[Optional[str], float]:
+    """(name, alpha) of the activation a Dense or Conv2D layer applies to its
+    output: None, a name, an `Activation` layer such as LeakyReLU(0.2), or
+    the {"name": ..., "alpha": ...} form its config uses."""
+    if activation is None:
+        return None, LEAKY_RELU_ALPHA
+    if isinstance(activation, dict) and set(activation) == {"name", "alpha"}:
+        return fused_activation(layer, Activation(activation["name"], activation["alpha"]))
+    if isinstance(activation, Activation) and type(activation) is not ActivationLayer:
+        return activation.activation, activation.alpha
+    if isinstance(activation, str) and activation in ACTIVATION_NAMES:
+        return activation, LEAKY_RELU_ALPHA
+    raise ValueError(f"{type(layer).__name__}: unknown activation {activation!r}; choose one "
+                     f"of {sorted(ACTIVATION_NAMES)} or pass an Activation layer such as "
+                     f"LeakyReLU(0.2)")
+
+
+def activation_config(name: Optional[str], alpha: float) -> Any:
+    """The JSON form of a fused activation: its name, with alpha when it matters."""
+    if name == "leaky_relu" and alpha != LEAKY_RELU_ALPHA:
+        return {"name": name, "alpha": alpha}
+    return name

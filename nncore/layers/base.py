@@ -8,7 +8,7 @@ import numpy as np
 
 from .._data import as_float_array
 from .._native.plan import Plan
-from ..registry import auto_register
+from ..registry import auto_register, register
 
 Shape = Tuple[int, ...]
 
@@ -68,7 +68,7 @@ class Layer:
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
-    # ------------------------------------------------- saving (issue 5)
+    # ------------------------------------------------------------ saving
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         auto_register("layer", cls)
@@ -175,3 +175,14 @@ class NativeLayer(Layer):
                              f"{dy.shape[0]} samples, the last forward had {self._batch}")
         dx = plan.backward(dy.reshape(self._batch, -1))
         return dx.reshape((self._batch,) + self._built_input_shape()).copy()
+
+
+def register_layer(cls: Optional[type] = None, *, name: Optional[str] = None):
+    """Make a Layer subclass savable: `@nncore.register_layer` (or
+    `@nncore.register_layer(name="MyLayer")`).  The class needs a
+    `get_config()` giving its constructor arguments as JSON values."""
+    def decorate(klass):
+        if not (isinstance(klass, type) and issubclass(klass, Layer)):
+            raise TypeError(f"register_layer takes a subclass of nncore.Layer, got {klass!r}")
+        return register("layer", klass, name)
+    return decorate if cls is None else decorate(cls)

@@ -9,7 +9,7 @@ from .. import initializers
 from .._native.activation import ActivationOp
 from .._native.conv import ConvOp
 from ._window import as_pair, check_padding, image_shape, window_geometry
-from .activation import ACTIVATION_NAMES
+from .activation import ActivationSpec, activation_config, fused_activation
 from .base import NativeLayer, Shape
 
 
@@ -21,25 +21,23 @@ class Conv2D(NativeLayer):
     an int or a pair; `padding` is 'valid', 'same' (ceil(input / stride)
     outputs, odd extra padding at the bottom/right, as in Keras) or an int /
     pair of zero-padding rows and columns on both sides.  `activation` is an
-    optional activation name.
+    optional activation: a name, or an `Activation` layer such as
+    `LeakyReLU(0.2)`.
     """
 
     def __init__(self, filters: int, kernel_size, strides=1, padding="valid",
-                 use_bias: bool = True, activation: Optional[str] = None,
+                 use_bias: bool = True, activation: ActivationSpec = None,
                  kernel_initializer="he_uniform", name: Optional[str] = None):
         super().__init__(name)
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters <= 0:
             raise ValueError(f"{type(self).__name__}: filters must be a positive integer, "
                              f"got {filters!r}")
-        if activation is not None and activation not in ACTIVATION_NAMES:
-            raise ValueError(f"{type(self).__name__}: unknown activation {activation!r}; "
-                             f"choose one of {sorted(ACTIVATION_NAMES)}")
         self.filters = int(filters)
         self.kernel_size = as_pair(self, kernel_size, "kernel_size")
         self.strides = as_pair(self, strides, "strides")
         self.padding = check_padding(self, padding)
         self.use_bias = bool(use_bias)
-        self.activation = activation
+        self.activation, self.activation_alpha = fused_activation(self, activation)
         self.kernel_initializer = initializers.get(kernel_initializer)
 
     def _geometry(self, input_shape: Shape):
@@ -72,8 +70,8 @@ class Conv2D(NativeLayer):
                                  (shape[0], shape[1]), (oh, ow), self.strides, pad, relu)]
         if self.activation is not None and not relu:
             size = oh * ow * self.filters
-            ops.append(ActivationOp(ACTIVATION_NAMES[self.activation], self.dtype, size,
-                                    self.filters, 0.01 if self.activation == "leaky_relu" else 0.0))
+            ops.append(ActivationOp(self.activation, self.dtype, size,
+                                    self.filters, self.activation_alpha))
         return ops
 
     def get_config(self) -> dict:
@@ -81,7 +79,8 @@ class Conv2D(NativeLayer):
                 "strides": list(self.strides),
                 "padding": self.padding if isinstance(self.padding, str) else
                 list(self.padding),
-                "use_bias": self.use_bias, "activation": self.activation,
+                "use_bias": self.use_bias,
+                "activation": activation_config(self.activation, self.activation_alpha),
                 "kernel_initializer": initializers.name_of(self.kernel_initializer),
                 "name": self.name}
 

@@ -8,7 +8,7 @@ import numpy as np
 from .. import initializers
 from .._native.activation import ActivationOp
 from .._native.dense import DenseOp
-from .activation import ACTIVATION_NAMES
+from .activation import ActivationSpec, activation_config, fused_activation
 from .base import NativeLayer, Shape
 
 
@@ -16,10 +16,11 @@ class Dense(NativeLayer):
     """y = activation(x @ W + b) on the last axis; W has shape (in, units).
 
     The input size is taken from the data when the network is built, or fixed
-    with `input_size`.  `activation` is an optional activation name.
+    with `input_size`.  `activation` is an optional activation: a name, or an
+    `Activation` layer such as `LeakyReLU(0.2)`.
     """
 
-    def __init__(self, units: int, activation: Optional[str] = None, use_bias: bool = True,
+    def __init__(self, units: int, activation: ActivationSpec = None, use_bias: bool = True,
                  kernel_initializer="glorot_uniform", input_size: Optional[int] = None,
                  name: Optional[str] = None):
         super().__init__(name)
@@ -29,14 +30,11 @@ class Dense(NativeLayer):
                                        or isinstance(input_size, bool) or input_size <= 0):
             raise ValueError(f"{type(self).__name__}: input_size must be a positive "
                              f"integer, got {input_size!r}")
-        if activation is not None and activation not in ACTIVATION_NAMES:
-            raise ValueError(f"{type(self).__name__}: unknown activation {activation!r}; "
-                             f"choose one of {sorted(ACTIVATION_NAMES)}")
         if not isinstance(use_bias, (bool, np.bool_)):
             raise TypeError(f"{type(self).__name__}: use_bias must be True or False, "
                             f"got {use_bias!r}")
         self.units = int(units)
-        self.activation = activation
+        self.activation, self.activation_alpha = fused_activation(self, activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.input_size = None if input_size is None else int(input_size)
@@ -68,15 +66,16 @@ class Dense(NativeLayer):
         ops: List[Any] = [DenseOp(self.W, self.b, self.grads[0], gb, rows)]
         if self.activation is not None:
             size = rows * self.units
-            ops.append(ActivationOp(ACTIVATION_NAMES[self.activation], self.dtype, size,
-                                    self.units, 0.01 if self.activation == "leaky_relu" else 0.0))
+            ops.append(ActivationOp(self.activation, self.dtype, size,
+                                    self.units, self.activation_alpha))
         return ops
 
     def __repr__(self) -> str:
         return f"Dense({self.units}, activation={self.activation!r})"
 
     def get_config(self) -> dict:
-        return {"units": self.units, "activation": self.activation,
+        return {"units": self.units,
+                "activation": activation_config(self.activation, self.activation_alpha),
                 "use_bias": self.use_bias,
                 "kernel_initializer": initializers.name_of(self.kernel_initializer),
                 "input_size": self.input_size, "name": self.name}

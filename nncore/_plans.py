@@ -1,0 +1,68 @@
+"""The native plans of a network, and how many BLAS threads they get.
+
+A network caches one inference plan per thread (threads predicting at once
+use their own buffers) and one training plan per optimizer updater.  A plan
+owns every buffer a run writes; the layers' op records are only read."""
+from __future__ import annotations
+
+import threading
+from typing import Optional
+
+from ._native.plan import Plan
+from ._threads import get_num_threads
+
+# batch_size * parameter count below which BLAS runs single-threaded
+SMALL_WORK = 1 << 24
+
+
+def native_ops(layers) -> Optional[list]:
+    """The ops of every layer in order, or None when a layer runs in Python."""
+    ops = []
+    for layer in layers:
+        layer_ops = layer.native_ops()
+        if layer_ops is None:
+            return None
+        ops.extend(layer_ops)
+    return ops
+
+
+class NetworkPlans:
+    """The plans of one built network (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._train_plan: Optional[Plan] = None
+        self._train_for: tuple = (None, None)      # (updater, loss) it was set up with
+        self._param_count: Optional[int] = None
+
+    def predict_plan(self, net) -> Optional[Plan]:
+        """This thread's inference plan, or None for a network with Python layers."""
+        local = self._local
+        if not hasattr(local, "plan"):
+            ops = native_ops(net.layers)
+            local.plan = Plan(ops, net.dtype) if ops else None
+        return local.plan
+
+    def training_plan(self, net, loss_op, updater) -> Optional[Plan]:
+        """The plan that trains `net` with this native loss op and updater
+        (cached per updater), or None when a layer or the loss is Python."""
+        if self._train_for[0] is not updater or self._train_for[1] is not net.loss:
+            ops = native_ops(net.layers)
+            plan = None
+            if ops is not None and loss_op is not None:
+                plan = Plan(ops, net.dtype)
+                plan.set_training(loss_op, updater, net.params)
+            self._train_plan, self._train_for = plan, (updater, net.loss)
+        return self._train_plan
+
+    def forget_training(self) -> None:
+        """Drop the training plan (the loss or optimizer changed)."""
+        self._train_plan, self._train_for = None, (None, None)
+
+    def blas_threads(self, net, batch_size: int) -> int:
+        """One BLAS thread for small batches, where threads cost more than
+        they bring; all of them for large ones."""
+        if self._param_count is None:
+            self._param_count = sum(p.size for p in net.params)
+        small = batch_size * self._param_count < SMALL_WORK
+        return 1 if small else get_num_threads()
