@@ -92,7 +92,8 @@ def main() -> None:
     block = images(args.block)
     rows = args.rows // args.block * args.block
     print(f"{rows:,} rows of 784 float32 in blocks of {args.block:,}; "
-          f"{os.cpu_count()} cores; MLP 784-256-128-10")
+          f"{os.cpu_count()} cores; MLP 784-256-128-10; load average before: "
+          f"{os.getloadavg()[0]:.2f}")
     local = local_rate(net, block, rows)
     spread = distributed_rate(net, block, rows, args.workers, args.repeats)
     efficiency = spread / (args.workers * local)
@@ -100,6 +101,8 @@ def main() -> None:
                  [f"nncore.dask.predict, {args.workers} workers x 1 thread", fmt_rate(spread),
                   f"{spread / local:.2f}x", f"{efficiency:.0%}"]],
                 ["setup", "rows/s", "speed-up", "scaling efficiency"]))
+    print(f"load average after: {os.getloadavg()[0]:.2f} (other processes on the machine "
+          f"take cores from the workers)")
 
 
 if __name__ == "__main__":

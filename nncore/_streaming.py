@@ -274,7 +274,7 @@ class StreamTraining:
     def _epoch(self, epoch: int) -> dict:
         """Train on every block once; the epoch's logs (empty when stopped
         before any sample)."""
-        samples, sums = 0, {}
+        samples, sums = 0, {}  # type: int, dict
         order = self._order() if self.optimizer is not None else None
         for block, (x, y, w) in enumerate(self.blocks.batches(order)):
             if y is None:

@@ -34,7 +34,6 @@ def class_labels(net, y: np.ndarray) -> np.ndarray:
     """The class index of every sample of the checked targets y (n, target_size):
     the label for sparse losses, the argmax of one-hot rows, 0/1 for a single
     output unit."""
-    n = y.shape[0]
     width = net.output_shape[-1]
     if getattr(net.loss, "sparse", False):
         if y.shape[1] != 1:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import numbers
 import warnings
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -18,7 +18,6 @@ try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import LabelEncoder
     from sklearn.utils.multiclass import check_classification_targets, type_of_target
     from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 except ImportError as error:                                   # pragma: no cover
@@ -99,7 +98,8 @@ class _NNBase(BaseEstimator):
     def _check_params(self) -> None:
         def positive_int(name):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
+                    or int(value) < 1:
                 raise ValueError(f"{type(self).__name__}: {name} must be a positive integer, "
                                  f"got {value!r}")
         for name in ("batch_size", "max_iter", "n_iter_no_change"):
@@ -110,7 +110,7 @@ class _NNBase(BaseEstimator):
             sizes = tuple(sizes)
         except TypeError:
             sizes = (None,)
-        if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0
+        if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and int(s) > 0
                    for s in sizes):
             raise ValueError(f"{type(self).__name__}: hidden_layer_sizes must be a tuple of "
                              f"positive integers, got {self.hidden_layer_sizes!r}")
@@ -120,14 +120,15 @@ class _NNBase(BaseEstimator):
         if self.layers is not None and not callable(self.layers):
             raise TypeError(f"{type(self).__name__}: layers must be a callable "
                             f"(n_features, n_outputs) -> list of layers, got {self.layers!r}")
-        if not (isinstance(self.learning_rate, numbers.Real) and self.learning_rate > 0):
+        if not (isinstance(self.learning_rate, numbers.Real)
+                and float(self.learning_rate) > 0):
             raise ValueError(f"{type(self).__name__}: learning_rate must be a positive "
                              f"number, got {self.learning_rate!r}")
-        if not (isinstance(self.tol, numbers.Real) and self.tol >= 0):
+        if not (isinstance(self.tol, numbers.Real) and float(self.tol) >= 0):
             raise ValueError(f"{type(self).__name__}: tol must be a non-negative number, "
                              f"got {self.tol!r}")
         if not (isinstance(self.validation_fraction, numbers.Real)
-                and 0 < self.validation_fraction < 1):
+                and 0 < float(self.validation_fraction) < 1):
             raise ValueError(f"{type(self).__name__}: validation_fraction must be in (0, 1), "
                              f"got {self.validation_fraction!r}")
         if np.dtype(self.dtype) not in (np.float32, np.float64):
@@ -195,7 +196,7 @@ class _NNBase(BaseEstimator):
             self.network_ = self._new_network(self.n_features_in_, self._n_outputs,
                                               X.shape[1:])
             self.n_iter_ = 0
-            self.loss_curve_ = []
+            self.loss_curve_: list = []
             self.best_loss_ = np.inf
             self._no_improvement_count = 0
         if sample_weight is not None:
@@ -204,8 +205,8 @@ class _NNBase(BaseEstimator):
         if self.early_stopping and not incremental:
             X, X_val, y, y_val, sample_weight = self._split(X, y, sample_weight)
             validation = (X_val, y_val)
-            self.validation_scores_ = []
-            self.best_validation_score_ = -np.inf
+            self.validation_scores_: Optional[list] = []
+            self.best_validation_score_: Optional[float] = -np.inf
             self._best_weights = None
             self._no_improvement_count = 0
         elif self.early_stopping:
