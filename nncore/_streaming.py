@@ -299,10 +299,9 @@ class StreamTraining:
         net = self.net
         y = network_targets(net, y, x.shape[0])
         weights = _weights.combined(net, y, w, self.class_weight)
+        # one epoch over the block; shuffling draws from the network's generator
         trainer = Trainer(net, x, y, self.optimizer, 1, 0, self.batch_size or x.shape[0],
                           self.state is not None, None, [], 0, False, weights)
-        if self.state is not None:
-            trainer.state = self.state
         try:
             history = trainer.run()
         except FloatingPointError as error:

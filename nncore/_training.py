@@ -58,7 +58,7 @@ def _fit(net, x, y, epochs, batch_size, validation_data, validation_split, shuff
                                     else 1 if article else 32, "batch_size")
     x = network_inputs(net, x)
     y = network_targets(net, y, x.shape[0])
-    weights = _weights.combined(net, y, sample_weight, class_weight)
+    weights = _weights.combined(net, y, sample_weight, class_weight, nonzero=True)
     validation = _validation(net, x, y, validation_data, validation_split)
     if validation is not None and validation_data is None:
         x, y = x[:-len(validation[0])], y[:-len(validation[0])]

@@ -7,9 +7,10 @@ from typing import Optional
 import numpy as np
 
 
-def check_sample_weight(sample_weight, n: int, dtype, what: str = "sample_weight"
-                        ) -> np.ndarray:
-    """A C-contiguous (n,) array of `dtype` holding finite, non-negative weights."""
+def check_sample_weight(sample_weight, n: int, dtype, what: str = "sample_weight",
+                        nonzero: bool = False) -> np.ndarray:
+    """A C-contiguous (n,) array of `dtype` holding finite, non-negative
+    weights (with nonzero, not all of them zero)."""
     try:
         weights = np.asarray(sample_weight)
     except (TypeError, ValueError):
@@ -27,6 +28,9 @@ def check_sample_weight(sample_weight, n: int, dtype, what: str = "sample_weight
         raise ValueError(f"{what} contains NaN or inf")
     if (weights < 0).any():
         raise ValueError(f"{what} must be non-negative, found {weights.min():g}")
+    if nonzero and not weights.any():
+        raise ValueError(f"{what}: every weight is zero, so there is nothing to train on; "
+                         f"give at least one sample a positive weight")
     return weights
 
 
@@ -78,13 +82,14 @@ def class_weight_table(class_weight, n_classes: int) -> np.ndarray:
     return table
 
 
-def combined(net, y: np.ndarray, sample_weight, class_weight) -> Optional[np.ndarray]:
+def combined(net, y: np.ndarray, sample_weight, class_weight, nonzero: bool = False
+             ) -> Optional[np.ndarray]:
     """The per-sample weights (n,) of the network dtype for checked targets y,
-    sample_weight times the weight of each sample's class; None for neither."""
+    sample_weight times the weight of each sample's class; None for neither.
+    With nonzero, weights that are all zero raise ValueError."""
     if sample_weight is None and class_weight is None:
         return None
-    from .losses import Loss
-    if not isinstance(net.loss, Loss):
+    if not hasattr(net.loss, "native"):      # a FunctionLoss: the article's functions
         raise TypeError("sample_weight and class_weight need a nncore.losses.Loss; a loss "
                         "given as Python functions has no per-sample weights")
     n = y.shape[0]
@@ -94,4 +99,5 @@ def combined(net, y: np.ndarray, sample_weight, class_weight) -> Optional[np.nda
         width = net.output_shape[-1]
         table = class_weight_table(class_weight, 2 if width == 1 else width)
         weights = weights * table[class_labels(net, y)]
-    return np.ascontiguousarray(weights, dtype=net.dtype)
+    return check_sample_weight(weights, n, net.dtype, "sample_weight x class_weight"
+                               if class_weight is not None else "sample_weight", nonzero)

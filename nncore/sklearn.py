@@ -19,12 +19,13 @@ try:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import train_test_split
     from sklearn.utils.multiclass import check_classification_targets, type_of_target
-    from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+    from sklearn.utils.validation import check_is_fitted, validate_data
 except ImportError as error:                                   # pragma: no cover
     raise ImportError("nncore.sklearn needs scikit-learn: pip install 'nncore[sklearn]' "
                       "(or pip install scikit-learn)") from error
 
 from . import losses, optimizers
+from ._weights import check_sample_weight
 from .callbacks import Callback
 from .layers import Dense
 from .network import Network
@@ -200,7 +201,8 @@ class _NNBase(BaseEstimator):
             self.best_loss_ = np.inf
             self._no_improvement_count = 0
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+            sample_weight = check_sample_weight(sample_weight, len(X), np.float64,
+                                                nonzero=True)
         validation = None
         if self.early_stopping and not incremental:
             X, X_val, y, y_val, sample_weight = self._split(X, y, sample_weight)

@@ -177,6 +177,9 @@ def test_binary_class_weight_and_evaluate():
     (dict(class_weight={0: -1.0}), ValueError, "class 0 must be a finite non-negative"),
     (dict(class_weight={0: "big"}), TypeError, "class 0 must be a number"),
     (dict(class_weight=[1.0, 2.0]), TypeError, "dict from class index"),
+    (dict(sample_weight=np.zeros(6)), ValueError, "every weight is zero"),
+    (dict(class_weight={0: 0, 1: 0, 2: 0}), ValueError,
+     "sample_weight x class_weight: every weight is zero"),
 ])
 def test_bad_weights(kwargs, error, message):
     net = small_net(units=3, loss="sparse_categorical_crossentropy")
