@@ -1,7 +1,14 @@
 # The plan executor: runs a chain of native ops over buffers it owns.  A
 # whole run of training steps (gather, forward, loss, backward, update) or a
 # whole prediction is one call with the GIL released.
+#
+# Threads: kernels are serial functions of the samples they are given; the
+# plan alone decides what runs in parallel.  `predict` hands whole chunks of
+# samples to `workers` OpenMP threads, each with its own copy of the op
+# records and its own buffers (BLAS runs single-threaded inside, which the
+# caller arranges); training runs on one thread, where BLAS may use several.
 import numpy as np
+from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from libc.stdint cimport int64_t, uint64_t
@@ -9,16 +16,26 @@ from cpython.pycapsule cimport PyCapsule_GetPointer
 from core cimport Op, Loss, Updater, WINDOW, address, dtype_code
 cimport rng
 
+cdef enum:
+    MAX_WORKERS = 64
 
-def aligned_empty(shape, dtype):
-    """An uninitialised C-contiguous array whose data starts on a 64-byte
-    boundary, so BLAS takes the same code path (and gives the same bits) for
-    every plan's buffers."""
+
+# An uninitialised C-contiguous array starting on a 64-byte boundary, so BLAS
+# takes the same code path (and gives the same bits) for every plan's buffers.
+cdef object aligned_empty(shape, dtype):
     dtype = np.dtype(dtype)
     count = int(np.prod(shape, dtype=np.int64))
     raw = np.empty(count * dtype.itemsize + 64, np.uint8)
     offset = (-raw.ctypes.data) % 64
     return raw[offset:offset + count * dtype.itemsize].view(dtype).reshape(shape)
+
+
+# forward through ops[first..n_ops-1] for n samples
+cdef void _forward_ops(Op* ops, Py_ssize_t first, Py_ssize_t n_ops, Py_ssize_t n,
+                       bint training) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(first, n_ops):
+        ops[i].forward(&ops[i], n, training)
 
 
 cdef Op* _op_pointer(obj) except NULL:
@@ -36,15 +53,19 @@ cdef class Plan:
     then reused.  All arrays passed in are C-contiguous (n, size) arrays of
     the plan's dtype; the Python facade validates them before they get here.
     """
-    cdef Op* ops
+    cdef Op* ops           # the op records of worker 0, which also trains
+    cdef Op* worker_ops[MAX_WORKERS]   # [w]: the op records of prediction worker w
+    cdef int n_workers
+    cdef Py_ssize_t worker_capacity
+    cdef list worker_buffers
     cdef Py_ssize_t n_ops
     cdef list op_objects
     cdef readonly object dtype
     cdef readonly Py_ssize_t capacity, in_size, out_size, itemsize
+    cdef readonly Py_ssize_t sample_bytes   # buffer bytes per sample of a forward
     cdef list acts        # acts[i]: input of op i; acts[n_ops]: output
     cdef list deltas      # deltas[i]: gradient w.r.t. acts[i]
-    cdef list caches, states
-    cdef object work
+    cdef tuple buffers    # everything worker 0's op records point at
     # training set-up
     cdef object loss_object, updater_object, targets, weights
     cdef Loss loss_record     # the plan's copy: it points `weights` at its buffers
@@ -78,51 +99,72 @@ cdef class Plan:
             if i and self.ops[i].in_size != self.ops[i - 1].out_size:
                 raise ValueError(f"op {i} takes {self.ops[i].in_size} values per sample, "
                                  f"op {i - 1} gives {self.ops[i - 1].out_size}")
-        self.states = [np.zeros(max(self.ops[i].state_size, 1)) for i in range(self.n_ops)]
-        for i in range(self.n_ops):
-            self.ops[i].state = <double*>address(self.states[i])
-            self.ops[i].window = NULL
         self.in_size = self.ops[0].in_size
         self.out_size = self.ops[self.n_ops - 1].out_size
+        self.sample_bytes = self.itemsize * (
+            self.in_size + max([self.ops[i].work_size for i in range(self.n_ops)])
+            + sum([self.ops[i].out_size + self.ops[i].cache_size for i in range(self.n_ops)]))
         self.capacity = 0
+        self.worker_ops[0] = self.ops
+        self.n_workers = 1
 
     def __dealloc__(self):
+        cdef int w
+        for w in range(1, self.n_workers):
+            free(self.worker_ops[w])
         free(self.ops)
 
     def reserve(self, Py_ssize_t n):
         """Make the buffers hold at least n samples (they never shrink)."""
         if n <= self.capacity:
             return
-        cdef Py_ssize_t i, work = 0
-        sizes = [self.in_size] + [self.ops[i].out_size for i in range(self.n_ops)]
-        self.acts = [aligned_empty((n, s), self.dtype) for s in sizes]
-        self.deltas = [aligned_empty((n, s), self.dtype) for s in sizes]
-        self.caches = [aligned_empty((n, max(self.ops[i].cache_size, 1)), self.dtype)
-                       for i in range(self.n_ops)]
-        for i in range(self.n_ops):
-            work = max(work, self.ops[i].work_size)
-        self.work = aligned_empty((n, max(work, 1)), self.dtype)
+        self.buffers = self._own_buffers(self.ops, n)
+        self.acts, self.deltas = self.buffers[0], self.buffers[1]
         self.capacity = n
         if self.loss != NULL:
             self._reserve_targets()
-        self._wire()
 
-    cdef void _wire(self):
-        # point every op at the plan's own buffers
-        cdef Py_ssize_t i
+    cdef tuple _own_buffers(self, Op* ops, Py_ssize_t n):
+        # buffers for n samples, with the op records pointing at them:
+        # (activations, gradients, caches, states, work)
+        cdef Py_ssize_t i, work = 0
+        sizes = [self.in_size] + [ops[i].out_size for i in range(self.n_ops)]
         for i in range(self.n_ops):
-            self.ops[i].x = address(self.acts[i])
-            self.ops[i].y = address(self.acts[i + 1])
-            self.ops[i].dx = address(self.deltas[i])
-            self.ops[i].dy = address(self.deltas[i + 1])
-            self.ops[i].cache = address(self.caches[i])
-            self.ops[i].work = address(self.work)
+            work = max(work, ops[i].work_size)
+        buffers = ([aligned_empty((n, s), self.dtype) for s in sizes],
+                   [aligned_empty((n, s), self.dtype) for s in sizes],
+                   [aligned_empty((n, max(ops[i].cache_size, 1)), self.dtype)
+                    for i in range(self.n_ops)],
+                   [np.zeros(max(ops[i].state_size, 1)) for i in range(self.n_ops)],
+                   aligned_empty((n, max(work, 1)), self.dtype))
+        acts, deltas, caches, states, work_buffer = buffers
+        for i in range(self.n_ops):
+            ops[i].x = address(acts[i])
+            ops[i].y = address(acts[i + 1])
+            ops[i].dx = address(deltas[i])
+            ops[i].dy = address(deltas[i + 1])
+            ops[i].cache = address(caches[i])
+            ops[i].state = <double*>address(states[i])
+            ops[i].work = address(work_buffer)
+        return buffers
 
-    # forward through ops first..last
-    cdef void _forward(self, Py_ssize_t first, Py_ssize_t n, bint training) noexcept nogil:
-        cdef Py_ssize_t i
-        for i in range(first, self.n_ops):
-            self.ops[i].forward(&self.ops[i], n, training)
+    def _reserve_workers(self, int count, Py_ssize_t chunk):
+        # prediction workers 1..count-1: op records and buffers of their own
+        if count <= self.n_workers and chunk <= self.worker_capacity:
+            return
+        cdef int w
+        for w in range(1, self.n_workers):
+            free(self.worker_ops[w])
+        self.n_workers = 1
+        self.worker_buffers = []
+        for w in range(1, count):
+            self.worker_ops[w] = <Op*>malloc(self.n_ops * sizeof(Op))
+            if self.worker_ops[w] == NULL:
+                raise MemoryError()
+            memcpy(self.worker_ops[w], self.ops, self.n_ops * sizeof(Op))
+            self.n_workers = w + 1
+            self.worker_buffers.append(self._own_buffers(self.worker_ops[w], chunk))
+        self.worker_capacity = chunk
 
     # backward through ops last..first; op `first` computes dx only when asked;
     # ops that fuse plain SGD apply it with rate sgd_lr (when not 0)
@@ -162,7 +204,7 @@ cdef class Plan:
         self.reserve(n)
         np.copyto(self.acts[0][:n], x)
         with nogil:
-            self._forward(0, n, training)
+            _forward_ops(self.ops, 0, self.n_ops, n, training)
         return self.acts[self.n_ops][:n]
 
     def backward(self, dy):
@@ -175,31 +217,46 @@ cdef class Plan:
             self._backward(0, n, True, 0.0)
         return self.deltas[0][:n]
 
-    def predict(self, x, out, Py_ssize_t chunk=256):
-        """out (N, out_size) = network output for x (N, in_size), run in chunks
-        of at most `chunk` samples, reading x and writing `out` in place."""
-        cdef Py_ssize_t total = x.shape[0], start, n
+    def predict(self, x, out, Py_ssize_t chunk=256, int workers=1):
+        """out (N, out_size) = network output for x (N, in_size), in chunks of
+        at most `chunk` samples read from x and written to `out` in place,
+        spread over `workers` threads.  Every chunk is the same whatever the
+        number of workers, so the results are too."""
+        cdef Py_ssize_t total = x.shape[0]
         chunk = max(1, min(chunk, total))
+        cdef Py_ssize_t n_chunks = (total + chunk - 1) // chunk
+        cdef int w, count = max(1, min(workers, n_chunks, MAX_WORKERS))
         self.reserve(chunk)
-        cdef Op* first = &self.ops[0]
-        cdef Op* last = &self.ops[self.n_ops - 1]
-        cdef void* own_input = first.x
-        cdef void* own_output = last.y
+        if count > 1:
+            self._reserve_workers(count, chunk)
         cdef char* src = <char*>address(x)
         cdef char* dst = <char*>address(out)
-        cdef Py_ssize_t in_bytes = self.in_size * self.itemsize
-        cdef Py_ssize_t out_bytes = self.out_size * self.itemsize
         with nogil:
-            start = 0
-            while start < total:
-                n = min(chunk, total - start)
-                first.x = src + start * in_bytes
-                last.y = dst + start * out_bytes
-                self._forward(0, n, False)
-                start += n
-            first.x = own_input
-            last.y = own_output
+            if count == 1:
+                self._predict_chunks(0, 1, src, dst, total, chunk)
+            else:
+                for w in prange(count, num_threads=count, schedule="static"):
+                    self._predict_chunks(w, count, src, dst, total, chunk)
         return out
+
+    # worker w of `count` runs chunks w, w + count, ... of src (total rows) into
+    # dst, pointing its first op's input and last op's output there meanwhile
+    cdef void _predict_chunks(self, int w, int count, char* src, char* dst, Py_ssize_t total,
+                              Py_ssize_t chunk) noexcept nogil:
+        cdef Op* ops = self.worker_ops[w]
+        cdef Op* first = &ops[0]
+        cdef Op* last = &ops[self.n_ops - 1]
+        cdef void* own_input = first.x
+        cdef void* own_output = last.y
+        cdef Py_ssize_t start = w * chunk, n
+        while start < total:
+            n = min(chunk, total - start)
+            first.x = src + start * self.in_size * self.itemsize
+            last.y = dst + start * self.out_size * self.itemsize
+            _forward_ops(ops, 0, self.n_ops, n, False)
+            start += count * chunk
+        first.x = own_input
+        last.y = own_output
 
     def set_training(self, loss, updater, list params):
         """Use this loss and optimizer for `train`.  `params` are the
@@ -222,8 +279,7 @@ cdef class Plan:
             self._reserve_targets()
 
     def _reserve_targets(self):
-        self.targets = aligned_empty((self.capacity, max(self.loss.target_size, 1)),
-                                     self.dtype)
+        self.targets = aligned_empty((self.capacity, self.loss.target_size), self.dtype)
         self.target_buffer = address(self.targets)
         self.weights = aligned_empty((self.capacity,), self.dtype)
         self.weight_buffer = address(self.weights)
@@ -231,14 +287,12 @@ cdef class Plan:
     def train(self, x, y, int64_t[::1] order, Py_ssize_t batch_size,
               Py_ssize_t first_step, const double[::1] learning_rates,
               uint64_t[::1] shuffle_state=None, weights=None):
-        """Run len(learning_rates) training steps on x (N, in_size) and targets
-        y (N, target_size), with per-sample loss weights (N) when given.  Step s takes the samples order[k*batch_size : ...]
-        with k = s % ceil(N / batch_size); at k == 0 a new epoch starts and,
-        with a shuffle_state, `order` is refilled with 0..N-1 and shuffled
-        (see nncore._native.data.shuffle).  Per-sample plain SGD runs in
-        windows of `WINDOW` steps aligned to the epoch (`step_alignment`), so
-        results do not depend on how the steps are split into calls when the
-        calls are too.  Returns the mean loss of each step's batch (float64)."""
+        """Run len(learning_rates) steps on x (N, in_size), y (N, target_size)
+        and, when given, per-sample loss weights (N);
+        step s takes the samples order[k*batch_size:][:batch_size], k = s %
+        ceil(N / batch_size).  At k == 0 an epoch starts and, given a
+        shuffle_state, `order` is refilled with a permutation of 0..N-1 (see
+        nncore._native.data.shuffle).  Returns each step's batch loss."""
         if self.loss == NULL:
             raise RuntimeError("call set_training before train")
         self.reserve(batch_size)
@@ -274,10 +328,9 @@ cdef class Plan:
         return losses
 
     def step_alignment(self, Py_ssize_t batch_size):
-        """WINDOW when `train` defers the first op's updates for this batch
-        size (per-sample plain SGD with a first op that can defer), else 1.
-        Calls that start and end at multiples of it within an epoch give
-        results independent of how the steps are split into calls."""
+        """WINDOW when `train` defers the first op's updates (per-sample plain
+        SGD, windows aligned to the epoch), else 1: calls that start and end
+        at multiples of it give results independent of how steps are split."""
         if self.plain_sgd and batch_size == 1 and self.ops[0].window_begin != NULL:
             return WINDOW
         return 1
@@ -295,7 +348,7 @@ cdef class Plan:
         cdef double loss
         self._gather(<char*>self.ops[0].x, <char*>self.target_buffer,
                      <char*>self.weight_buffer, xs, ys, index, n)
-        self._forward(0, n, True)
+        _forward_ops(self.ops, 0, self.n_ops, n, True)
         loss = self.loss.evaluate(self.loss, n, last.y, self.target_buffer, last.dy)
         self._backward(0, n, False, learning_rate if self.plain_sgd else 0.0)
         self._update(0, learning_rate)
@@ -346,7 +399,7 @@ cdef class Plan:
         first.window_begin(first, inputs, count)
         for t in range(count):
             first.window_output(first, t, rates)
-            self._forward(1, 1, True)
+            _forward_ops(self.ops, 1, self.n_ops, 1, True)
             if self.weight_source != NULL:
                 self.loss.weights = weights + t * self.itemsize
             losses[t] = self.loss.evaluate(self.loss, 1, last.y, targets + t * target_bytes,

@@ -2,30 +2,28 @@
 
 Conv2D(32, 3) + ReLU + MaxPool(2) -> Conv2D(64, 3) + ReLU + MaxPool(2) ->
 Flatten -> Dense(128) + ReLU -> Dense(10), softmax cross-entropy from logits,
-mini-batch SGD.  Reads MNIST IDX files from NNCORE_MNIST_DIR (default
-../shared/data/mnist); with the 5,000-image training subset it reaches about
-97% test accuracy in a few epochs.  `--export-onnx PATH` then writes the
+mini-batch SGD.  Reads MNIST IDX files from --data DIR (else NNCORE_MNIST_DIR,
+else ../shared/data/mnist); with the 5,000-image training subset it reaches
+about 97% test accuracy in a few epochs.  `--export-onnx PATH` then writes the
 trained network to PATH as an ONNX model (needs `pip install "nncore[onnx]"`).
 """
 import argparse
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 
 import nncore
-
-MNIST_DIR = os.environ.get("NNCORE_MNIST_DIR",
-                           Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist")
+from _mnist_data import add_data_argument, mnist_directory
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_data_argument(parser)
     parser.add_argument("--export-onnx", metavar="PATH",
                         help="write the trained network to PATH as an ONNX model")
     args = parser.parse_args(argv)
-    (x_train, y_train), (x_test, y_test) = nncore.datasets.load_mnist(MNIST_DIR)
+    directory = mnist_directory(parser, args.data)
+    (x_train, y_train), (x_test, y_test) = nncore.datasets.load_mnist(directory)
     x_train = x_train.reshape(-1, 28, 28, 1).astype(np.float32) / 255
     x_test = x_test.reshape(-1, 28, 28, 1).astype(np.float32) / 255
 

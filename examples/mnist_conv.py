@@ -1,12 +1,11 @@
 """The article's example_mnist_conv.py on nncore.
 
-Only the imports changed, and MNIST is read from IDX files (set
-NNCORE_MNIST_DIR, default ../shared/data/mnist) instead of downloaded by
-keras (and shuffled once, as keras serves it); the test accuracy at the end
-is an addition.
+Only the imports changed, and MNIST is read from IDX files (--data DIR, else
+NNCORE_MNIST_DIR, else ../shared/data/mnist) instead of downloaded by keras
+(and shuffled once, as keras serves it); the command-line options and the
+test accuracy at the end are additions.
 """
-import os
-from pathlib import Path
+import argparse
 
 import numpy as np
 
@@ -16,12 +15,15 @@ from nncore.datasets import load_mnist
 from nncore.losses import mse, mse_prime
 from nncore.utils import to_categorical
 
-MNIST_DIR = os.environ.get("NNCORE_MNIST_DIR",
-                           Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist")
+from _mnist_data import add_data_argument, mnist_directory
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+add_data_argument(parser)
+args = parser.parse_args()
 
 # load MNIST from IDX files; keras serves the training images in random order,
 # the train5k subset is sorted by label, so put it in a fixed random order
-(x_train, y_train), (x_test, y_test) = load_mnist(MNIST_DIR)
+(x_train, y_train), (x_test, y_test) = load_mnist(mnist_directory(parser, args.data))
 order = np.random.default_rng(0).permutation(len(x_train))
 x_train, y_train = x_train[order], y_train[order]
 

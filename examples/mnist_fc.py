@@ -6,6 +6,8 @@ trained per sample on MNIST IDX files.
 import argparse
 import time
 
+from _mnist_data import add_data_argument, mnist_directory
+
 import nncore
 from nncore import ActivationLayer, FCLayer, Network
 from nncore.activations import tanh, tanh_prime
@@ -13,12 +15,13 @@ from nncore.losses import mse, mse_prime
 from nncore.utils import to_categorical
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--data", required=True, help="directory holding the MNIST IDX files")
+add_data_argument(parser)
 parser.add_argument("--epochs", type=int, default=10)
 parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
 args = parser.parse_args()
 
-(x_train, y_train), (x_test, y_test) = nncore.datasets.load_mnist(args.data)
+(x_train, y_train), (x_test, y_test) = nncore.datasets.load_mnist(
+    mnist_directory(parser, args.data))
 # each sample is a (1, 784) row of pixels in [0, 1], as in the article
 x_train = x_train.reshape(-1, 1, 28 * 28).astype("float32") / 255
 x_test = x_test.reshape(-1, 1, 28 * 28).astype("float32") / 255

@@ -35,6 +35,10 @@ class RunGuard:
         with self._lock:
             self._fit_thread = None
 
+    def fitting_here(self) -> bool:
+        """True inside a fit running in this thread (validation, callbacks)."""
+        return self._fit_thread == threading.get_ident()
+
     def begin_predict(self, caller: str) -> None:
         with self._lock:
             owner = self._fit_thread

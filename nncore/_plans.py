@@ -13,6 +13,11 @@ from ._threads import get_num_threads
 
 # batch_size * parameter count below which BLAS runs single-threaded
 SMALL_WORK = 1 << 24
+# predict runs chunks whose buffers fit in about this many bytes (a typical
+# L2 cache): a convolution's activations and im2col columns then stay in
+# cache from one op to the next; and at most MAX_CHUNK samples
+CHUNK_BYTES = 1 << 20
+MAX_CHUNK = 256
 
 
 def native_ops(layers) -> Optional[list]:
@@ -34,9 +39,11 @@ class NetworkPlans:
         self._train_plan: Optional[Plan] = None
         self._train_for: tuple = (None, None)      # (updater, loss) it was set up with
         self._param_count: Optional[int] = None
+        self.used = False      # a plan was asked for: the layers are final
 
     def predict_plan(self, net) -> Optional[Plan]:
         """This thread's inference plan, or None for a network with Python layers."""
+        self.used = True
         local = self._local
         if not hasattr(local, "plan"):
             ops = native_ops(net.layers)
@@ -46,6 +53,7 @@ class NetworkPlans:
     def training_plan(self, net, loss_op, updater) -> Optional[Plan]:
         """The plan that trains `net` with this native loss op and updater
         (cached per updater), or None when a layer or the loss is Python."""
+        self.used = True
         if self._train_for[0] is not updater or self._train_for[1] is not net.loss:
             ops = native_ops(net.layers)
             plan = None
@@ -58,6 +66,22 @@ class NetworkPlans:
     def forget_training(self) -> None:
         """Drop the training plan (the loss or optimizer changed)."""
         self._train_plan, self._train_for = None, (None, None)
+
+    def predict_chunk(self, net) -> int:
+        """The samples per chunk of a predict that did not choose."""
+        plan = self.predict_plan(net)
+        if plan is None:
+            return MAX_CHUNK
+        return max(1, min(MAX_CHUNK, CHUNK_BYTES // plan.sample_bytes))
+
+    def predict_threads(self, net, n: int, chunk: int) -> tuple:
+        """(workers, BLAS threads) for predicting n samples in chunks: whole
+        chunks go to separate worker threads, each with single-threaded BLAS;
+        a single chunk runs on the calling thread, BLAS as for training."""
+        workers = min(get_num_threads(), -(-n // chunk))
+        if workers > 1:
+            return workers, 1
+        return 1, self.blas_threads(net, min(n, chunk))
 
     def blas_threads(self, net, batch_size: int) -> int:
         """One BLAS thread for small batches, where threads cost more than

@@ -17,7 +17,7 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 
-from . import _weights
+from . import _checks, _weights
 from . import callbacks as callbacks_module
 from ._data import check_positive_float, check_positive_int, network_inputs, network_targets
 from ._native.data import shuffle as shuffle_order
@@ -221,13 +221,25 @@ class StreamTraining:
         self.history = callbacks_module.History()
         self.optimizer = None
         self.state = None
+        self.checked = False        # the loss suits the network's outputs (first block)
 
     def _start(self) -> None:
-        """The optimizer and shuffle generator, once the network is built."""
-        self.optimizer = fit_optimizer(self.net, self.learning_rate)
+        """The optimizer (with fit's learning_rate until run returns) and the
+        shuffle generator, once the network is built."""
+        self.optimizer = fit_optimizer(self.net)
+        if self.learning_rate is not None:
+            self.own_rate = self.optimizer.learning_rate
+            self.optimizer.learning_rate = self.learning_rate
         self.state = shuffle_state(self.net) if self.shuffle else None
 
     def run(self) -> History:
+        try:
+            return self._run()
+        finally:
+            if self.optimizer is not None and self.learning_rate is not None:
+                self.optimizer.learning_rate = self.own_rate
+
+    def _run(self) -> History:
         net = self.net
         net.stop_training = False
         net.stopped_on_nan = False
@@ -299,6 +311,9 @@ class StreamTraining:
         net = self.net
         y = network_targets(net, y, x.shape[0])
         weights = _weights.combined(net, y, w, self.class_weight)
+        if not self.checked:
+            _checks.check_loss_and_outputs(net, x[:self.batch_size or x.shape[0]])
+            self.checked = True
         # one epoch over the block; shuffling draws from the network's generator
         trainer = Trainer(net, x, y, self.optimizer, 1, 0, self.batch_size or x.shape[0],
                           self.state is not None, None, [], 0, False, weights)

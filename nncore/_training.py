@@ -10,7 +10,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import _weights
+from . import _checks, _weights
 from . import callbacks as callbacks_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
@@ -53,7 +53,7 @@ def _fit(net, x, y, epochs, batch_size, validation_data, validation_split, shuff
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
     if learning_rate is not None:
         learning_rate = check_positive_float(learning_rate, "learning_rate")
-    article = net.article_loss or (learning_rate is not None and net.optimizer is None)
+    article = _checks.is_article_style(net)
     batch_size = check_positive_int(batch_size if batch_size is not None
                                     else 1 if article else 32, "batch_size")
     x = network_inputs(net, x)
@@ -69,9 +69,18 @@ def _fit(net, x, y, epochs, batch_size, validation_data, validation_split, shuff
         if not isinstance(callback, callbacks_module.Callback):
             raise TypeError(f"callbacks must be nncore.callbacks.Callback objects, "
                             f"got {type(callback).__name__}")
-    optimizer = fit_optimizer(net, learning_rate)
-    return Trainer(net, x, y, optimizer, epochs, initial_epoch, batch_size, shuffle,
-                   validation, callbacks, verbose, article, weights).run()
+    optimizer = fit_optimizer(net)
+    _checks.check_loss_and_outputs(net, x[:batch_size])
+    trainer = Trainer(net, x, y, optimizer, epochs, initial_epoch, batch_size, shuffle,
+                      validation, callbacks, verbose, article, weights)
+    if learning_rate is None:
+        return trainer.run()
+    # learning_rate applies to this call only: the optimizer keeps its own
+    own_rate, optimizer.learning_rate = optimizer.learning_rate, learning_rate
+    try:
+        return trainer.run()
+    finally:
+        optimizer.learning_rate = own_rate
 
 
 def evaluate(net, x, y, batch_size: Optional[int] = None, sample_weight=None) -> dict:
@@ -80,8 +89,11 @@ def evaluate(net, x, y, batch_size: Optional[int] = None, sample_weight=None) ->
         raise RuntimeError("Network.evaluate: set a loss with use(...) first")
     x = network_inputs(net, x)
     y = network_targets(net, y, x.shape[0])
+    predicted = net.predict(x, batch_size)
+    if not net.guard.fitting_here():         # fit checks its own first batch
+        _checks.check_loss_and_outputs(net, out=predicted)
+    out, target = shaped(net, predicted, y)
     weights = _weights.combined(net, y, sample_weight, None)
-    out, target = shaped(net, net.predict(x, batch_size), y)
     scores = {"loss": float(net.loss(target, out) if weights is None
                             else net.loss(target, out, sample_weight=weights))}
     for metric in resolved_metrics(net):
@@ -89,7 +101,7 @@ def evaluate(net, x, y, batch_size: Optional[int] = None, sample_weight=None) ->
     return scores
 
 
-def fit_optimizer(net, learning_rate):
+def fit_optimizer(net):
     """The optimizer fit uses: `use`'s, else a plain SGD kept by the network;
     built for the network's parameters on first use."""
     optimizer = net.optimizer
@@ -97,8 +109,6 @@ def fit_optimizer(net, learning_rate):
         if net.default_optimizer is None:
             net.default_optimizer = optimizers_module.SGD()
         optimizer = net.default_optimizer
-    if learning_rate is not None:
-        optimizer.learning_rate = learning_rate
     if getattr(optimizer, "_built_for", None) is not net:
         optimizer.build(net.params, net.dtype)
         optimizer._built_for = net
@@ -343,7 +353,9 @@ class Trainer:
             callback.on_epoch_end(epoch, logs)
         self.history.on_epoch_end(epoch, logs)
         if self.verbose and self.article:
-            print("epoch %d/%d   error=%f" % (epoch + 1, self.epochs, logs["loss"]))
+            others = "".join(f"   {key}={value:f}" for key, value in logs.items()
+                             if key not in ("loss", "learning_rate"))
+            print("epoch %d/%d   error=%f%s" % (epoch + 1, self.epochs, logs["loss"], others))
         elif self.progress is not None:
             self.progress.epoch_end(epoch, self.n, logs)
 

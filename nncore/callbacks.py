@@ -15,6 +15,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ._checks import check_save_path
+
 
 class Callback:
     """Base class; every hook does nothing.  `self.network` is the network
@@ -61,24 +63,49 @@ class History(Callback):
     def __getitem__(self, key: str) -> list:
         return self.history[key]
 
-    def plot(self, keys=None, ax=None):
-        """Draw the curves of `keys` (default: every quantity, each beside its
-        val_ twin) with matplotlib; returns the Axes."""
+    def plot(self, path=None, keys=None):
+        """Draw the training curves with matplotlib and return the Figure:
+        the loss and each metric on axes of their own, each `val_` curve
+        beside its training twin in the same colour (dashed), epochs
+        (from 1) on integer ticks.  With `path`, the figure is also saved
+        there (any format matplotlib writes, by extension) and closed in
+        pyplot; otherwise show it with `matplotlib.pyplot.show()` (notebooks
+        display the returned Figure).  `keys` picks quantities by name
+        (default: all)."""
         try:
             import matplotlib.pyplot as plt
+            from matplotlib.ticker import MaxNLocator
         except ImportError:
             raise ImportError("History.plot needs matplotlib: pip install 'nncore[plot]' "
                               "(or pip install matplotlib)") from None
-        if ax is None:
-            ax = plt.figure().add_subplot()
-        keys = list(self.history) if keys is None else list(keys)
+        if not self.history:
+            raise ValueError("History.plot: nothing recorded yet; fit the network first")
+        names = [key[4:] if key.startswith("val_") else key for key in self.history]
+        names = list(dict.fromkeys(names if keys is None else keys))
+        unknown = [n for n in names if n not in self.history and "val_" + n not in self.history]
+        if unknown or not names:
+            raise ValueError(f"History.plot: nothing recorded for {unknown}; "
+                             f"recorded: {sorted(self.history)}")
+        figure, axes = plt.subplots(len(names), 1, sharex=True, squeeze=False,
+                                    figsize=(6.4, 1.0 + 2.2 * len(names)))
         epochs = [e + 1 for e in self.epoch]
-        for key in keys:
-            ax.plot(epochs, self.history[key], label=key,
-                    linestyle="--" if key.startswith("val_") else "-")
-        ax.set_xlabel("epoch")
-        ax.legend()
-        return ax
+        for index, (name, ax) in enumerate(zip(names, axes[:, 0])):
+            colour = f"C{index % 10}"
+            for key, style in ((name, "-"), ("val_" + name, "--")):
+                if key in self.history:
+                    ax.plot(epochs, self.history[key], style, color=colour, label=key,
+                            marker="o" if len(epochs) == 1 else None)
+            ax.set_ylabel(name)
+            ax.legend()
+            ax.grid(True, alpha=0.3)
+        bottom = axes[-1, 0]
+        bottom.set_xlabel("epoch")
+        bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
+        figure.tight_layout()
+        if path is not None:
+            figure.savefig(path)
+            plt.close(figure)
+        return figure
 
     def __repr__(self) -> str:
         return f"History({len(self.epoch)} epochs: {sorted(self.history)})"
@@ -180,6 +207,7 @@ class ModelCheckpoint(Callback):
     def __init__(self, filepath, monitor: str = "val_loss", save_best_only: bool = False,
                  mode: str = "auto", verbose: int = 0):
         self.filepath = os.fspath(filepath)
+        check_save_path(self.filepath, "ModelCheckpoint")
         self.monitor = monitor
         self.save_best_only = bool(save_best_only)
         self.mode = mode

@@ -1,4 +1,6 @@
-"""Exceptions of nncore."""
+"""Exceptions of nncore, and the shared wording of its error messages."""
+import difflib
+from typing import Iterable
 
 
 class ModelFormatError(ValueError):
@@ -14,3 +16,19 @@ def in_layer(index: int, layer, message) -> str:
     if text.startswith(name + ": "):
         text = text[len(name) + 2:]
     return f"layer {index} ({name}): {text}"
+
+
+def unknown_name(kind: str, name, choices: Iterable[str], hint: str = "") -> str:
+    """The message for an unknown `kind` name: the closest valid names
+    ("did you mean ...?") and then every valid name."""
+    choices = sorted(choices)
+    message = f"unknown {kind} {name!r}"
+    if isinstance(name, str):
+        by_lower = {c.lower(): c for c in choices}
+        close = difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)
+        if close:
+            names = [repr(by_lower[c]) for c in close]
+            listed = names[0] if len(names) == 1 else \
+                ", ".join(names[:-1]) + " or " + names[-1]
+            message += f"; did you mean {listed}?"
+    return f"{message} (choose one of {choices}{hint})"

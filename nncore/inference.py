@@ -10,7 +10,7 @@ from ._data import check_positive_int, network_inputs
 from ._native.data import all_finite
 from ._plans import native_ops
 from ._threads import begin_native_run, end_native_run
-from .network import PREDICT_CHUNK, Network, load
+from .network import Network, load
 
 
 class InferenceSession:
@@ -28,7 +28,7 @@ class InferenceSession:
     """
 
     def __init__(self, model: Union[Network, str, "os.PathLike[str]"],
-                 batch_size: int = PREDICT_CHUNK):
+                 batch_size: Optional[int] = None):
         network = model if isinstance(model, Network) else load(model)
         if not network.built:
             raise RuntimeError("InferenceSession: the network is not built; fit it or call "
@@ -40,7 +40,8 @@ class InferenceSession:
         self.dtype = network.dtype
         self.input_shape = tuple(network.layers[0]._built_input_shape())
         self.output_shape = tuple(network.layers[-1]._built_output_shape())
-        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.batch_size = (network.plans.predict_chunk(network) if batch_size is None
+                           else check_positive_int(batch_size, "batch_size"))
 
     def predict(self, x, out: Optional[np.ndarray] = None) -> np.ndarray:
         """Outputs for the samples of x, shape (n,) + output_shape (into `out`
@@ -63,9 +64,10 @@ class InferenceSession:
         try:
             plan = network.plans.predict_plan(network)
             assert plan is not None  # every layer is native: checked in __init__
-            begin_native_run(network.plans.blas_threads(network, min(n, self.batch_size)))
+            workers, blas_threads = network.plans.predict_threads(network, n, self.batch_size)
+            begin_native_run(blas_threads)
             try:
-                plan.predict(x, out, self.batch_size)
+                plan.predict(x, out, self.batch_size, workers)
             finally:
                 end_native_run()
         finally:

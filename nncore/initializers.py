@@ -5,6 +5,8 @@ from typing import Callable, Union
 
 import numpy as np
 
+from .errors import unknown_name
+
 Initializer = Callable[[np.random.Generator, tuple, int, int], np.ndarray]
 
 
@@ -55,5 +57,5 @@ def get(identifier: Union[str, Initializer]) -> Initializer:
     try:
         return _BY_NAME[identifier]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown initializer {identifier!r}; "
-                         f"choose one of {sorted(_BY_NAME)} or pass a callable") from None
+        raise ValueError(unknown_name("initializer", identifier, _BY_NAME,
+                                      " or pass a callable")) from None

@@ -11,6 +11,7 @@ from ._data import as_float_array
 from ._weights import check_sample_weight
 from ._native.loss import LossOp
 from ._native.loss import evaluate_loss
+from .errors import unknown_name
 from .registry import auto_register
 
 
@@ -171,8 +172,7 @@ def get(identifier: Union[str, Loss, Callable], prime: Optional[Callable] = None
         try:
             return _BY_NAME[identifier]()
         except KeyError:
-            raise ValueError(f"unknown loss {identifier!r}; choose one of "
-                             f"{sorted(_BY_NAME)}") from None
+            raise ValueError(unknown_name("loss", identifier, _BY_NAME)) from None
     if callable(identifier):
         if identifier is mse and prime in (mse_prime, None):
             return MSE()

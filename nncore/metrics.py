@@ -5,19 +5,45 @@ network's predictions.
 the loss and the label shape, as Keras does.  A metric is any object with a
 `name` and `__call__(y_true, y_pred) -> float` (a mean over the samples), or
 a plain function of (y_true, y_pred).
+
+Metrics given by name or as registered `Metric` classes are saved with the
+network (`get_config()` gives the constructor arguments as JSON values);
+metrics given as Python functions cannot be saved.
 """
 from __future__ import annotations
 
-from typing import Callable, Union
+import inspect
+from typing import Any, Callable, Union
 
 import numpy as np
+
+from .errors import unknown_name
+from .registry import auto_register, lookup, registered_name
 
 
 class Metric:
     name = "metric"
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        auto_register("metric", cls)
+
     def __call__(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         raise NotImplementedError
+
+    def get_config(self) -> dict:
+        """The constructor arguments as JSON values (for saving).  Metrics
+        whose constructor takes arguments must override this."""
+        extra = [p for p in inspect.signature(type(self).__init__).parameters
+                 if p not in ("self", "args", "kwargs")]
+        if extra:
+            raise NotImplementedError(f"{type(self).__name__} takes {extra} and must "
+                                      f"implement get_config() to be saved")
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Metric":
+        return cls(**config)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -30,6 +56,9 @@ class BinaryAccuracy(Metric):
 
     def __init__(self, threshold: float = 0.5):
         self.threshold = float(threshold)
+
+    def get_config(self) -> dict:
+        return {"threshold": self.threshold}
 
     def __call__(self, y_true, y_pred):
         y_pred = np.asarray(y_pred).reshape(len(y_pred), -1)
@@ -69,6 +98,9 @@ class TopKAccuracy(Metric):
         self.sparse = bool(sparse)
         self.name = f"top_{self.k}_accuracy"
 
+    def get_config(self) -> dict:
+        return {"k": self.k, "sparse": self.sparse}
+
     def __call__(self, y_true, y_pred):
         y_pred = np.asarray(y_pred)
         width = y_pred.shape[-1]
@@ -100,6 +132,19 @@ class FunctionMetric(Metric):
     def __call__(self, y_true, y_pred):
         return float(self.function(y_true, y_pred))
 
+    def get_config(self) -> dict:
+        raise ValueError(f"the metric {self.name!r} is a Python function and cannot be "
+                         f"saved; pass a metric name or a registered nncore.metrics.Metric")
+
+
+# by name (Keras' names of the accuracy variants, which unlike 'accuracy' do
+# not adapt to the loss and the labels)
+_BY_NAME = {"mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
+            "binary_accuracy": BinaryAccuracy, "categorical_accuracy": CategoricalAccuracy,
+            "sparse_categorical_accuracy": SparseCategoricalAccuracy}
+NAMES = ("accuracy", "acc", "top_k_accuracy", "top_k_categorical_accuracy",
+         "sparse_top_k_categorical_accuracy") + tuple(_BY_NAME)
+
 
 def get(identifier: Union[str, Metric, Callable], loss=None, sparse_labels: bool = False,
         output_width: int = 1) -> Metric:
@@ -119,12 +164,50 @@ def get(identifier: Union[str, Metric, Callable], loss=None, sparse_labels: bool
                 logits = getattr(loss, "from_logits", False)
                 return BinaryAccuracy(0.0 if logits else 0.5)
             return CategoricalAccuracy()
-        if name in ("top_k_accuracy", "top_k_categorical_accuracy"):
+        if name in ("top_k_accuracy", "top_k_categorical_accuracy",
+                    "sparse_top_k_categorical_accuracy"):
             return TopKAccuracy(5, sparse_labels)
-        if name in ("mae", "mean_absolute_error"):
-            return MeanAbsoluteError()
-        raise ValueError(f"unknown metric {identifier!r}; choose 'accuracy', "
-                         f"'top_k_accuracy', 'mae', or pass a Metric or a function")
+        if name in _BY_NAME:
+            return _BY_NAME[name]()
+        raise ValueError(unknown_name("metric", identifier, NAMES,
+                                      " or pass a Metric or a function"))
     if callable(identifier):
         return FunctionMetric(identifier)
     raise TypeError(f"expected a metric name, a Metric or a function, got {identifier!r}")
+
+
+# ------------------------------------------------------------------- saving
+def serialize(metrics: list) -> list:
+    """The metrics given to `Network.use` as JSON values: names stay names,
+    Metric objects become {"class": registered name, "config": ...}."""
+    entries: list = []
+    for metric in metrics:
+        if isinstance(metric, str):
+            entries.append(metric)
+        elif isinstance(metric, Metric):
+            entries.append({"class": registered_name("metric", metric),
+                            "config": metric.get_config()})
+        else:
+            name = getattr(metric, "__name__", repr(metric))
+            raise ValueError(f"the metric {name!r} is a Python function and cannot be "
+                             f"saved; pass a metric name or a registered "
+                             f"nncore.metrics.Metric")
+    return entries
+
+
+def deserialize(entries) -> list:
+    """The metrics of `serialize` output (ValueError when invalid)."""
+    if not isinstance(entries, list):
+        raise ValueError("'metrics' must be a list")
+    metrics: list = []
+    for entry in entries:
+        if isinstance(entry, str):
+            get(entry)                   # unknown names fail here
+            metrics.append(entry)
+        elif isinstance(entry, dict) and set(entry) == {"class", "config"} and \
+                isinstance(entry["config"], dict):
+            cls: Any = lookup("metric", entry["class"])
+            metrics.append(cls.from_config(entry["config"]))
+        else:
+            raise ValueError(f"invalid metric entry {entry!r}")
+    return metrics

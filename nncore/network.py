@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 
-from . import _streaming, _training
+from . import _checks, _streaming, _summary, _training, _weights_file
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
@@ -25,17 +25,16 @@ from .callbacks import History
 from .errors import in_layer
 from .layers.base import Layer
 
-PREDICT_CHUNK = 256
-
 
 class Network:
     """A feed-forward stack of layers.
 
-    Built lazily from the first data it sees (or from `input_shape`, the shape
-    of one sample).  When every layer, the loss and the optimizer are native,
-    training and prediction run whole batches in single native calls;
-    otherwise the network runs its layers one by one in Python, with the same
-    numbers.
+    Given `input_shape` (the shape of one sample), the network is built at
+    once, every layer as it is added, and inputs of any other shape are
+    refused; without it, it is built from the first data it sees.  When
+    every layer, the loss and the optimizer are native, training and
+    prediction run whole batches in single native calls; otherwise the
+    network runs its layers one by one in Python, with the same numbers.
     """
 
     def __init__(self, layers: Optional[Sequence[Layer]] = None,
@@ -71,13 +70,21 @@ class Network:
 
     # ----------------------------------------------------------------- structure
     def add(self, layer: Layer) -> "Network":
-        """Append a layer; returns the network so calls can be chained."""
+        """Append a layer; returns the network so calls can be chained.  When
+        the input shape is known, the layer is built at once."""
         if not isinstance(layer, Layer):
             raise TypeError(f"Network.add takes a nncore Layer, got {type(layer).__name__}")
-        if self.built:
-            raise RuntimeError("Network.add: the network is already built; "
+        if self.plans.used:
+            raise RuntimeError("Network.add: the network has already been used; "
                                "add every layer before the first fit or predict")
         self.layers.append(layer)
+        if self.input_shape is not None:
+            try:
+                with self._build_lock:
+                    _build_layers(self, len(self.layers) - 1)
+            except BaseException:
+                self.layers.pop()
+                raise
         return self
 
     def use(self, loss, loss_prime=None, optimizer=None, metrics=None) -> "Network":
@@ -96,36 +103,25 @@ class Network:
         return self
 
     def build(self, input_shape: Optional[Sequence[int]] = None) -> "Network":
-        """Create every layer's weights for samples of `input_shape`."""
+        """Create every layer's weights for samples of `input_shape` (a
+        network built, or given `input_shape=`, refuses another shape)."""
+        if input_shape is not None and self.input_shape is not None and self.layers:
+            given = check_shape(input_shape, "Network: input_shape")
+            if given != self.input_shape:
+                raise ValueError(in_layer(0, self.layers[0], f"expected input shape "
+                                 f"{(None,) + self.input_shape}, received {(None,) + given}"))
         with self._build_lock:
-            if not self.built:
-                self._build(input_shape)
+            if self.built:
+                return self
+            if not self.layers:
+                raise RuntimeError("Network: add at least one layer before building")
+            shape = input_shape if input_shape is not None else self.input_shape
+            if shape is None:
+                raise RuntimeError("Network: the input shape is unknown; pass input_shape= "
+                                   "or call fit first")
+            self.input_shape = check_shape(shape, "Network: input_shape")
+            _build_layers(self, 0)
         return self
-
-    def _build(self, input_shape: Optional[Sequence[int]]) -> None:
-        if not self.layers:
-            raise RuntimeError("Network: add at least one layer before building")
-        shape = input_shape if input_shape is not None else self.input_shape
-        if shape is None:
-            raise RuntimeError("Network: the input shape is unknown; pass input_shape= "
-                               "or call fit first")
-        shape = check_shape(shape, "Network: input_shape")
-        self.input_shape = shape
-        for index, layer in enumerate(self.layers):
-            layer.dtype = self.dtype
-            layer.rng = self.rng
-            try:
-                layer.build(shape)
-            except (ValueError, TypeError) as error:
-                raise type(error)(in_layer(index, layer, error)) from None
-            for p in layer.params:
-                if p.dtype != self.dtype or not p.flags.c_contiguous:
-                    raise TypeError(in_layer(index, layer, f"parameters must be C-contiguous "
-                                                          f"{self.dtype} arrays, got {p.dtype}"))
-            if layer.output_shape is None:
-                raise TypeError(in_layer(index, layer, "build() did not set output_shape"))
-            shape = tuple(layer.output_shape)
-        self.built = True
 
     @property
     def output_shape(self):
@@ -155,16 +151,22 @@ class Network:
         loss (a batch's loss is sum_i w_i loss_i / batch size, as in Keras);
         `class_weight` maps class indices to weights that multiply it.
 
-        Article-style calls -- the loss was given as functions
-        (`use(mse, mse_prime)`), or `learning_rate` is passed and `use` set no
-        optimizer -- default to batch_size=1 (per-sample SGD) and print the
-        article's `epoch i/N   error=...` line per epoch when verbose.  All
-        other calls default to batch_size=32 and, with verbose=1, show a
-        progress bar (one line per epoch when the output is not a terminal;
-        verbose=2 always one line per epoch).  Without an optimizer set in
-        `use`, training is plain SGD with `learning_rate` (default 0.01).
-        `validation_split` holds out the last fraction of x, y (before
-        shuffling).  A NaN or inf loss raises FloatingPointError naming the
+        Article-style networks -- the loss was given as functions
+        (`use(mse, mse_prime)`), or every layer is one of the article's
+        `FCLayer`, `ActivationLayer`, `ConvLayer`, `FlattenLayer` -- default
+        to batch_size=1 (per-sample SGD) and print the article's
+        `epoch i/N   error=...` line per epoch when verbose (followed by the
+        metrics and validation figures, if any).  All other networks default
+        to batch_size=32 and, with verbose=1, show a progress bar (one line
+        per epoch when the output is not a terminal; verbose=2 always one line
+        per epoch).  Without an optimizer set in `use`, training is plain SGD
+        with rate 0.01.  `learning_rate` applies to this call only: it
+        replaces the optimizer's rate (or schedule) until fit returns, and the
+        optimizer given to `use` keeps its own.  `validation_split` holds out
+        the last fraction of x, y (before shuffling).  A loss on
+        probabilities after a last layer that does not output them (or a
+        loss on logits after a softmax or sigmoid) gives a UserWarning on the
+        first batch.  A NaN or inf loss raises FloatingPointError naming the
         epoch and batch, unless a TerminateOnNaN callback ends training.
         A second fit, or a fit while a predict on this network runs in another
         thread, raises RuntimeError.
@@ -174,29 +176,41 @@ class Network:
                    verbose, callbacks, initial_epoch, learning_rate, sample_weight,
                    class_weight)
 
-    def evaluate(self, x, y=None, batch_size: Optional[int] = None,
-                 sample_weight=None) -> dict:
+    def evaluate(self, x, y=None, batch_size: Optional[int] = None, verbose=0,
+                 return_dict: bool = True, sample_weight=None):
         """{'loss': ..., <metric>: ...} of the network on x, y (means over the
         samples; with sample_weight the loss is sum_i w_i loss_i / n, the
-        metrics stay unweighted).  x may be a dask array or batches, as in fit."""
+        metrics stay unweighted); with return_dict=False, as Keras: the loss
+        alone, or the list [loss, *metrics] when there are metrics.  x may be
+        a dask array or batches, as in fit.  `verbose` is accepted for Keras
+        code; evaluate prints nothing."""
+        _checks.check_verbose(verbose, "Network.evaluate")
         if _streaming.is_stream(x):
-            return _streaming.evaluate(self, x, y, batch_size, sample_weight)
-        return _training.evaluate(self, x, y, batch_size, sample_weight)
+            scores = _streaming.evaluate(self, x, y, batch_size, sample_weight)
+        else:
+            scores = _training.evaluate(self, x, y, batch_size, sample_weight)
+        if return_dict:
+            return scores
+        return scores["loss"] if len(scores) == 1 else list(scores.values())
 
-    def predict(self, x, batch_size: Optional[int] = None) -> np.ndarray:
-        """The network output for every sample of x, shape (n,) + output_shape.
-        Threads may predict at once; while a fit runs in another thread this
-        raises RuntimeError.  A dask array or a sequence/iterable of batches
-        is predicted one block at a time into a NumPy array
-        (nncore.dask.predict gives a dask array)."""
+    def predict(self, x, batch_size: Optional[int] = None, verbose=0) -> np.ndarray:
+        """The network output for every sample of x, shape (n,) + output_shape,
+        computed in chunks of `batch_size` samples (by default as many as keep
+        the network's buffers within about 1 MiB, at most 256).  Threads may
+        predict at once; while a fit runs in another thread this raises
+        RuntimeError.  A dask array or a sequence/iterable of batches is
+        predicted one block at a time into a NumPy array (nncore.dask.predict
+        gives a dask array).  `verbose` is accepted for Keras code; predict
+        prints nothing."""
+        _checks.check_verbose(verbose, "Network.predict")
         if not self.built and self.input_shape is None:
             raise RuntimeError("Network.predict: the network is not built yet; "
                                "fit it, call build(input_shape) or pass input_shape=")
         if _streaming.is_stream(x):
             return _streaming.predict(self, x, batch_size)
-        chunk = PREDICT_CHUNK if batch_size is None else check_positive_int(batch_size,
-                                                                             "batch_size")
         x = network_inputs(self, x)
+        chunk = (self.plans.predict_chunk(self) if batch_size is None
+                 else check_positive_int(batch_size, "batch_size"))
         n = x.shape[0]
         self.guard.begin_predict("Network.predict")
         try:
@@ -204,9 +218,10 @@ class Network:
             if plan is None:
                 return _predict_python(self, x, chunk)
             out = np.empty((n, plan.out_size), self.dtype)
-            begin_native_run(self.plans.blas_threads(self, min(chunk, n)))
+            workers, blas_threads = self.plans.predict_threads(self, n, chunk)
+            begin_native_run(blas_threads)
             try:
-                plan.predict(x.reshape(n, -1), out, chunk)
+                plan.predict(x.reshape(n, -1), out, chunk, workers)
             finally:
                 end_native_run()
             return out.reshape((n,) + self.output_shape)
@@ -223,21 +238,26 @@ class Network:
 
     # ---------------------------------------------------------------- summary
     def summary(self, print_fn=print) -> str:
-        """A table of the layers, their output shapes and parameter counts."""
-        rows = [("#", "Layer (type)", "Output Shape", "Param #")]
-        for i, layer in enumerate(self.layers):
-            shape = (None,) + tuple(layer._built_output_shape()) if layer.built else "(unbuilt)"
-            rows.append((str(i), repr(layer), str(shape), f"{layer.count_params():,}"))
-        widths = [max(len(r[c]) for r in rows) for c in range(4)]
-        line = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip()
-        rule = "-" * len(line(rows[0]))
-        total = sum(layer.count_params() for layer in self.layers)
-        text = "\n".join([f"Network ({self.dtype}, input {self.input_shape})", rule,
-                          line(rows[0]), rule] + [line(r) for r in rows[1:]] +
-                         [rule, f"Total params: {total:,}"])
+        """A table of the layers, their output shapes and parameter counts
+        (before the network is built: those the layers' own sizes give)."""
+        text = _summary.summary_text(self)
         if print_fn is not None:
             print_fn(text)
         return text
+
+    def count_params(self) -> int:
+        """The number of trained parameters (the network must be built)."""
+        if not self.built:
+            raise RuntimeError("Network.count_params: the network is not built yet; "
+                               "pass input_shape=, call build(input_shape) or fit first")
+        return sum(layer.count_params() for layer in self.layers)
+
+    def compile(self, optimizer=None, loss=None, metrics=None) -> "Network":
+        """Keras' name for `use`: use(loss, optimizer=optimizer, metrics=metrics)."""
+        if loss is None:
+            raise ValueError("Network.compile: give a loss, e.g. compile(optimizer='adam', "
+                             "loss='sparse_categorical_crossentropy')")
+        return self.use(loss, optimizer=optimizer, metrics=metrics)
 
     def __repr__(self) -> str:
         return f"Network({len(self.layers)} layers, dtype={self.dtype})"
@@ -245,7 +265,17 @@ class Network:
     # ----------------------------------------------------------------- saving
     def save(self, path, include_optimizer: bool = True) -> None:
         """Write the network to `path` (atomically); `nncore.load(path)` reads it."""
+        _checks.check_save_path(path, "Network.save")
         saving.save(self, path, include_optimizer)
+
+    def save_weights(self, path) -> None:
+        """Write only the weights (and layer state) to `path`, atomically."""
+        _weights_file.save_weights(self, path)
+
+    def load_weights(self, path) -> None:
+        """Read `save_weights` arrays into this (built) network, checking them
+        all before changing anything."""
+        _weights_file.load_weights(self, path)
 
     def get_config(self) -> dict:
         """The structure as JSON data: dtype, input shape, seed, layers, loss, optimizer."""
@@ -253,8 +283,10 @@ class Network:
 
     @classmethod
     def from_config(cls, config: dict) -> "Network":
-        """A new network (fresh weights) from `get_config()` output."""
-        return saving.network_from_config(config, cls)
+        """A new network (fresh weights) from `get_config()` output; built
+        when the config has an input shape."""
+        net = saving.network_from_config(config, cls)
+        return net.build() if net.input_shape is not None else net
 
     def get_weights(self) -> List[np.ndarray]:
         """Copies of every layer's parameters and state arrays, in layer order."""
@@ -288,6 +320,29 @@ class Network:
     def __reduce__(self):
         # pickle, copy.deepcopy and multiprocessing go through the model format
         return (loads, (saving.dumps(self),))
+
+
+def _build_layers(net: Network, first: int) -> None:
+    """Build layers first.. of `net` on the output of the layer before them."""
+    assert net.input_shape is not None
+    shape = net.input_shape if first == 0 else \
+        tuple(net.layers[first - 1]._built_output_shape())
+    for index in range(first, len(net.layers)):
+        layer = net.layers[index]
+        layer.dtype = net.dtype
+        layer.rng = net.rng
+        try:
+            layer.build(shape)
+        except (ValueError, TypeError) as error:
+            raise type(error)(in_layer(index, layer, error)) from None
+        for p in layer.params:
+            if p.dtype != net.dtype or not p.flags.c_contiguous:
+                raise TypeError(in_layer(index, layer, f"parameters must be C-contiguous "
+                                                      f"{net.dtype} arrays, got {p.dtype}"))
+        if layer.output_shape is None:
+            raise TypeError(in_layer(index, layer, "build() did not set output_shape"))
+        shape = tuple(layer.output_shape)
+    net.built = True
 
 
 def _predict_python(net: Network, x: np.ndarray, chunk: int) -> np.ndarray:

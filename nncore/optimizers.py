@@ -15,6 +15,7 @@ import numpy as np
 
 from . import schedules
 from ._native.optim import NativeUpdater, OptimUpdater, SGDUpdater
+from .errors import unknown_name
 from .registry import auto_register
 
 LearningRate = Union[float, Callable[[int], float]]
@@ -173,8 +174,12 @@ class Optimizer:
 
     @property
     def iterations(self) -> int:
-        """Number of update steps taken since build."""
-        return 0 if self._updater is None else int(self._updater.step)
+        """Number of update steps taken (including those of a loaded state
+        that the next build installs)."""
+        pending = getattr(self, "_pending_state", None)
+        if self._updater is None:
+            return int(pending[-1][0]) if pending else 0
+        return int(self._updater.step)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(learning_rate={self.learning_rate!r})"
@@ -317,5 +322,4 @@ def get(identifier: Union[str, Optimizer]) -> Optimizer:
         return identifier
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
         return _BY_NAME[identifier.lower()]()
-    raise ValueError(f"unknown optimizer {identifier!r}; choose one of {sorted(_BY_NAME)} "
-                     f"or pass an Optimizer")
+    raise ValueError(unknown_name("optimizer", identifier, _BY_NAME, " or pass an Optimizer"))

@@ -1,20 +1,21 @@
-"""Registries of the layer, loss and optimizer classes that a saved network
-may name.  Loading constructs only registered classes, by name, from JSON
-configs: a model file cannot make nncore import or run anything else.
+"""Registries of the layer, loss, optimizer and metric classes that a saved
+network may name.  Loading constructs only registered classes, by name, from
+JSON configs: a model file cannot make nncore import or run anything else.
 
 Classes defined inside the nncore package register themselves when their
 module is imported (see `auto_register`); user-defined classes register with
-`@nncore.register_layer` (defined beside `Layer`), `register_loss` or
-`register_optimizer`.  This module imports nothing else of nncore but its
-errors, so every other module may use it.
+`@nncore.register_layer` (defined beside `Layer`), `register_loss`,
+`register_optimizer` or `register_metric`.  This module imports nothing else
+of nncore but its errors, so every other module may use it.
 """
 from __future__ import annotations
 
 from typing import Dict, Optional
 
-from .errors import ModelFormatError
+from .errors import ModelFormatError, unknown_name
 
-_REGISTRIES: Dict[str, Dict[str, type]] = {"layer": {}, "loss": {}, "optimizer": {}}
+_REGISTRIES: Dict[str, Dict[str, type]] = {"layer": {}, "loss": {}, "optimizer": {},
+                                           "metric": {}}
 
 
 def register(kind: str, cls: type, name: Optional[str] = None) -> type:
@@ -49,6 +50,13 @@ def register_optimizer(cls: Optional[type] = None, *, name: Optional[str] = None
     return decorate if cls is None else decorate(cls)
 
 
+def register_metric(cls: Optional[type] = None, *, name: Optional[str] = None):
+    """Make a user-defined `nncore.metrics.Metric` subclass savable."""
+    def decorate(klass):
+        return register("metric", klass, name)
+    return decorate if cls is None else decorate(cls)
+
+
 def auto_register(kind: str, cls: type) -> None:
     """Called by the base classes' __init_subclass__: register subclasses that
     are defined inside nncore itself (user classes register explicitly)."""
@@ -72,8 +80,8 @@ def lookup(kind: str, name) -> type:
     """The registered class called `name`, or ModelFormatError naming it."""
     table = _REGISTRIES[kind]
     if not isinstance(name, str) or name not in table:
-        hint = " (register it with @nncore.register_layer before loading)" \
-            if kind == "layer" else ""
-        raise ModelFormatError(f"unknown {kind} class {name!r}{hint}; registered: "
-                               f"{', '.join(sorted(table))}")
+        decorator = "nncore.register_layer" if kind == "layer" else \
+            f"nncore.registry.register_{kind}"
+        hint = f"; register your own classes with @{decorator} before loading"
+        raise ModelFormatError(unknown_name(f"{kind} class", name, table, hint))
     return table[name]

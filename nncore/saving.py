@@ -16,6 +16,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from . import metrics as metrics_module
 from . import registry
 from ._version import __version__
 from .errors import ModelFormatError, in_layer
@@ -32,6 +33,7 @@ RNG_NAMES = ("PCG64", "PCG64DXSM")
 DOCUMENT_KEYS = {"magic", "format_version", "nncore_version", "network", "built", "rng",
                  "shuffle", "weights", "optimizer_state"}
 NETWORK_KEYS = {"dtype", "input_shape", "seed", "layers", "loss", "optimizer"}
+OPTIONAL_NETWORK_KEYS = {"metrics"}     # written only when set
 
 
 # ----------------------------------------------------------------- config
@@ -45,13 +47,16 @@ def network_config(net) -> dict:
         except (ValueError, TypeError, NotImplementedError) as error:
             raise type(error)(in_layer(index, net.layers[index], error)) from None
         layers.append({"class": name, "config": config})
-    return {"dtype": net.dtype.name,
-            "input_shape": None if net.input_shape is None else list(net.input_shape),
-            "seed": int(net.seed) if isinstance(net.seed, (int, np.integer)) and
-            not isinstance(net.seed, bool) else None,
-            "layers": layers,
-            "loss": _object_config("loss", net.loss),
-            "optimizer": _object_config("optimizer", net.optimizer)}
+    config = {"dtype": net.dtype.name,
+              "input_shape": None if net.input_shape is None else list(net.input_shape),
+              "seed": int(net.seed) if isinstance(net.seed, (int, np.integer)) and
+              not isinstance(net.seed, bool) else None,
+              "layers": layers,
+              "loss": _object_config("loss", net.loss),
+              "optimizer": _object_config("optimizer", net.optimizer)}
+    if net.metrics:
+        config["metrics"] = _json_value(metrics_module.serialize(net.metrics), "metrics")
+    return config
 
 
 def _object_config(kind: str, obj) -> Optional[dict]:
@@ -85,7 +90,7 @@ def _json_value(value, what: str):
 
 def network_from_config(config, cls):
     """A new (unbuilt) network from `network_config` output."""
-    config = checked_dict(config, NETWORK_KEYS, "network config")
+    config = _checked_network_dict(config)
     dtype = config["dtype"]
     if dtype not in ("float32", "float64"):
         raise ModelFormatError(f"network config: dtype must be 'float32' or 'float64', "
@@ -106,12 +111,26 @@ def network_from_config(config, cls):
         layers.append(_construct(layer_cls, layer_config, f"layer {index} ({cls_name})"))
     loss = _optional_object("loss", config["loss"])
     optimizer = _optional_object("optimizer", config["optimizer"])
-    net = cls(layers, input_shape=input_shape, dtype=dtype, seed=seed)
+    try:
+        metrics = metrics_module.deserialize(config.get("metrics", []))
+    except (ValueError, TypeError) as error:
+        raise ModelFormatError(f"network config: metrics: {error}") from None
+    # the input shape is set after construction, which would build the
+    # network: loading checks the file's shapes before anything is allocated
+    net = cls(layers, dtype=dtype, seed=seed)
+    net.input_shape = input_shape
     if loss is not None:
-        net.use(loss, optimizer=optimizer)
+        net.use(loss, optimizer=optimizer, metrics=metrics)
     else:
-        net.optimizer = optimizer
+        net.optimizer, net.metrics = optimizer, metrics
     return net
+
+
+def _checked_network_dict(config) -> dict:
+    keys = NETWORK_KEYS
+    if isinstance(config, dict):
+        keys = keys | (OPTIONAL_NETWORK_KEYS & set(config))
+    return checked_dict(config, keys, "network config")
 
 
 def _optional_object(kind: str, entry):
@@ -255,7 +274,7 @@ def _checked_document(document) -> dict:
     if not isinstance(document["built"], bool):
         raise ModelFormatError("'built' must be true or false")
     weights = document["weights"]
-    network = checked_dict(document["network"], NETWORK_KEYS, "network config")
+    network = _checked_network_dict(document["network"])
     if document["built"]:
         if not isinstance(weights, list) or not isinstance(network["layers"], list) or \
                 len(weights) != len(network["layers"]):

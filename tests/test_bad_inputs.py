@@ -38,8 +38,9 @@ def predict(x, **kwargs):
     return lambda: built().predict(x, **kwargs)
 
 
-def added_after_build():
+def added_after_use():
     net = built()
+    net.predict(X)
     net.add(nncore.Dense(2))
 
 
@@ -198,7 +199,7 @@ CASES = [
      "the input shape is unknown"),
     ("add a non-layer", lambda: nncore.Network().add(nncore.Dense), TypeError,
      "Network.add takes a nncore Layer"),
-    ("add after build", added_after_build, RuntimeError, "already built"),
+    ("add after use", added_after_use, RuntimeError, "already been used"),
     ("backward before forward", lambda: nncore.Dense(3).backward(np.ones((2, 3))),
      RuntimeError, "Dense: backward called before forward"),
     ("backward wrong batch", dense_backward_wrong_batch, ValueError,

@@ -109,9 +109,12 @@ def test_fortran_and_strided_inputs_are_accepted():
     np.testing.assert_allclose(net.predict(x), net.predict(np.ascontiguousarray(x)))
 
 
-def test_add_after_build_and_non_layers():
+def test_add_after_use_and_non_layers():
     net = nncore.Network([nncore.Dense(3)], input_shape=(2,)).build()
-    with pytest.raises(RuntimeError, match="already built"):
+    net.add(nncore.Dense(2))          # built at once, on the known shape
+    assert net.layers[-1].built and net.output_shape == (2,)
+    net.predict(np.ones((1, 2)))
+    with pytest.raises(RuntimeError, match="already been used"):
         net.add(nncore.Dense(2))
     with pytest.raises(TypeError, match="takes a nncore Layer"):
         nncore.Network().add("dense")

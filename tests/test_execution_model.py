@@ -381,3 +381,20 @@ def test_the_package_has_no_import_cycles():
         if node not in state:
             visit(node, [])
     assert len(graph) > 20 and cycles == []
+
+
+# ---------------------------------------------------------------- threads
+@pytest.mark.parametrize("chunk", [1, 7, 64])
+def test_predict_split_over_worker_threads_equals_one_thread(chunk, dtype):
+    net = nncore.Network([nncore.Conv2D(4, 3, padding="same", activation="relu"),
+                          nncore.MaxPool2D(2), nncore.BatchNormalization(), nncore.Flatten(),
+                          nncore.Dropout(0.5), nncore.Dense(5, activation="softmax")],
+                         dtype=dtype, seed=12).build((6, 6, 2))
+    x = np.random.default_rng(13).normal(size=(203, 6, 6, 2)).astype(dtype)
+    with nncore.threads(1):
+        serial = net.predict(x, batch_size=chunk)
+    for workers in (2, 3, 5):
+        with nncore.threads(workers):
+            np.testing.assert_array_equal(net.predict(x, batch_size=chunk), serial)
+            session = nncore.InferenceSession(net, batch_size=chunk)
+            np.testing.assert_array_equal(session.predict(x), serial)

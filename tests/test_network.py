@@ -212,3 +212,23 @@ def test_two_fits_equal_one_longer_fit(batch_size):
         two.fit(x, y, epochs=2, learning_rate=0.05, batch_size=batch_size, verbose=0)
     for a, b in zip(one.params, two.params):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("make", [lambda a: nncore.Dense(4, activation=a),
+                                  lambda a: nncore.Conv2D(4, 2, activation=a)])
+def test_a_fused_activation_may_be_an_activation_layer(make, tmp_path):
+    # LeakyReLU(0.3) as the activation of a layer equals the layer followed
+    # by LeakyReLU(0.3), and the slope survives saving
+    x = np.random.default_rng(0).normal(size=(5, 3, 3, 2))
+    fused = nncore.Network([make(nncore.LeakyReLU(0.3))], dtype="float64", seed=1).build(
+        x.shape[1:])
+    apart = nncore.Network([make(None), nncore.LeakyReLU(0.3)], dtype="float64",
+                           seed=1).build(x.shape[1:])
+    np.testing.assert_allclose(fused.predict(x), apart.predict(x), rtol=1e-14, atol=1e-14)
+    assert (fused.predict(x) < 0).any()
+    fused.save(tmp_path / "m.nncore")
+    loaded = nncore.load(tmp_path / "m.nncore")
+    assert loaded.layers[0].activation_alpha == 0.3
+    np.testing.assert_array_equal(loaded.predict(x), fused.predict(x))
+    with pytest.raises(ValueError, match="unknown activation"):
+        make("swish")

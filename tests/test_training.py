@@ -298,9 +298,9 @@ def test_progress_bar_on_a_terminal(monkeypatch):
 def test_article_style_keeps_error_line(capsys):
     x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
     y = np.array([[0], [1], [1], [0]], np.float32)
-    net = nncore.Network([nncore.Dense(3, "tanh"), nncore.Dense(1, "tanh")], seed=0)
-    net.use("mse")
-    history = net.fit(x, y, epochs=3, learning_rate=0.1)   # learning_rate, no optimizer
+    net = nncore.Network([nncore.FCLayer(2, 3), nncore.Tanh(), nncore.FCLayer(3, 1)], seed=0)
+    net.use(nncore.losses.mse, nncore.losses.mse_prime)    # the article's loss functions
+    history = net.fit(x, y, epochs=3, learning_rate=0.1)
     lines = capsys.readouterr().out.splitlines()
     assert lines == [f"epoch {i}/3   error={history['loss'][i - 1]:f}" for i in (1, 2, 3)]
 
@@ -357,8 +357,9 @@ def test_history_plot_needs_matplotlib():
             history.plot()
     else:
         matplotlib.use("Agg")
-        ax = history.plot()
-        assert [line.get_label() for line in ax.get_lines()] == ["loss", "val_loss"]
+        figure = history.plot()
+        assert [line.get_label() for line in figure.axes[0].get_lines()] == \
+            ["loss", "val_loss"]
 
 
 # -------------------------------------------------------------------- MNIST MLP

@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import activations as article
 from .._native.activation import KINDS, ActivationOp
+from ..errors import unknown_name
 from .base import NativeLayer
 
 # the activation names: those the native kernel knows
@@ -30,8 +31,8 @@ class Activation(NativeLayer):
                  name: Optional[str] = None):
         super().__init__(name)
         if activation not in ACTIVATION_NAMES:
-            raise ValueError(f"{type(self).__name__}: unknown activation {activation!r}; "
-                             f"choose one of {sorted(ACTIVATION_NAMES)}")
+            raise ValueError(f"{type(self).__name__}: "
+                             f"{unknown_name('activation', activation, ACTIVATION_NAMES)}")
         self.activation = activation
         self.alpha = check_alpha(self, alpha)
 
@@ -156,9 +157,9 @@ def fused_activation(layer, activation: ActivationSpec) -> Tuple[Optional[str], 
         return activation.activation, activation.alpha
     if isinstance(activation, str) and activation in ACTIVATION_NAMES:
         return activation, LEAKY_RELU_ALPHA
-    raise ValueError(f"{type(layer).__name__}: unknown activation {activation!r}; choose one "
-                     f"of {sorted(ACTIVATION_NAMES)} or pass an Activation layer such as "
-                     f"LeakyReLU(0.2)")
+    hint = " or pass an Activation layer such as LeakyReLU(0.2)"
+    raise ValueError(f"{type(layer).__name__}: "
+                     f"{unknown_name('activation', activation, ACTIVATION_NAMES, hint)}")
 
 
 def activation_config(name: Optional[str], alpha: float) -> Any:

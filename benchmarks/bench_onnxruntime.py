@@ -1,0 +1,130 @@
+"""Inference against onnxruntime: the same weights, exported with
+nncore.onnx, run by nncore and by onnxruntime (sequential execution, full
+graph optimisation) at 1 and 2 threads.  Prints medians of interleaved runs,
+their spread, the GFLOP/s reached and its share of the SGEMM peak measured in
+the same run.
+
+    pip install "nncore[bench]"; python benchmarks/bench_onnxruntime.py
+"""
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+import nncore
+import nncore.onnx
+from _common import table
+
+MLP = ("MLP 784-256-128-10", (784,),
+       lambda: [nncore.Dense(256, activation="relu"), nncore.Dense(128, activation="relu"),
+                nncore.Dense(10)])
+CNN = ("CNN conv32-pool-conv64-pool-128-10", (28, 28, 1),
+       lambda: [nncore.Conv2D(32, 3, activation="relu"), nncore.MaxPool2D(2),
+                nncore.Conv2D(64, 3, activation="relu"), nncore.MaxPool2D(2),
+                nncore.Flatten(), nncore.Dense(128, activation="relu"), nncore.Dense(10)])
+
+
+def forward_flops(net) -> int:
+    """Multiply-adds x 2 of one sample's forward pass (dense and convolution)."""
+    total = 0
+    for layer in net.layers:
+        if isinstance(layer, nncore.Conv2D):
+            kh, kw = layer.kernel_size
+            oh, ow, f = layer.output_shape
+            total += 2 * oh * ow * f * kh * kw * layer.input_shape[-1]
+        elif isinstance(layer, nncore.Dense):
+            total += 2 * layer.W.size * int(np.prod(layer.input_shape[:-1]))
+    return total
+
+
+def sgemm_peak(threads: int) -> float:
+    """GFLOP/s of a large single-precision GEMM through SciPy's BLAS."""
+    from scipy.linalg import blas
+    a = np.random.default_rng(0).random((1536, 1536), np.float32)
+    with nncore.threads(threads):
+        blas.sgemm(1.0, a, a)
+        runs = []
+        for _ in range(5):
+            start = time.perf_counter()
+            blas.sgemm(1.0, a, a)
+            runs.append(time.perf_counter() - start)
+    return 2 * 1536 ** 3 / min(runs) / 1e9
+
+
+def session(path, threads):
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def interleaved(runs: dict, calls: int, repeats: int) -> dict:
+    """{name: [seconds per call of each repeat]}, the names taking turns."""
+    times = {name: [] for name in runs}
+    for run in runs.values():
+        run()
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                run()
+            times[name].append((time.perf_counter() - start) / calls)
+    return times
+
+
+def spread(values) -> str:
+    low, high = min(values), max(values)
+    return f"{100 * (high - low) / statistics.median(values):.0f}%"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    import tempfile
+    rows = []
+    for threads in (1, 2):
+        peak = sgemm_peak(threads)
+        for name, shape, layers in (MLP, CNN):
+            net = nncore.Network(layers(), input_shape=shape, seed=0).build()
+            flops = forward_flops(net)
+            with tempfile.TemporaryDirectory() as folder:
+                path = f"{folder}/model.onnx"
+                nncore.onnx.export(net, path)
+                ort = session(path, threads)
+            for batch in (1, 256):
+                x = np.random.default_rng(1).random((batch,) + shape, np.float32)
+                ours = nncore.InferenceSession(net)
+                out = np.empty((batch, 10), np.float32)
+                with nncore.threads(threads):
+                    ours.predict(x, out)
+                    theirs = ort.run(None, {"input": x})[0]
+                    np.testing.assert_allclose(out, theirs, rtol=1e-4, atol=1e-4)
+                    calls = 2000 if batch == 1 else (20 if shape == (784,) else 3)
+                    times = interleaved({"nncore": lambda: ours.predict(x, out),
+                                         "onnxruntime": lambda: ort.run(None, {"input": x})},
+                                        calls, args.repeats)
+                a, b = (statistics.median(times[k]) for k in ("nncore", "onnxruntime"))
+                gflops = flops * batch / a / 1e9
+                rows.append([name, threads, batch,
+                             f"{a * 1e6:.1f}" if batch == 1 else f"{batch / a:,.0f}",
+                             spread(times["nncore"]),
+                             f"{b * 1e6:.1f}" if batch == 1 else f"{batch / b:,.0f}",
+                             spread(times["onnxruntime"]), f"{b / a:.2f}x",
+                             f"{gflops:.1f}", f"{100 * gflops / peak:.0f}%"])
+        print(f"SGEMM peak at {threads} thread(s): {peak:.0f} GFLOP/s")
+    print(table(rows, ["model", "threads", "batch", "nncore (us or samples/s)", "spread",
+                       "onnxruntime", "spread", "nncore speed / ort", "nncore GFLOP/s",
+                       "of SGEMM peak"]))
+    print("batch 1: microseconds per call; batch 256: samples per second; ratios > 1 mean "
+          "nncore is faster")
+    print("targets at 1 thread: CNN batch 256 >= 1.0x, CNN batch 1 >= 1.0x; "
+          "MLP batch 256 >= 1.0x, MLP batch 1 >= 1.25x")
+
+
+if __name__ == "__main__":
+    main()
