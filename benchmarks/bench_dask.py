@@ -1,7 +1,8 @@
 """Distributed prediction: 1,000,000 MNIST-sized rows (784 float32 values)
 through the 784-256-128-10 MLP with nncore.dask.predict on a LocalCluster of
 2 worker processes (1 thread each), against one local process with one
-thread predicting the same blocks in a loop.
+thread predicting the same blocks in a loop (the two measured in
+alternation, medians reported).
 
 The rows are MNIST training images (random ones without the data) repeated:
 one block of them is scattered to every worker once, and each block of the
@@ -42,43 +43,46 @@ def same_block(block: np.ndarray, index: int) -> np.ndarray:
     return block
 
 
-def local_rate(net: nncore.Network, block: np.ndarray, rows: int) -> float:
-    """Rows per second of one process, one thread, predicting every block."""
-    blocks = rows // len(block)
+def local_run(net: nncore.Network, block: np.ndarray, blocks: int) -> float:
+    """Seconds for one process, one thread, to predict `blocks` blocks."""
     with nncore.threads(1):
-        net.predict(block)
         start = time.perf_counter()
         for _ in range(blocks):
             net.predict(block)
-        return blocks * len(block) / (time.perf_counter() - start)
+        return time.perf_counter() - start
 
 
-def distributed_rate(net: nncore.Network, block: np.ndarray, rows: int, workers: int,
-                     repeats: int) -> float:
-    """Rows per second of nncore.dask.predict on `workers` processes (median
-    of `repeats` runs after a warm-up); results stay on the workers."""
+def rates(net: nncore.Network, block: np.ndarray, rows: int, workers: int,
+          repeats: int) -> tuple:
+    """Median rows per second of the local loop and of nncore.dask.predict on
+    `workers` processes, measured in alternation (after a warm-up of each) so
+    both see the same load from other processes; the distributed results
+    stay on the workers."""
     import dask
     import dask.array as da
     from distributed import Client, LocalCluster, wait
 
     import nncore.dask
 
+    blocks = rows // len(block)
+    local, spread = [], []
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
         shared = client.scatter(block, broadcast=True)
         parts = [da.from_delayed(dask.delayed(same_block)(shared, i), shape=block.shape,
-                                 dtype=block.dtype) for i in range(rows // len(block))]
+                                 dtype=block.dtype) for i in range(blocks)]
         X = da.concatenate(parts)
-        rates = []
         for run in range(repeats + 1):
+            seconds = local_run(net, block, blocks)
             start = time.perf_counter()
             out = client.persist(nncore.dask.predict(net, X))
             wait(out)
             elapsed = time.perf_counter() - start
             del out
             if run:
-                rates.append(len(X) / elapsed)
-        return float(np.median(rates))
+                local.append(rows / seconds)
+                spread.append(rows / elapsed)
+    return float(np.median(local)), float(np.median(spread))
 
 
 def main() -> None:
@@ -94,8 +98,7 @@ def main() -> None:
     print(f"{rows:,} rows of 784 float32 in blocks of {args.block:,}; "
           f"{os.cpu_count()} cores; MLP 784-256-128-10; load average before: "
           f"{os.getloadavg()[0]:.2f}")
-    local = local_rate(net, block, rows)
-    spread = distributed_rate(net, block, rows, args.workers, args.repeats)
+    local, spread = rates(net, block, rows, args.workers, args.repeats)
     efficiency = spread / (args.workers * local)
     print(table([["1 local process, 1 thread", fmt_rate(local), "1.00x", "-"],
                  [f"nncore.dask.predict, {args.workers} workers x 1 thread", fmt_rate(spread),
