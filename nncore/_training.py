@@ -56,6 +56,9 @@ def _fit(net, x, y, epochs, batch_size, validation_data, validation_split, shuff
     article = _checks.is_article_style(net)
     batch_size = check_positive_int(batch_size if batch_size is not None
                                     else 1 if article else 32, "batch_size")
+    if y is None:
+        raise ValueError("Network.fit: y is missing; pass the targets, or x as a dask array "
+                         "or as batches of (x, y)")
     x = network_inputs(net, x)
     y = network_targets(net, y, x.shape[0])
     weights = _weights.combined(net, y, sample_weight, class_weight, nonzero=True)
@@ -87,6 +90,9 @@ def evaluate(net, x, y, batch_size: Optional[int] = None, sample_weight=None) ->
     """Network.evaluate (see there)."""
     if net.loss is None:
         raise RuntimeError("Network.evaluate: set a loss with use(...) first")
+    if y is None:
+        raise ValueError("Network.evaluate: y is missing; pass the targets, or x as a dask "
+                         "array or as batches of (x, y)")
     x = network_inputs(net, x)
     y = network_targets(net, y, x.shape[0])
     predicted = net.predict(x, batch_size)

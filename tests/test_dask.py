@@ -181,6 +181,8 @@ OUT_OF_CORE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="the memory cap is Linux's RLIMIT_DATA, read from /proc")
 def test_out_of_core_fit_on_memmaps_beyond_a_memory_cap(tmp_path):
     # 4 files x 26,000 rows x 512 float32 = 213 MB on disk; the fit may
     # allocate at most 64 MB of private memory beyond what it held before

@@ -128,6 +128,10 @@ def test_stream_errors_name_the_problem():
         net.fit(Batches(x, y, 50), y, verbose=0)
     with pytest.raises(ValueError, match="batch 0: expected \\(x, y\\)"):
         net.fit(iter([x[:10]]), verbose=0)
+    with pytest.raises(ValueError, match="Network.fit: y is missing"):
+        net.fit(x, verbose=0)
+    with pytest.raises(ValueError, match="Network.evaluate: y is missing"):
+        net.evaluate(x)
     with pytest.raises(ValueError, match="holds no batches"):
         net.fit(Batches(x[:0], y[:0], 5), verbose=0)
     net2 = classifier()
