@@ -7,8 +7,9 @@ blocks are in memory at once: the one being trained on and the next one,
 loaded by a background thread meanwhile.  Blocks of dask arrays and of
 sequences are visited in an order shuffled from the network's seed, and the
 samples of each block are shuffled by the native training loop; iterables
-are read in their own order.  dask is never imported here: dask arrays are
-recognised by their attributes and computed with their own `compute`.
+are read in their own order.  dask arrays are recognised by their
+attributes; dask itself is imported only to compute one of their blocks, so
+`import nncore` never imports it.
 """
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ import numpy as np
 
 from . import _checks, _weights
 from . import callbacks as callbacks_module
-from ._data import check_positive_float, check_positive_int, network_inputs, network_targets
+from ._data import check_positive_int, network_inputs, network_targets
 from ._native.data import shuffle as shuffle_order
-from ._training import Trainer, fit_optimizer, resolved_metrics, shaped, shuffle_state
+from ._training import (Trainer, check_fit_arguments, fit_optimizer, resolved_metrics, shaped,
+                        shuffle_state)
 from .callbacks import History
 
 
@@ -55,6 +57,7 @@ class Blocks:
     def __init__(self, x, y=None, sample_weight=None):
         self.iterable: Optional[object] = None
         self.dask_shape: Optional[tuple] = None
+        self._used = False          # an iterator was read (it cannot start again)
         if is_dask_array(x):
             self._from_dask(x, y, sample_weight)
         else:
@@ -121,7 +124,7 @@ class Blocks:
 
     def _iterate(self):
         iterator = iter(self.iterable)
-        if iterator is self.iterable and getattr(self, "_used", False):
+        if iterator is self.iterable and self._used:
             raise ValueError("an iterator can be read only once: pass a sequence, or an "
                              "iterable whose iter() starts again, to run several epochs")
         self._used = True
@@ -171,17 +174,8 @@ def fit(net, x, y, epochs, batch_size, validation_data, validation_split, shuffl
 
 def _fit(net, x, y, epochs, batch_size, validation_data, validation_split, shuffle, verbose,
          callbacks, initial_epoch, learning_rate, sample_weight, class_weight) -> History:
-    if net.loss is None:
-        raise RuntimeError("Network.fit: set a loss with use(...) before fit")
-    epochs = check_positive_int(epochs, "epochs")
-    if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer)) \
-            or not 0 <= initial_epoch < epochs:
-        raise ValueError(f"initial_epoch must be an integer in [0, epochs={epochs}), "
-                         f"got {initial_epoch!r}")
-    if verbose not in (0, 1, 2):
-        raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
-    if learning_rate is not None:
-        learning_rate = check_positive_float(learning_rate, "learning_rate")
+    epochs, learning_rate, callbacks = check_fit_arguments(net, epochs, initial_epoch, verbose,
+                                                           learning_rate, callbacks)
     if validation_split:
         raise ValueError("fit: validation_split needs in-memory arrays; pass validation_data "
                          "with dask arrays or batches")
@@ -195,11 +189,6 @@ def _fit(net, x, y, epochs, batch_size, validation_data, validation_split, shuff
     if validation_data is not None and (not isinstance(validation_data, (tuple, list))
                                         or len(validation_data) != 2):
         raise ValueError("fit: validation_data must be a pair (x_val, y_val)")
-    callbacks = list(callbacks or [])
-    for callback in callbacks:
-        if not isinstance(callback, callbacks_module.Callback):
-            raise TypeError(f"callbacks must be nncore.callbacks.Callback objects, "
-                            f"got {type(callback).__name__}")
     blocks = Blocks(x, y, sample_weight)
     run = StreamTraining(net, blocks, epochs, initial_epoch, batch_size, shuffle,
                          validation_data, callbacks, verbose, learning_rate, class_weight)

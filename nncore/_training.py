@@ -40,8 +40,9 @@ def fit(net, x, y, epochs: int = 1, batch_size: Optional[int] = None, validation
         net.guard.end_fit()
 
 
-def _fit(net, x, y, epochs, batch_size, validation_data, validation_split, shuffle, verbose,
-         callbacks, initial_epoch, learning_rate, sample_weight, class_weight) -> History:
+def check_fit_arguments(net, epochs, initial_epoch, verbose, learning_rate, callbacks):
+    """(epochs, learning_rate, callbacks) of a fit call, checked; shared by
+    in-memory and streamed fits."""
     if net.loss is None:
         raise RuntimeError("Network.fit: set a loss with use(...) before fit")
     epochs = check_positive_int(epochs, "epochs")
@@ -53,6 +54,18 @@ def _fit(net, x, y, epochs, batch_size, validation_data, validation_split, shuff
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
     if learning_rate is not None:
         learning_rate = check_positive_float(learning_rate, "learning_rate")
+    callbacks = list(callbacks or [])
+    for callback in callbacks:
+        if not isinstance(callback, callbacks_module.Callback):
+            raise TypeError(f"callbacks must be nncore.callbacks.Callback objects, "
+                            f"got {type(callback).__name__}")
+    return epochs, learning_rate, callbacks
+
+
+def _fit(net, x, y, epochs, batch_size, validation_data, validation_split, shuffle, verbose,
+         callbacks, initial_epoch, learning_rate, sample_weight, class_weight) -> History:
+    epochs, learning_rate, callbacks = check_fit_arguments(net, epochs, initial_epoch, verbose,
+                                                           learning_rate, callbacks)
     article = _checks.is_article_style(net)
     batch_size = check_positive_int(batch_size if batch_size is not None
                                     else 1 if article else 32, "batch_size")
@@ -67,11 +80,6 @@ def _fit(net, x, y, epochs, batch_size, validation_data, validation_split, shuff
         x, y = x[:-len(validation[0])], y[:-len(validation[0])]
         if weights is not None:
             weights = weights[:len(x)]
-    callbacks = list(callbacks or [])
-    for callback in callbacks:
-        if not isinstance(callback, callbacks_module.Callback):
-            raise TypeError(f"callbacks must be nncore.callbacks.Callback objects, "
-                            f"got {type(callback).__name__}")
     optimizer = fit_optimizer(net)
     _checks.check_loss_and_outputs(net, x[:batch_size])
     trainer = Trainer(net, x, y, optimizer, epochs, initial_epoch, batch_size, shuffle,
