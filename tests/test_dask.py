@@ -18,7 +18,7 @@ pytest.importorskip("sklearn")
 
 import joblib  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
-from sklearn.model_selection import GridSearchCV  # noqa: E402
+from sklearn.model_selection import GridSearchCV, RandomizedSearchCV  # noqa: E402
 
 import nncore  # noqa: E402
 import nncore.dask  # noqa: E402
@@ -90,14 +90,17 @@ def test_predict_refuses_bad_input(client):
         nncore.dask.predict(nncore.Network([nncore.Dense(2)]), lazy_rows(4, 2))
 
 
-def test_grid_search_under_the_dask_backend_ranks_like_one_job(client):
+@pytest.mark.parametrize("kind", ["grid", "randomized"])
+def test_search_under_the_dask_backend_ranks_like_one_job(client, kind):
     rng = np.random.default_rng(2)
     x = rng.normal(size=(240, 8))
     y = (x[:, 0] + x[:, 1] ** 2 > 1).astype(int) + (x[:, 2] > 0.5)
     grid = {"hidden_layer_sizes": [(4,), (32,)], "learning_rate": [1e-4, 1e-2]}
 
     def search(n_jobs):
-        gs = GridSearchCV(NNClassifier(max_iter=30, random_state=0), grid, cv=3, n_jobs=n_jobs)
+        model = NNClassifier(max_iter=30, random_state=0)
+        gs = (GridSearchCV(model, grid, cv=3, n_jobs=n_jobs) if kind == "grid" else
+              RandomizedSearchCV(model, grid, n_iter=3, cv=3, n_jobs=n_jobs, random_state=0))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             return gs.fit(x, y)
