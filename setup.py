@@ -11,7 +11,7 @@ import tempfile
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-MODULES = ["plan", "data", "dense", "activation", "loss", "optim", "openmp",
+MODULES = ["plan", "data", "dense", "activation", "loss", "optim", "openmp", "convpool",
            "conv", "pool", "reshape", "dropout", "batchnorm"]
 
 OPENMP_TEST = r"""
@@ -56,12 +56,34 @@ def openmp_flags(compiler):
     return [], []
 
 
+def accepted(compiler, flags):
+    """True when the compiler compiles a trivial file with these flags."""
+    tmp = tempfile.mkdtemp()
+    try:
+        source = os.path.join(tmp, "flags.c")
+        with open(source, "w") as f:
+            f.write("int main(void) { return 0; }\n")
+        compiler.compile([source], output_dir=tmp, extra_postargs=flags)
+        return True
+    except Exception:
+        return False
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# GCC gives up vectorizing a loop that reads many arrays which might overlap
+# the one it writes (Winograd's transforms read 16); let it check more pairs
+ALIAS_CHECKS = ["--param", "vect-max-version-for-alias-checks=64"]
+
+
 class BuildExt(build_ext):
     def build_extensions(self):
         cflags, lflags = openmp_flags(self.compiler)
         print(f"nncore: OpenMP {'enabled' if cflags else 'not available, serial build'}")
         # -fno-math-errno lets sqrt vectorize (the core never reads errno)
         base = ["/O2"] if self.compiler.compiler_type == "msvc" else ["-O3", "-fno-math-errno"]
+        if self.compiler.compiler_type != "msvc" and accepted(self.compiler, ALIAS_CHECKS):
+            base += ALIAS_CHECKS
         for ext in self.extensions:
             ext.extra_compile_args = base + cflags
             ext.extra_link_args = lflags

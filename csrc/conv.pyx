@@ -7,45 +7,15 @@ from libc.string cimport memcpy, memset
 from cpython.pycapsule cimport PyCapsule_New
 from core cimport real, Op, F32, address, dtype_code, declare_params
 from blas cimport gemm
-
-
-cdef struct ConvCfg:
-    Py_ssize_t H, W, C             # input sample
-    Py_ssize_t OH, OW, F           # output sample
-    Py_ssize_t kh, kw, sh, sw      # kernel size and strides
-    Py_ssize_t pt, pl              # zero padding at the top and the left
-    bint direct                    # 1x1, stride 1, no padding: x is its own im2col
-    bint relu                      # fused ReLU on the output
-    void* kernel
-    void* bias                     # NULL without bias
-    void* g_kernel
-    void* g_bias
+from im2col cimport ConvCfg, im2col_row
 
 
 # cols (OH*OW, kh*kw*C) = the receptive field of every output position of x (H, W, C)
 cdef void im2col(real* cols, const real* x, const ConvCfg* c) noexcept nogil:
-    cdef Py_ssize_t oh, ow, i, k, ih, iw0, j0, j1
-    cdef Py_ssize_t C = c.C, row = c.kw * c.C
-    cdef const real* src
-    cdef real* dst = cols
+    cdef Py_ssize_t oh, ow, row = c.kh * c.kw * c.C
     for oh in range(c.OH):
         for ow in range(c.OW):
-            iw0 = ow * c.sw - c.pl
-            j0 = max(0, -iw0)                  # kernel columns inside the image: [j0, j1)
-            j1 = min(c.kw, c.W - iw0)
-            for i in range(c.kh):
-                ih = oh * c.sh - c.pt + i
-                if ih < 0 or ih >= c.H or j1 <= j0:
-                    memset(dst, 0, row * sizeof(real))
-                else:
-                    if j0 > 0:
-                        memset(dst, 0, j0 * C * sizeof(real))
-                    src = x + (ih * c.W + iw0 + j0) * C
-                    for k in range((j1 - j0) * C):
-                        dst[j0 * C + k] = src[k]
-                    if j1 < c.kw:
-                        memset(dst + j1 * C, 0, (c.kw - j1) * C * sizeof(real))
-                dst += row
+            im2col_row(cols + (oh * c.OW + ow) * row, x, c, oh, ow)
 
 
 # x (H, W, C) = sum of the rows of cols (OH*OW, kh*kw*C) put back where im2col took them

@@ -115,6 +115,22 @@ cdef inline void sgd_step(real* param, const real* grad, Py_ssize_t size,
         param[i] -= lr * grad[i]
 
 
+cdef extern from *:
+    """
+    #define NNCORE_MAX(a, b) ((a) > (b) ? (a) : (b))
+    """
+    float max_f "NNCORE_MAX"(float a, float b) noexcept nogil
+    double max_d "NNCORE_MAX"(double a, double b) noexcept nogil
+
+
+# the larger of a and b as one C expression (no branch: loops using it vectorize)
+cdef inline real r_max(real a, real b) noexcept nogil:
+    if real is float:
+        return max_f(a, b)
+    else:
+        return max_d(a, b)
+
+
 cdef inline real r_tanh(real v) noexcept nogil:
     if real is float:
         return tanhf(v)

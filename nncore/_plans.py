@@ -31,6 +31,26 @@ def native_ops(layers) -> Optional[list]:
     return ops
 
 
+def inference_ops(layers) -> Optional[list]:
+    """The ops that compute the layers' outputs, with a convolution and the
+    max pooling after it fused into one op; None when a layer runs in Python."""
+    if native_ops(layers) is None:
+        return None
+    ops, index = [], 0
+    while index < len(layers):
+        layer = layers[index]
+        fused = None
+        if hasattr(layer, "pooled_op") and index + 1 < len(layers):
+            fused = layer.pooled_op(layers[index + 1])
+        if fused is not None:
+            ops.append(fused)
+            index += 2
+        else:
+            ops.extend(layer.native_ops())
+            index += 1
+    return ops
+
+
 class NetworkPlans:
     """The plans of one built network (see the module docstring)."""
 
@@ -46,7 +66,7 @@ class NetworkPlans:
         self.used = True
         local = self._local
         if not hasattr(local, "plan"):
-            ops = native_ops(net.layers)
+            ops = inference_ops(net.layers)
             local.plan = Plan(ops, net.dtype) if ops else None
         return local.plan
 

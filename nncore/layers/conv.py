@@ -8,6 +8,7 @@ import numpy as np
 from .. import initializers
 from .._native.activation import ActivationOp
 from .._native.conv import ConvOp
+from .._native.convpool import ConvPoolOp
 from ._window import as_pair, check_padding, image_shape, window_geometry
 from .activation import ActivationSpec, activation_config, fused_activation
 from .base import NativeLayer, Shape
@@ -73,6 +74,19 @@ class Conv2D(NativeLayer):
             ops.append(ActivationOp(self.activation, self.dtype, size,
                                     self.filters, self.activation_alpha))
         return ops
+
+    def pooled_op(self, pool) -> Optional[ConvPoolOp]:
+        """One inference op for this layer followed by the MaxPool2D layer
+        `pool`, when the pool's windows do not overlap and it has no padding
+        (else None)."""
+        from .pooling import MaxPool2D
+        if (type(pool) is not MaxPool2D or self.activation not in (None, "relu")
+                or pool.strides != pool.pool_size or pool.padding not in ("valid", (0, 0))):
+            return None
+        shape = image_shape(self, self._built_input_shape())
+        (oh, ow), pad = self._geometry(shape)
+        return ConvPoolOp(self.kernel, self.bias, (shape[0], shape[1]), (oh, ow),
+                          self.strides, pad, self.activation == "relu", pool.pool_size)
 
     def get_config(self) -> dict:
         return {"filters": self.filters, "kernel_size": list(self.kernel_size),

@@ -1,0 +1,265 @@
+# Inference-only fusion of a convolution (optionally with ReLU) and the
+# non-overlapping max pooling that follows it.  The convolution's own output
+# is never stored, the positions the pool drops (a last odd row or column)
+# are never computed, and an epilogue takes each window's maximum, adds the
+# bias and applies ReLU (they commute with the maximum), writing the pooled
+# output directly.  Two ways to compute the convolution:
+#  * im2col of the positions the pool reads and one BLAS GEMM for the chunk;
+#  * for 3x3 kernels with stride 1 and 2x2 pools, Winograd's F(2x2, 3x3): each
+#    pool window is one 2x2 output tile, computed from a 4x4 input tile with
+#    16 products per channel instead of 36, as 16 BLAS GEMMs over the chunk's
+#    tiles (tiles x C) @ (C x F).
+from libc.string cimport memcpy, memset
+from cpython.pycapsule cimport PyCapsule_New
+from core cimport real, Op, F32, address, dtype_code, r_max
+from im2col cimport ConvCfg, im2col_row
+from blas cimport gemm
+
+
+cdef struct ConvPoolCfg:
+    ConvCfg conv
+    Py_ssize_t ph, pw          # pool window = pool stride
+    Py_ssize_t PH, PW          # pooled output (PH, PW, F)
+    bint winograd
+
+
+# Winograd F(2x2, 3x3) needs enough channels to make its GEMMs worth it
+cdef enum:
+    WINOGRAD_MIN_CHANNELS = 8
+
+
+# cols (PH*PW*ph*pw, K) = im2col rows of x (H, W, C), window by window: the ph*pw
+# positions of pooled output (i, j) are rows (i*PW + j)*ph*pw onwards
+cdef void im2col_windows(real* cols, const real* x, const ConvPoolCfg* c) noexcept nogil:
+    cdef Py_ssize_t i, j, a, b, K = c.conv.kh * c.conv.kw * c.conv.C
+    for i in range(c.PH):
+        for j in range(c.PW):
+            for a in range(c.ph):
+                for b in range(c.pw):
+                    im2col_row(cols, x, &c.conv, i * c.ph + a, j * c.pw + b)
+                    cols += K
+
+
+# y (P, F) = relu(max over the Q rows of each window of Y (P*Q, F) + bias)
+cdef void window_max_epilogue(real* y, const real* Y, const real* bias, Py_ssize_t P,
+                              Py_ssize_t Q, Py_ssize_t F, bint relu) noexcept nogil:
+    cdef Py_ssize_t p, q, f
+    cdef const real* rows
+    for p in range(P):
+        rows = Y + p * Q * F
+        memcpy(y, rows, F * sizeof(real))
+        for q in range(1, Q):
+            for f in range(F):
+                y[f] = r_max(y[f], rows[q * F + f])
+        bias_relu(y, bias, 1, F, relu)
+        y += F
+
+
+# U (16, C, F) = G g G^T for every (c, f) of the kernel g (3, 3, C, F), with
+# G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]; rows (12, F): scratch
+cdef void winograd_kernel(real* U, real* rows, const real* g, Py_ssize_t C,
+                          Py_ssize_t F) noexcept nogil:
+    cdef Py_ssize_t c, f, i, q, CF = C * F
+    cdef const real* k
+    cdef real* r
+    for c in range(C):
+        for i in range(3):                  # row i of g G^T: rows[4 i + q]
+            k = g + i * 3 * CF + c * F
+            r = rows + 4 * i * F
+            for f in range(F):
+                r[f] = k[f]
+                r[F + f] = (k[f] + k[CF + f] + k[2 * CF + f]) / 2
+                r[2 * F + f] = (k[f] - k[CF + f] + k[2 * CF + f]) / 2
+                r[3 * F + f] = k[2 * CF + f]
+        for q in range(4):                  # G (g G^T), column q
+            for f in range(F):
+                U[q * CF + c * F + f] = rows[q * F + f]
+                U[(4 + q) * CF + c * F + f] = (rows[q * F + f] + rows[(4 + q) * F + f]
+                                               + rows[(8 + q) * F + f]) / 2
+                U[(8 + q) * CF + c * F + f] = (rows[q * F + f] - rows[(4 + q) * F + f]
+                                               + rows[(8 + q) * F + f]) / 2
+                U[(12 + q) * CF + c * F + f] = rows[(8 + q) * F + f]
+
+
+# row r of (B^T d) B, where row r of B^T d is tile row `first` minus (or, when
+# not subtract, plus) tile row `second`; tile (16, C), v: rows 4r..4r+3 of V,
+# TC apart
+cdef inline void tile_rows(real* v, const real* tile, Py_ssize_t first, Py_ssize_t second,
+                           bint subtract, Py_ssize_t r, Py_ssize_t C,
+                           Py_ssize_t TC) noexcept nogil:
+    cdef Py_ssize_t k
+    cdef real e0, e1, e2, e3, sign = -1 if subtract else 1
+    cdef const real* a = tile + first * C
+    cdef const real* b = tile + second * C
+    v += 4 * r * TC
+    for k in range(C):
+        e0 = a[k] + sign * b[k]
+        e1 = a[C + k] + sign * b[C + k]
+        e2 = a[2 * C + k] + sign * b[2 * C + k]
+        e3 = a[3 * C + k] + sign * b[3 * C + k]
+        v[k] = e0 - e2
+        v[TC + k] = e1 + e2
+        v[2 * TC + k] = e2 - e1
+        v[3 * TC + k] = e1 - e3
+
+
+# V (16, T, C) = B^T d B for the 4x4 input tile d of every pool window of the n
+# samples of x (T = n * PH * PW tiles), with B^T = [[1, 0, -1, 0], [0, 1, 1, 0],
+# [0, -1, 1, 0], [0, 1, 0, -1]]; tile (16, C): scratch
+cdef void winograd_tiles(real* V, real* tile, const real* x, Py_ssize_t n,
+                         Py_ssize_t sample, const ConvPoolCfg* c) noexcept nogil:
+    cdef Py_ssize_t s, i, j, r, ih, iw, q0, q1, t = 0, C = c.conv.C
+    cdef Py_ssize_t TC = n * c.PH * c.PW * C
+    cdef real* v
+    for s in range(n):
+        for i in range(c.PH):
+            for j in range(c.PW):
+                # the tile's rows, zero outside the image
+                iw = 2 * j - c.conv.pl
+                q0 = max(0, -iw)
+                q1 = min(4, c.conv.W - iw)
+                for r in range(4):
+                    ih = 2 * i - c.conv.pt + r
+                    memset(tile + 4 * r * C, 0, 4 * C * sizeof(real))
+                    if 0 <= ih < c.conv.H and q1 > q0:
+                        memcpy(tile + (4 * r + q0) * C,
+                               x + s * sample + (ih * c.conv.W + iw + q0) * C,
+                               (q1 - q0) * C * sizeof(real))
+                v = V + t * C
+                tile_rows(v, tile, 0, 8, 1, 0, C, TC)          # d0 - d2
+                tile_rows(v, tile, 4, 8, 0, 1, C, TC)          # d1 + d2
+                tile_rows(v, tile, 8, 4, 1, 2, C, TC)          # d2 - d1
+                tile_rows(v, tile, 4, 12, 1, 3, C, TC)         # d1 - d3
+                t += 1
+
+
+# y (T, F) = relu(max of the 2x2 tile A^T m A + bias) for every tile, m (16, T, F) the
+# products; A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
+cdef void winograd_pooled(real* y, const real* m, const real* bias, Py_ssize_t T,
+                          Py_ssize_t F, bint relu) noexcept nogil:
+    cdef Py_ssize_t t, f, TF = T * F
+    cdef real a0, a1, a2, a3, b0, b1, b2, b3, y00, y01, y10, y11
+    cdef const real* p
+    for t in range(T):
+        p = m + t * F
+        for f in range(F):
+            a0 = p[f] + p[4 * TF + f] + p[8 * TF + f]
+            a1 = p[TF + f] + p[5 * TF + f] + p[9 * TF + f]
+            a2 = p[2 * TF + f] + p[6 * TF + f] + p[10 * TF + f]
+            a3 = p[3 * TF + f] + p[7 * TF + f] + p[11 * TF + f]
+            b0 = p[4 * TF + f] - p[8 * TF + f] - p[12 * TF + f]
+            b1 = p[5 * TF + f] - p[9 * TF + f] - p[13 * TF + f]
+            b2 = p[6 * TF + f] - p[10 * TF + f] - p[14 * TF + f]
+            b3 = p[7 * TF + f] - p[11 * TF + f] - p[15 * TF + f]
+            y00 = a0 + a1 + a2
+            y01 = a1 - a2 - a3
+            y10 = b0 + b1 + b2
+            y11 = b1 - b2 - b3
+            y[t * F + f] = r_max(r_max(y00, y01), r_max(y10, y11))
+    bias_relu(y, bias, T, F, relu)
+
+
+# y (rows, F) += bias (F; none when NULL), then max(y, 0) when relu
+cdef void bias_relu(real* y, const real* bias, Py_ssize_t rows, Py_ssize_t F,
+                    bint relu) noexcept nogil:
+    cdef Py_ssize_t r, f
+    if bias != NULL:
+        for r in range(rows):
+            for f in range(F):
+                y[r * F + f] += bias[f]
+    if relu:
+        for r in range(rows * F):
+            y[r] = r_max(y[r], <real>0)
+
+
+# y (n, PH, PW, F) through Winograd; work: V (16, T, C), m (16, T, F); in the op's
+# state: U (16, C, F), a tile (16, C) and kernel rows (12, F)
+cdef void _winograd_forward(Op* op, Py_ssize_t n, real* y, const real* x,
+                            real* work) noexcept nogil:
+    cdef const ConvPoolCfg* c = <const ConvPoolCfg*>op.cfg
+    cdef Py_ssize_t k, C = c.conv.C, F = c.conv.F, T = n * c.PH * c.PW
+    cdef real* U = <real*>op.state
+    cdef real* tile = U + 16 * C * F
+    cdef real* rows = tile + 16 * C
+    cdef real* V = work
+    cdef real* m = work + 16 * T * C
+    winograd_kernel(U, rows, <const real*>c.conv.kernel, C, F)
+    winograd_tiles(V, tile, x, n, op.in_size, c)
+    for k in range(16):
+        gemm(False, False, T, F, C, 1, V + k * T * C, C, U + k * C * F, F, 0, m + k * T * F, F)
+    winograd_pooled(y, m, <const real*>c.conv.bias, T, F, c.conv.relu)
+
+
+# y (n, PH, PW, F) = maxpool(relu(conv(x (n, H, W, C)) + bias)); work: (n, rows, K + F)
+cdef void _forward(Op* op, Py_ssize_t n, real* y, const real* x, real* work) noexcept nogil:
+    cdef const ConvPoolCfg* c = <const ConvPoolCfg*>op.cfg
+    cdef Py_ssize_t s, Q = c.ph * c.pw, P = c.PH * c.PW, F = c.conv.F
+    cdef Py_ssize_t K = c.conv.kh * c.conv.kw * c.conv.C, rows = P * Q
+    cdef real* cols = work
+    cdef real* Y = work + n * rows * K
+    if c.winograd:
+        _winograd_forward(op, n, y, x, work)
+        return
+    for s in range(n):
+        im2col_windows(cols + s * rows * K, x + s * op.in_size, c)
+    gemm(False, False, n * rows, F, K, 1, cols, K, <const real*>c.conv.kernel, F, 0, Y, F)
+    window_max_epilogue(y, Y, <const real*>c.conv.bias, n * P, Q, F, c.conv.relu)
+
+
+cdef void convpool_op_forward(Op* op, Py_ssize_t n, bint training) noexcept nogil:
+    if op.dtype == F32:
+        _forward(op, n, <float*>op.y, <const float*>op.x, <float*>op.work)
+    else:
+        _forward(op, n, <double*>op.y, <const double*>op.x, <double*>op.work)
+
+
+cdef void no_backward(Op* op, Py_ssize_t n) noexcept nogil:
+    pass
+
+
+cdef class ConvPoolOp:
+    """Native inference op for a convolution (kernel (kh, kw, C, F), bias (F,) or
+    None, optional ReLU) followed by max pooling with window = stride = pool
+    and no padding.  The geometry is validated by the caller (the layers).
+    It has no backward: plans that train use the separate ops."""
+    cdef Op op
+    cdef ConvPoolCfg cfg
+    cdef tuple arrays
+
+    def __cinit__(self, kernel, bias, input_hw, output_hw, strides, padding_top_left,
+                  bint relu, pool):
+        self.arrays = (kernel, bias)
+        cdef ConvCfg* c = &self.cfg.conv
+        c.kh, c.kw, c.C, c.F = kernel.shape
+        c.H, c.W = input_hw
+        c.OH, c.OW = output_hw
+        c.sh, c.sw = strides
+        c.pt, c.pl = padding_top_left
+        c.relu = relu
+        c.kernel = address(kernel)
+        c.bias = address(bias) if bias is not None else NULL
+        self.cfg.ph, self.cfg.pw = pool
+        self.cfg.PH, self.cfg.PW = c.OH // self.cfg.ph, c.OW // self.cfg.pw
+        rows = self.cfg.PH * self.cfg.PW * self.cfg.ph * self.cfg.pw
+        self.cfg.winograd = (c.kh == c.kw == 3 and c.sh == c.sw == 1 and self.cfg.ph == 2
+                             and self.cfg.pw == 2 and c.C >= WINOGRAD_MIN_CHANNELS)
+        self.op.dtype = dtype_code(kernel)
+        self.op.in_size = c.H * c.W * c.C
+        self.op.out_size = self.cfg.PH * self.cfg.PW * c.F
+        if self.cfg.winograd:
+            self.op.work_size = 16 * self.cfg.PH * self.cfg.PW * (c.C + c.F)
+            # the transformed kernel, a tile and kernel rows, as float64 words
+            self.op.state_size = (16 * (c.F + 1) * c.C + 12 * c.F) * kernel.itemsize // 8 + 1
+        else:
+            self.op.work_size = rows * (c.kh * c.kw * c.C + c.F)
+        self.op.cfg = &self.cfg
+        self.op.forward = convpool_op_forward
+        self.op.backward = no_backward
+
+    @property
+    def winograd(self):
+        """True when the convolution runs as Winograd's F(2x2, 3x3)."""
+        return bool(self.cfg.winograd)
+
+    def capsule(self):
+        return PyCapsule_New(&self.op, "nncore.Op", NULL)

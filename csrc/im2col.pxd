@@ -1,0 +1,41 @@
+# The geometry of a 2-D convolution over NHWC samples and one im2col row,
+# shared by the convolution op and the fused inference op (convpool.pyx).
+from libc.string cimport memset
+from core cimport real
+
+
+cdef struct ConvCfg:
+    Py_ssize_t H, W, C             # input sample
+    Py_ssize_t OH, OW, F           # output sample
+    Py_ssize_t kh, kw, sh, sw      # kernel size and strides
+    Py_ssize_t pt, pl              # zero padding at the top and the left
+    bint direct                    # 1x1, stride 1, no padding: x is its own im2col
+    bint relu                      # fused ReLU on the output
+    void* kernel
+    void* bias                     # NULL without bias
+    void* g_kernel
+    void* g_bias
+
+
+# dst (kh*kw*C) = the receptive field of output position (oh, ow) of x (H, W, C),
+# zeros where it overlaps the padding
+cdef inline void im2col_row(real* dst, const real* x, const ConvCfg* c, Py_ssize_t oh,
+                            Py_ssize_t ow) noexcept nogil:
+    cdef Py_ssize_t i, k, ih, C = c.C, row = c.kw * c.C
+    cdef Py_ssize_t iw0 = ow * c.sw - c.pl
+    cdef Py_ssize_t j0 = max(0, -iw0)                # kernel columns inside the image: [j0, j1)
+    cdef Py_ssize_t j1 = min(c.kw, c.W - iw0)
+    cdef const real* src
+    for i in range(c.kh):
+        ih = oh * c.sh - c.pt + i
+        if ih < 0 or ih >= c.H or j1 <= j0:
+            memset(dst, 0, row * sizeof(real))
+        else:
+            if j0 > 0:
+                memset(dst, 0, j0 * C * sizeof(real))
+            src = x + (ih * c.W + iw0 + j0) * C
+            for k in range((j1 - j0) * C):
+                dst[j0 * C + k] = src[k]
+            if j1 < c.kw:
+                memset(dst + j1 * C, 0, (c.kw - j1) * C * sizeof(real))
+        dst += row

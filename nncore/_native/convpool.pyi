@@ -1,0 +1,10 @@
+from typing import Any, Optional, Tuple
+
+import numpy as np
+
+class ConvPoolOp:
+    def __init__(self, kernel: np.ndarray, bias: Optional[np.ndarray],
+                 input_hw: Tuple[int, int], output_hw: Tuple[int, int],
+                 strides: Tuple[int, int], padding_top_left: Tuple[int, int], relu: bool,
+                 pool: Tuple[int, int]) -> None: ...
+    def capsule(self) -> Any: ...

@@ -1,0 +1,68 @@
+"""The fused inference op for a convolution followed by max pooling: the
+same outputs as the two ops it replaces, through im2col + GEMM and through
+Winograd's F(2x2, 3x3), in both dtypes."""
+import numpy as np
+import pytest
+
+import nncore
+from nncore._native.convpool import ConvPoolOp
+from nncore._native.plan import Plan
+from nncore._plans import inference_ops, native_ops
+
+TOL = {np.dtype("float32"): dict(rtol=2e-5, atol=2e-5),
+       np.dtype("float64"): dict(rtol=1e-12, atol=1e-12)}
+
+# (input shape, Conv2D arguments, MaxPool2D arguments, Winograd expected)
+CASES = [
+    ((13, 13, 32), dict(filters=64, kernel_size=3, activation="relu"), dict(pool_size=2), True),
+    ((12, 9, 8), dict(filters=5, kernel_size=3), dict(pool_size=2), True),
+    ((9, 11, 9), dict(filters=7, kernel_size=3, padding="same", activation="relu"),
+     dict(pool_size=2), True),
+    ((8, 7, 10), dict(filters=3, kernel_size=3, padding=1, use_bias=False), dict(pool_size=2),
+     True),
+    ((28, 28, 1), dict(filters=32, kernel_size=3, activation="relu"), dict(pool_size=2), False),
+    ((10, 9, 3), dict(filters=4, kernel_size=(2, 3), strides=(1, 2)), dict(pool_size=(2, 1)),
+     False),
+    ((11, 11, 16), dict(filters=6, kernel_size=3, strides=2, padding="same",
+                        activation="relu"), dict(pool_size=3), False),
+    ((7, 7, 12), dict(filters=4, kernel_size=1), dict(pool_size=2), False),
+]
+
+
+@pytest.mark.parametrize("shape, conv, pool, winograd", CASES)
+def test_fused_conv_pool_matches_the_separate_ops(shape, conv, pool, winograd, dtype):
+    net = nncore.Network([nncore.Conv2D(**conv), nncore.MaxPool2D(**pool), nncore.Flatten()],
+                         dtype=dtype, seed=3).build(shape)
+    rng = np.random.default_rng(4)
+    if net.layers[0].bias is not None:
+        net.layers[0].bias[...] = rng.normal(size=net.layers[0].bias.shape)
+    fused_ops = inference_ops(net.layers)
+    assert isinstance(fused_ops[0], ConvPoolOp) and fused_ops[0].winograd == winograd
+    x = rng.normal(size=(11,) + shape).astype(dtype)
+    separate = Plan(native_ops(net.layers), dtype).forward(x.reshape(11, -1)).copy()
+    for chunk in (1, 4, 11):
+        out = np.empty_like(separate)
+        Plan(fused_ops, dtype).predict(x.reshape(11, -1), out, chunk)
+        np.testing.assert_allclose(out, separate, **TOL[dtype])
+    np.testing.assert_allclose(net.predict(x), separate, **TOL[dtype])
+
+
+def test_only_a_conv_followed_by_a_plain_max_pool_is_fused():
+    def first_op(*layers):
+        net = nncore.Network(list(layers), seed=0).build((8, 8, 4))
+        return type(inference_ops(net.layers)[0]).__name__
+    assert first_op(nncore.Conv2D(3, 3), nncore.MaxPool2D(2)) == "ConvPoolOp"
+    assert first_op(nncore.Conv2D(3, 3, activation="tanh"), nncore.MaxPool2D(2)) == "ConvOp"
+    assert first_op(nncore.Conv2D(3, 3), nncore.MaxPool2D(2, strides=1)) == "ConvOp"
+    assert first_op(nncore.Conv2D(3, 3), nncore.MaxPool2D(2, padding="same")) == "ConvOp"
+    assert first_op(nncore.Conv2D(3, 3), nncore.AvgPool2D(2)) == "ConvOp"
+
+
+def test_fused_predict_follows_weight_changes():
+    # the transformed Winograd kernel is derived from the live weights on every call
+    x = np.random.default_rng(5).normal(size=(3, 6, 6, 8)).astype(np.float32)
+    net = nncore.Network([nncore.Conv2D(4, 3), nncore.MaxPool2D(2)], seed=0).build((6, 6, 8))
+    before = net.predict(x)
+    weights = net.get_weights()
+    net.set_weights([w * 2 for w in weights])
+    np.testing.assert_allclose(net.predict(x), 2 * before, rtol=1e-5, atol=1e-5)
