@@ -81,13 +81,17 @@ cdef struct Op:
 
 # A loss over a batch of predictions: returns the mean loss of the batch and,
 # when dpred is not NULL, writes the gradient of that mean w.r.t. pred.
-#   pred, dpred: (n, size)   target: (n, target_size)
+#   pred, dpred: (n, size)   target: (n, target_size)   weights: (n) or NULL
+# With weights, sample i's loss counts weights[i] times in the mean over the
+# n samples (Keras: sum_i w_i loss_i / n).  Whoever runs the loss (a Plan on
+# its own copy of this record) points `weights` at its batch's weights.
 cdef struct Loss:
     int dtype
     Py_ssize_t size
     Py_ssize_t target_size
     Py_ssize_t width          # class axis length (last axis of pred)
     void* cfg
+    const void* weights
     double (*evaluate)(Loss* loss, Py_ssize_t n, const void* pred,
                        const void* target, void* dpred) noexcept nogil
 
