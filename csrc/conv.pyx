@@ -5,9 +5,9 @@
 import numpy as np
 from libc.string cimport memcpy, memset
 from cpython.pycapsule cimport PyCapsule_New
-from core cimport real, Op, F32, address, dtype_code, declare_params
+from core cimport real, Op, F32, address, dtype_code, declare_params, r_max
 from blas cimport gemm
-from im2col cimport ConvCfg, im2col_row
+from im2col cimport ConvCfg, GROUP_BYTES, im2col_row
 
 
 # cols (OH*OW, kh*kw*C) = the receptive field of every output position of x (H, W, C)
@@ -57,25 +57,30 @@ cdef void col2im_batch(real* x, const real* cols, Py_ssize_t n,
 
 
 # y (n, OH, OW, F) = conv(x (n, H, W, C), kernel (kh, kw, C, F)) + bias (F), then
-# max(y, 0) when c.relu; cols: scratch (n, OH*OW, K)
+# max(y, 0) when c.relu; cols: scratch (n, OH*OW, K).  Samples go in groups of
+# c.group, so that a group's columns and outputs stay in cache from the im2col to
+# the GEMM to the bias and ReLU pass.
 cdef void conv2d_forward(real* y, real* cols, const real* x, const real* kernel,
                          const real* bias, Py_ssize_t n, const ConvCfg* c) noexcept nogil:
-    cdef Py_ssize_t r, i, j, rows = n * c.OH * c.OW, K = c.kh * c.kw * c.C
-    cdef const real* a = x
-    cdef real v
-    cdef Py_ssize_t F = c.F
-    cdef bint relu = c.relu, has_bias = bias != NULL
-    if not c.direct:
-        im2col_batch(cols, x, n, c)
-        a = cols
-    gemm(False, False, rows, c.F, K, 1, a, K, kernel, c.F, 0, y, c.F)
-    if bias == NULL and not c.relu:
-        return
-    for r in range(rows):                        # one pass for bias and ReLU
-        i = r * F
-        for j in range(F):
-            v = y[i + j] + (bias[j] if has_bias else 0)
-            y[i + j] = v if (v > 0 or not relu) else 0
+    cdef Py_ssize_t r, j, s = 0, g, rows, K = c.kh * c.kw * c.C, F = c.F
+    cdef const real* a
+    while s < n:
+        g = min(c.group, n - s)
+        rows = g * c.OH * c.OW
+        a = x + s * c.H * c.W * c.C
+        if not c.direct:
+            im2col_batch(cols, a, g, c)
+            a = cols
+        gemm(False, False, rows, F, K, 1, a, K, kernel, F, 0, y, F)
+        if bias != NULL:
+            for r in range(rows):
+                for j in range(F):
+                    y[r * F + j] += bias[j]
+        if c.relu:
+            for r in range(rows * F):
+                y[r] = r_max(y[r], <real>0)
+        y += rows * F
+        s += g
 
 
 # g_kernel (K, F) = im2col(x)^T @ dy;  g_bias (F) = sum of dy (n*OH*OW, F) over rows;
@@ -183,6 +188,9 @@ cdef class ConvOp:
         self.op.in_size = c.H * c.W * c.C
         self.op.out_size = c.OH * c.OW * c.F
         self.op.work_size = 0 if c.direct else c.OH * c.OW * c.kh * c.kw * c.C
+        # forward groups: columns and outputs of about GROUP_BYTES
+        c.group = max(1, GROUP_BYTES // ((self.op.work_size + self.op.out_size)
+                                         * kernel.itemsize))
         self.op.cfg = c
         self.op.forward = conv_op_forward
         self.op.backward = conv_op_backward

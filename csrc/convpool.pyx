@@ -1,18 +1,21 @@
-# Inference-only fusion of a convolution (optionally with ReLU) and the
-# non-overlapping max pooling that follows it.  The convolution's own output
-# is never stored, the positions the pool drops (a last odd row or column)
-# are never computed, and an epilogue takes each window's maximum, adds the
-# bias and applies ReLU (they commute with the maximum), writing the pooled
-# output directly.  Two ways to compute the convolution:
-#  * im2col of the positions the pool reads and one BLAS GEMM for the chunk;
-#  * for 3x3 kernels with stride 1 and 2x2 pools, Winograd's F(2x2, 3x3): each
-#    pool window is one 2x2 output tile, computed from a 4x4 input tile with
-#    16 products per channel instead of 36, as 16 BLAS GEMMs over the chunk's
-#    tiles (tiles x C) @ (C x F).
+# A convolution (optionally with ReLU) fused with the non-overlapping max
+# pooling that follows it.  The convolution's own output is never stored,
+# the positions the pool drops (a last odd row or column) are never computed,
+# and an epilogue takes each window's maximum, adds the bias and applies ReLU
+# (they commute with the maximum), writing the pooled output directly.
+# Samples go in cache-sized groups.  Two ways to compute the convolution:
+#  * im2col of the positions the pool reads and one BLAS GEMM per group; in
+#    training the epilogue also records which position of each window won, and
+#    backward routes the gradient there: dY, then gW += cols^T dY and
+#    dx = col2im(dY W^T), all on the pool's positions only;
+#  * at inference, for 3x3 kernels with stride 1 and 2x2 pools, Winograd's
+#    F(2x2, 3x3): each pool window is one 2x2 output tile, computed from a 4x4
+#    input tile with 16 products per channel instead of 36, as 16 BLAS GEMMs
+#    over the group's tiles (tiles x C) @ (C x F).
 from libc.string cimport memcpy, memset
 from cpython.pycapsule cimport PyCapsule_New
-from core cimport real, Op, F32, address, dtype_code, r_max
-from im2col cimport ConvCfg, im2col_row
+from core cimport real, Op, F32, address, dtype_code, declare_params, r_max, r_select
+from im2col cimport ConvCfg, GROUP_BYTES, col2im_row, im2col_row
 from blas cimport gemm
 
 
@@ -26,9 +29,6 @@ cdef struct ConvPoolCfg:
 cdef enum:
     # Winograd F(2x2, 3x3) needs enough channels to make its GEMMs worth it
     WINOGRAD_MIN_CHANNELS = 8
-    # samples are computed in groups whose scratch fits in about this many
-    # bytes, so that it stays in cache between the steps of a group
-    GROUP_BYTES = 1 << 19
 
 
 # cols (PH*PW*ph*pw, K) = im2col rows of x (H, W, C), window by window: the ph*pw
@@ -56,6 +56,43 @@ cdef void window_max_epilogue(real* y, const real* Y, const real* bias, Py_ssize
                 y[f] = r_max(y[f], rows[q * F + f])
         bias_relu(y, bias, 1, F, relu)
         y += F
+
+
+# as window_max_epilogue, and arg (P, F) = the first row of each window holding
+# its maximum
+cdef void window_argmax_epilogue(real* y, real* arg, const real* Y, const real* bias,
+                                 Py_ssize_t P, Py_ssize_t Q, Py_ssize_t F,
+                                 bint relu) noexcept nogil:
+    cdef Py_ssize_t p, q, f
+    cdef const real* rows
+    cdef real v
+    for p in range(P):
+        rows = Y + p * Q * F
+        memcpy(y, rows, F * sizeof(real))
+        memset(arg, 0, F * sizeof(real))
+        for q in range(1, Q):
+            for f in range(F):
+                v = rows[q * F + f]
+                arg[f] = r_select(v > y[f], <real>q, arg[f])
+                y[f] = r_max(y[f], v)
+        bias_relu(y, bias, 1, F, relu)
+        y += F
+        arg += F
+
+
+# dY (P*Q, F) = dy (P, F) routed to the winning row arg (P, F) of each window, where
+# the output y (P, F) passed the ReLU (everywhere without one); 0 elsewhere
+cdef void route_gradient(real* dY, const real* dy, const real* y, const real* arg,
+                         Py_ssize_t P, Py_ssize_t Q, Py_ssize_t F, bint relu) noexcept nogil:
+    cdef Py_ssize_t p, q, f
+    cdef real* rows
+    memset(dY, 0, P * Q * F * sizeof(real))
+    for p in range(P):
+        rows = dY + p * Q * F
+        for q in range(Q):
+            for f in range(F):
+                rows[q * F + f] = r_select(arg[p * F + f] == q and (y[p * F + f] > 0 or not relu),
+                                           dy[p * F + f], <real>0)
 
 
 # U (16, C, F) = G g G^T for every (c, f) of the kernel g (3, 3, C, F), with
@@ -192,25 +229,72 @@ cdef void _winograd_forward(Op* op, Py_ssize_t n, real* y, const real* x,
 
 
 # y (n, PH, PW, F) = maxpool(relu(conv(x (n, H, W, C)) + bias)); work: (n, rows, K + F)
-cdef void _forward(Op* op, Py_ssize_t n, real* y, const real* x, real* work) noexcept nogil:
+# arg: (n, PH, PW, F) winning rows, recorded in training (NULL at inference)
+cdef void _forward(Op* op, Py_ssize_t n, real* y, real* arg, const real* x,
+                   real* work) noexcept nogil:
     cdef const ConvPoolCfg* c = <const ConvPoolCfg*>op.cfg
     cdef Py_ssize_t s, Q = c.ph * c.pw, P = c.PH * c.PW, F = c.conv.F
     cdef Py_ssize_t K = c.conv.kh * c.conv.kw * c.conv.C, rows = P * Q
     cdef real* cols = work
     cdef real* Y = work + n * rows * K
-    if c.winograd:
+    if c.winograd and arg == NULL:
         _winograd_forward(op, n, y, x, work)
         return
     for s in range(n):
         im2col_windows(cols + s * rows * K, x + s * op.in_size, c)
     gemm(False, False, n * rows, F, K, 1, cols, K, <const real*>c.conv.kernel, F, 0, Y, F)
-    window_max_epilogue(y, Y, <const real*>c.conv.bias, n * P, Q, F, c.conv.relu)
+    if arg == NULL:
+        window_max_epilogue(y, Y, <const real*>c.conv.bias, n * P, Q, F, c.conv.relu)
+    else:
+        window_argmax_epilogue(y, arg, Y, <const real*>c.conv.bias, n * P, Q, F,
+                               c.conv.relu)
+
+
+# g_kernel (K, F) (+)= cols^T dY and dx (n, H, W, C) = col2im(dY kernel^T) for n
+# samples whose output gradient is dy (n, PH, PW, F); the first group overwrites
+# g_kernel, the others add to it
+cdef void _backward(Op* op, Py_ssize_t n, real* dx, const real* dy, const real* x,
+                    const real* y, const real* arg, real* work, bint first) noexcept nogil:
+    cdef const ConvPoolCfg* c = <const ConvPoolCfg*>op.cfg
+    cdef Py_ssize_t s, r, Q = c.ph * c.pw, P = c.PH * c.PW, F = c.conv.F
+    cdef Py_ssize_t K = c.conv.kh * c.conv.kw * c.conv.C, rows = P * Q
+    cdef real* cols = work
+    cdef real* dY = work + n * rows * K
+    cdef real* dcols
+    route_gradient(dY, dy, y, arg, n * P, Q, F, c.conv.relu)
+    for s in range(n):
+        im2col_windows(cols + s * rows * K, x + s * op.in_size, c)
+    gemm(True, False, K, F, n * rows, 1, cols, K, dY, F, 0 if first else 1,
+         <real*>c.conv.g_kernel, F)
+    if dx == NULL:
+        return
+    gemm(False, True, n * rows, K, F, 1, dY, F, <const real*>c.conv.kernel, F, 0, cols, K)
+    memset(dx, 0, n * op.in_size * sizeof(real))
+    for s in range(n):
+        dcols = cols + s * rows * K
+        for r in range(rows):
+            col2im_row(dx + s * op.in_size, dcols + r * K, &c.conv,
+                       (r // Q // c.PW) * c.ph + (r % Q) // c.pw,
+                       (r // Q % c.PW) * c.pw + (r % Q) % c.pw)
+
+
+# g_bias (F) = sum of the gradient over the positions that passed the ReLU
+cdef void _bias_gradient(real* g_bias, const real* dy, const real* y, Py_ssize_t rows,
+                         Py_ssize_t F, bint relu) noexcept nogil:
+    cdef Py_ssize_t r, f
+    cdef double total
+    for f in range(F):
+        total = 0
+        for r in range(rows):
+            total += r_select(y[r * F + f] > 0 or not relu, dy[r * F + f], <real>0)
+        g_bias[f] = <real>total
 
 
 # the samples in groups of at most op.work_group (after transforming the kernel
 # once for Winograd: U (16, C, F) at the start of the op's state, rows (12, F) after
 # the tile)
-cdef void _grouped(Op* op, Py_ssize_t n, real* y, const real* x, real* work) noexcept nogil:
+cdef void _grouped(Op* op, Py_ssize_t n, real* y, real* arg, const real* x,
+                   real* work) noexcept nogil:
     cdef const ConvPoolCfg* c = <const ConvPoolCfg*>op.cfg
     cdef Py_ssize_t s = 0, g, C = c.conv.C, F = c.conv.F
     cdef real* U = <real*>op.state
@@ -218,33 +302,55 @@ cdef void _grouped(Op* op, Py_ssize_t n, real* y, const real* x, real* work) noe
         winograd_kernel(U, U + 16 * (C * F + C), <const real*>c.conv.kernel, C, F)
     while s < n:
         g = min(op.work_group, n - s)
-        _forward(op, g, y + s * op.out_size, x + s * op.in_size, work)
+        _forward(op, g, y + s * op.out_size, arg + s * op.out_size if arg != NULL else NULL,
+                 x + s * op.in_size, work)
+        s += g
+
+
+cdef void _grouped_backward(Op* op, Py_ssize_t n, real* dx, const real* dy,
+                            const real* x, const real* y, const real* arg,
+                            real* work) noexcept nogil:
+    cdef const ConvPoolCfg* c = <const ConvPoolCfg*>op.cfg
+    cdef Py_ssize_t s = 0, g
+    if c.conv.bias != NULL:
+        _bias_gradient(<real*>c.conv.g_bias, dy, y, n * c.PH * c.PW, c.conv.F, c.conv.relu)
+    while s < n:
+        g = min(op.work_group, n - s)
+        _backward(op, g, dx + s * op.in_size if dx != NULL else NULL, dy + s * op.out_size,
+                  x + s * op.in_size, y + s * op.out_size, arg + s * op.out_size, work, s == 0)
         s += g
 
 
 cdef void convpool_op_forward(Op* op, Py_ssize_t n, bint training) noexcept nogil:
     if op.dtype == F32:
-        _grouped(op, n, <float*>op.y, <const float*>op.x, <float*>op.work)
+        _grouped(op, n, <float*>op.y, <float*>op.cache if training else NULL,
+                 <const float*>op.x, <float*>op.work)
     else:
-        _grouped(op, n, <double*>op.y, <const double*>op.x, <double*>op.work)
+        _grouped(op, n, <double*>op.y, <double*>op.cache if training else NULL,
+                 <const double*>op.x, <double*>op.work)
 
 
-cdef void no_backward(Op* op, Py_ssize_t n) noexcept nogil:
-    pass
+cdef void convpool_op_backward(Op* op, Py_ssize_t n) noexcept nogil:
+    if op.dtype == F32:
+        _grouped_backward(op, n, <float*>op.dx, <const float*>op.dy, <const float*>op.x,
+                          <const float*>op.y, <const float*>op.cache, <float*>op.work)
+    else:
+        _grouped_backward(op, n, <double*>op.dx, <const double*>op.dy, <const double*>op.x,
+                          <const double*>op.y, <const double*>op.cache, <double*>op.work)
 
 
 cdef class ConvPoolOp:
-    """Native inference op for a convolution (kernel (kh, kw, C, F), bias (F,) or
-    None, optional ReLU) followed by max pooling with window = stride = pool
-    and no padding.  The geometry is validated by the caller (the layers).
-    It has no backward: plans that train use the separate ops."""
+    """Native op for a convolution (kernel, g_kernel (kh, kw, C, F); bias,
+    g_bias (F,) or None; optional ReLU) followed by max pooling with window =
+    stride = pool and no padding.  The geometry is validated by the caller
+    (the layers)."""
     cdef Op op
     cdef ConvPoolCfg cfg
     cdef tuple arrays
 
-    def __cinit__(self, kernel, bias, input_hw, output_hw, strides, padding_top_left,
-                  bint relu, pool):
-        self.arrays = (kernel, bias)
+    def __cinit__(self, kernel, bias, g_kernel, g_bias, input_hw, output_hw, strides,
+                  padding_top_left, bint relu, pool):
+        self.arrays = (kernel, bias, g_kernel, g_bias)
         cdef ConvCfg* c = &self.cfg.conv
         c.kh, c.kw, c.C, c.F = kernel.shape
         c.H, c.W = input_hw
@@ -254,6 +360,8 @@ cdef class ConvPoolOp:
         c.relu = relu
         c.kernel = address(kernel)
         c.bias = address(bias) if bias is not None else NULL
+        c.g_kernel = address(g_kernel)
+        c.g_bias = address(g_bias) if g_bias is not None else NULL
         self.cfg.ph, self.cfg.pw = pool
         self.cfg.PH, self.cfg.PW = c.OH // self.cfg.ph, c.OW // self.cfg.pw
         rows = self.cfg.PH * self.cfg.PW * self.cfg.ph * self.cfg.pw
@@ -262,16 +370,18 @@ cdef class ConvPoolOp:
         self.op.dtype = dtype_code(kernel)
         self.op.in_size = c.H * c.W * c.C
         self.op.out_size = self.cfg.PH * self.cfg.PW * c.F
+        self.op.cache_size = self.op.out_size          # the winning rows, in training
+        self.op.work_size = rows * (c.kh * c.kw * c.C + c.F)
         if self.cfg.winograd:
-            self.op.work_size = 16 * self.cfg.PH * self.cfg.PW * (c.C + c.F)
+            self.op.work_size = max(self.op.work_size,
+                                    16 * self.cfg.PH * self.cfg.PW * (c.C + c.F))
             # the transformed kernel, a tile and kernel rows, as float64 words
             self.op.state_size = (16 * (c.F + 1) * c.C + 12 * c.F) * kernel.itemsize // 8 + 1
-        else:
-            self.op.work_size = rows * (c.kh * c.kw * c.C + c.F)
         self.op.work_group = max(1, GROUP_BYTES // (self.op.work_size * kernel.itemsize))
         self.op.cfg = &self.cfg
         self.op.forward = convpool_op_forward
-        self.op.backward = no_backward
+        self.op.backward = convpool_op_backward
+        declare_params(&self.op, ((kernel, g_kernel), (bias, g_bias)))
 
     @property
     def winograd(self):

@@ -81,13 +81,17 @@ cdef struct Op:
 
 # A loss over a batch of predictions: returns the mean loss of the batch and,
 # when dpred is not NULL, writes the gradient of that mean w.r.t. pred.
-#   pred, dpred: (n, size)   target: (n, target_size)
+#   pred, dpred: (n, size)   target: (n, target_size)   weights: (n) or NULL
+# With weights, sample i's loss counts weights[i] times in the mean over the
+# n samples (Keras: sum_i w_i loss_i / n).  Whoever runs the loss (a Plan on
+# its own copy of this record) points `weights` at its batch's weights.
 cdef struct Loss:
     int dtype
     Py_ssize_t size
     Py_ssize_t target_size
     Py_ssize_t width          # class axis length (last axis of pred)
     void* cfg
+    const void* weights
     double (*evaluate)(Loss* loss, Py_ssize_t n, const void* pred,
                        const void* target, void* dpred) noexcept nogil
 
@@ -117,9 +121,12 @@ cdef inline void sgd_step(real* param, const real* grad, Py_ssize_t size,
 cdef extern from *:
     """
     #define NNCORE_MAX(a, b) ((a) > (b) ? (a) : (b))
+    #define NNCORE_SELECT(c, a, b) ((c) ? (a) : (b))
     """
     float max_f "NNCORE_MAX"(float a, float b) noexcept nogil
     double max_d "NNCORE_MAX"(double a, double b) noexcept nogil
+    float select_f "NNCORE_SELECT"(bint c, float a, float b) noexcept nogil
+    double select_d "NNCORE_SELECT"(bint c, double a, double b) noexcept nogil
 
 
 # the larger of a and b as one C expression (no branch: loops using it vectorize)
@@ -128,6 +135,14 @@ cdef inline real r_max(real a, real b) noexcept nogil:
         return max_f(a, b)
     else:
         return max_d(a, b)
+
+
+# c ? a : b as one C expression
+cdef inline real r_select(bint c, real a, real b) noexcept nogil:
+    if real is float:
+        return select_f(c, a, b)
+    else:
+        return select_d(c, a, b)
 
 
 cdef inline real r_tanh(real v) noexcept nogil:

@@ -4,6 +4,12 @@ from libc.string cimport memset
 from core cimport real
 
 
+cdef enum:
+    # convolutions work through their samples in groups whose scratch takes
+    # about this many bytes, so that it stays in cache between the steps
+    GROUP_BYTES = 1 << 19
+
+
 cdef struct ConvCfg:
     Py_ssize_t H, W, C             # input sample
     Py_ssize_t OH, OW, F           # output sample
@@ -11,6 +17,7 @@ cdef struct ConvCfg:
     Py_ssize_t pt, pl              # zero padding at the top and the left
     bint direct                    # 1x1, stride 1, no padding: x is its own im2col
     bint relu                      # fused ReLU on the output
+    Py_ssize_t group               # forward works through this many samples at a time
     void* kernel
     void* bias                     # NULL without bias
     void* g_kernel
@@ -39,3 +46,21 @@ cdef inline void im2col_row(real* dst, const real* x, const ConvCfg* c, Py_ssize
             if j1 < c.kw:
                 memset(dst + j1 * C, 0, (c.kw - j1) * C * sizeof(real))
         dst += row
+
+
+# x (H, W, C) += the row src (kh*kw*C) put back on the receptive field of output
+# position (oh, ow), the reverse of im2col_row (entries on the padding are dropped)
+cdef inline void col2im_row(real* x, const real* src, const ConvCfg* c, Py_ssize_t oh,
+                            Py_ssize_t ow) noexcept nogil:
+    cdef Py_ssize_t i, k, ih, C = c.C, row = c.kw * c.C
+    cdef Py_ssize_t iw0 = ow * c.sw - c.pl
+    cdef Py_ssize_t j0 = max(0, -iw0)
+    cdef Py_ssize_t j1 = min(c.kw, c.W - iw0)
+    cdef real* dst
+    for i in range(c.kh):
+        ih = oh * c.sh - c.pt + i
+        if ih >= 0 and ih < c.H and j1 > j0:
+            dst = x + (ih * c.W + iw0 + j0) * C
+            for k in range((j1 - j0) * C):
+                dst[k] += src[j0 * C + k]
+        src += row

@@ -1,5 +1,7 @@
 # Loss value and gradient kernels.  Each returns the mean loss over the batch
-# and, when dpred is not NULL, writes the gradient of that mean w.r.t. pred.
+# and, when dpred is not NULL, writes the gradient of that mean w.r.t. pred;
+# with per-sample weights w the mean is sum_i w_i loss_i / n (as Keras).
+from libc.string cimport memcpy
 from cpython.pycapsule cimport PyCapsule_New, PyCapsule_GetPointer
 from core cimport real, Loss, F32, r_exp, r_log, r_log1p, r_abs, address, dtype_code
 
@@ -27,66 +29,81 @@ cdef inline real _clip(real p) noexcept nogil:
     return p
 
 
-# mean((pred - target)^2) over count elements; dpred (count)
+# weight of sample s: weights[s], or 1 without weights
+cdef inline double _weight(const real* weights, Py_ssize_t s) noexcept nogil:
+    return 1.0 if weights == NULL else <double>weights[s]
+
+
+# mean(w (pred - target)^2) over n samples of per elements; dpred (n, per)
 cdef double mse_loss(real* dpred, const real* pred, const real* target,
-                     Py_ssize_t count) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef double total = 0, diff
-    for i in range(count):
-        diff = <double>pred[i] - target[i]
-        total += diff * diff
-        if dpred != NULL:
-            dpred[i] = <real>(2 * diff / count)
+                     const real* weights, Py_ssize_t n, Py_ssize_t per) noexcept nogil:
+    cdef Py_ssize_t s, i, count = n * per
+    cdef double total = 0, diff, w
+    for s in range(n):
+        w = _weight(weights, s)
+        for i in range(s * per, (s + 1) * per):
+            diff = <double>pred[i] - target[i]
+            total += w * (diff * diff)
+            if dpred != NULL:
+                dpred[i] = <real>(2 * diff * w / count)
     return total / count
 
 
-# -mean(t log p + (1 - t) log(1 - p)) over count elements of probabilities p
+# -mean(w (t log p + (1 - t) log(1 - p))) over n samples of per probabilities p
 cdef double binary_crossentropy_loss(real* dpred, const real* pred, const real* target,
-                                     Py_ssize_t count) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef double total = 0
+                                     const real* weights, Py_ssize_t n,
+                                     Py_ssize_t per) noexcept nogil:
+    cdef Py_ssize_t s, i, count = n * per
+    cdef double total = 0, w
     cdef real p, t
-    for i in range(count):
-        p = _clip(pred[i])
-        t = target[i]
-        total -= t * r_log(p) + (1 - t) * r_log(1 - p)
-        if dpred != NULL:
-            dpred[i] = <real>((-(t / p) + (1 - t) / (1 - p)) / count)
+    for s in range(n):
+        w = _weight(weights, s)
+        for i in range(s * per, (s + 1) * per):
+            p = _clip(pred[i])
+            t = target[i]
+            total -= w * (t * r_log(p) + (1 - t) * r_log(1 - p))
+            if dpred != NULL:
+                dpred[i] = <real>((-(t / p) + (1 - t) / (1 - p)) * w / count)
     return total / count
 
 
-# the same from logits z: mean(max(z, 0) - z t + log(1 + exp(-|z|)))
+# the same from logits z: mean(w (max(z, 0) - z t + log(1 + exp(-|z|))))
 cdef double binary_crossentropy_logits_loss(real* dpred, const real* pred,
-                                            const real* target,
-                                            Py_ssize_t count) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef double total = 0
+                                            const real* target, const real* weights,
+                                            Py_ssize_t n, Py_ssize_t per) noexcept nogil:
+    cdef Py_ssize_t s, i, count = n * per
+    cdef double total = 0, w
     cdef real z, t, e
-    for i in range(count):
-        z = pred[i]
-        t = target[i]
-        e = r_exp(-r_abs(z))
-        total += (z if z > 0 else 0) - z * t + r_log1p(e)
-        if dpred != NULL:
-            # sigmoid(z) - t, written stably for either sign of z
-            dpred[i] = <real>(((1 / (1 + e) if z >= 0 else e / (1 + e)) - t) / count)
+    for s in range(n):
+        w = _weight(weights, s)
+        for i in range(s * per, (s + 1) * per):
+            z = pred[i]
+            t = target[i]
+            e = r_exp(-r_abs(z))
+            total += w * ((z if z > 0 else 0) - z * t + r_log1p(e))
+            if dpred != NULL:
+                # sigmoid(z) - t, written stably for either sign of z
+                dpred[i] = <real>(((1 / (1 + e) if z >= 0 else e / (1 + e)) - t) * w / count)
     return total / count
 
 
-# rows of `width` probabilities (or logits when from_logits); targets are
-# one-hot rows (rows, width) or, when sparse, one class index per row (rows)
+# rows (n * rows_per_sample, width) of probabilities (or logits when
+# from_logits); targets are one-hot rows (rows, width) or, when sparse, one
+# class index per row (rows); every row of sample s has weight weights[s]
 cdef double categorical_crossentropy_loss(real* dpred, const real* pred,
-                                          const real* target, Py_ssize_t rows,
+                                          const real* target, const real* weights,
+                                          Py_ssize_t rows, Py_ssize_t rows_per_sample,
                                           Py_ssize_t width, bint sparse,
                                           bint from_logits) noexcept nogil:
     cdef Py_ssize_t r, k, label = 0
     cdef const real* z
     cdef real* g
     cdef real top, t
-    cdef double total = 0, lse = 0, t_sum, denom
+    cdef double total = 0, lse = 0, t_sum, denom, w, row_total
     for r in range(rows):
         z = pred + r * width
         g = dpred + r * width if dpred != NULL else NULL
+        w = _weight(weights, r // rows_per_sample)
         if sparse:
             label = <Py_ssize_t>target[r]
         if from_logits:
@@ -99,21 +116,23 @@ cdef double categorical_crossentropy_loss(real* dpred, const real* pred,
                 denom += r_exp(z[k] - top)
             lse = top + r_log(<real>denom)
         t_sum = 0
+        row_total = 0
         for k in range(width):
             t = (k == label) if sparse else target[r * width + k]
             t_sum += t
             if t != 0:
                 if from_logits:
-                    total += t * (lse - z[k])
+                    row_total += t * (lse - z[k])
                 else:
-                    total -= t * r_log(_clip(z[k]))
+                    row_total -= t * r_log(_clip(z[k]))
+        total += w * row_total
         if g != NULL:
             for k in range(width):
                 t = (k == label) if sparse else target[r * width + k]
                 if from_logits:
-                    g[k] = <real>((r_exp(z[k] - lse) * t_sum - t) / rows)
+                    g[k] = <real>((r_exp(z[k] - lse) * t_sum - t) * w / rows)
                 else:
-                    g[k] = <real>(-t / _clip(z[k]) / rows)
+                    g[k] = <real>(-t / _clip(z[k]) * w / rows)
     return total / rows
 
 
@@ -125,15 +144,16 @@ cdef struct LossCfg:
 cdef double _evaluate(Loss* loss, Py_ssize_t n, const real* pred, const real* target,
                       real* dpred) noexcept nogil:
     cdef LossCfg* c = <LossCfg*>loss.cfg
-    cdef Py_ssize_t count = n * loss.size
+    cdef const real* weights = <const real*>loss.weights
     if c.kind == MSE:
-        return mse_loss(dpred, pred, target, count)
+        return mse_loss(dpred, pred, target, weights, n, loss.size)
     if c.kind == BINARY_CROSSENTROPY:
-        return binary_crossentropy_loss(dpred, pred, target, count)
+        return binary_crossentropy_loss(dpred, pred, target, weights, n, loss.size)
     if c.kind == BINARY_CROSSENTROPY_LOGITS:
-        return binary_crossentropy_logits_loss(dpred, pred, target, count)
-    return categorical_crossentropy_loss(dpred, pred, target, count // loss.width,
-                                         loss.width, c.sparse,
+        return binary_crossentropy_logits_loss(dpred, pred, target, weights, n, loss.size)
+    return categorical_crossentropy_loss(dpred, pred, target, weights,
+                                         n * (loss.size // loss.width),
+                                         loss.size // loss.width, loss.width, c.sparse,
                                          c.kind == SOFTMAX_CROSSENTROPY)
 
 
@@ -162,21 +182,25 @@ cdef class LossOp:
         self.loss.width = width
         self.loss.target_size = size // width if sparse else size
         self.loss.cfg = &self.cfg
+        self.loss.weights = NULL
         self.loss.evaluate = loss_evaluate
 
     def capsule(self):
         return PyCapsule_New(&self.loss, "nncore.Loss", NULL)
 
 
-def evaluate_loss(loss, pred, target, dpred=None):
-    """Mean loss of pred (n, size) against target (n, target_size); writes the
-    gradient into dpred when given."""
-    cdef Loss* c = <Loss*>PyCapsule_GetPointer(loss.capsule(), "nncore.Loss")
+def evaluate_loss(loss, pred, target, dpred=None, weights=None):
+    """Mean loss of pred (n, size) against target (n, target_size), each
+    sample weighted by weights (n) when given; writes the gradient into dpred
+    when given."""
+    cdef Loss c
+    memcpy(&c, PyCapsule_GetPointer(loss.capsule(), "nncore.Loss"), sizeof(Loss))
+    c.weights = address(weights) if weights is not None else NULL
     cdef Py_ssize_t n = pred.shape[0]
     cdef void* p = address(pred)
     cdef void* t = address(target)
     cdef void* g = address(dpred) if dpred is not None else NULL
     cdef double value
     with nogil:
-        value = c.evaluate(c, n, p, t, g)
+        value = c.evaluate(&c, n, p, t, g)
     return value

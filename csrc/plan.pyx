@@ -84,16 +84,20 @@ cdef class Plan:
     cdef list deltas      # deltas[i]: gradient w.r.t. acts[i]
     cdef tuple buffers    # everything worker 0's op records point at
     # training set-up
-    cdef object loss_object, updater_object, targets
+    cdef object loss_object, updater_object, targets, weights
+    cdef Loss loss_record     # the plan's copy: it points `weights` at its buffers
     cdef Loss* loss
     cdef Updater* updater
     cdef bint plain_sgd   # the updater is plain SGD: ops that can, fuse it
     cdef void* target_buffer
+    cdef void* weight_buffer      # (capacity) weights of the batch being run
+    cdef const char* weight_source  # (N) weights of the samples `train` runs on, or NULL
     cdef bint last_deferred   # the last train call used the deferred-update window
     # buffers of a deferred first-op update (per-sample plain SGD)
-    cdef object window_inputs, window_targets, window
+    cdef object window_inputs, window_targets, window_weights, window
     cdef void* window_inputs_ptr
     cdef char* window_targets_ptr
+    cdef char* window_weights_ptr
     # a predict interrupted by a signal: the flag stops its workers, the
     # exception the signal handler raised is re-raised when they have stopped
     cdef int interrupted
@@ -315,7 +319,9 @@ cdef class Plan:
                              f"the {len(params)} trainable arrays of the layers")
         self.loss_object = loss
         self.updater_object = updater
-        self.loss = <Loss*>PyCapsule_GetPointer(loss.capsule(), "nncore.Loss")
+        memcpy(&self.loss_record, PyCapsule_GetPointer(loss.capsule(), "nncore.Loss"),
+               sizeof(Loss))
+        self.loss = &self.loss_record
         self.updater = <Updater*>PyCapsule_GetPointer(updater.capsule(), "nncore.Updater")
         self.plain_sgd = getattr(updater, 'fusable', False)
         if self.capacity:
@@ -324,11 +330,14 @@ cdef class Plan:
     def _reserve_targets(self):
         self.targets = aligned_empty((self.capacity, self.loss.target_size), self.dtype)
         self.target_buffer = address(self.targets)
+        self.weights = aligned_empty((self.capacity,), self.dtype)
+        self.weight_buffer = address(self.weights)
 
     def train(self, x, y, int64_t[::1] order, Py_ssize_t batch_size,
               Py_ssize_t first_step, const double[::1] learning_rates,
-              uint64_t[::1] shuffle_state=None):
-        """Run len(learning_rates) steps on x (N, in_size), y (N, target_size);
+              uint64_t[::1] shuffle_state=None, weights=None):
+        """Run len(learning_rates) steps on x (N, in_size), y (N, target_size)
+        and, when given, per-sample loss weights (N);
         step s takes the samples order[k*batch_size:][:batch_size], k = s %
         ceil(N / batch_size).  At k == 0 an epoch starts and, given a
         shuffle_state, `order` is refilled with a permutation of 0..N-1 (see
@@ -346,6 +355,8 @@ cdef class Plan:
         if deferred:
             self._reserve_window()
         self.last_deferred = deferred
+        self.weight_source = <const char*>address(weights) if weights is not None else NULL
+        self.loss.weights = NULL
         losses = np.empty(steps, np.float64)
         cdef double[::1] step_losses = losses
         with nogil:
@@ -386,22 +397,29 @@ cdef class Plan:
                       Py_ssize_t n, double learning_rate) noexcept nogil:
         cdef Op* last = &self.ops[self.n_ops - 1]
         cdef double loss
-        self._gather(<char*>self.ops[0].x, <char*>self.target_buffer, xs, ys, index, n)
+        self._gather(<char*>self.ops[0].x, <char*>self.target_buffer,
+                     <char*>self.weight_buffer, xs, ys, index, n)
         _forward_ops(self.ops, 0, self.n_ops, n, True)
         loss = self.loss.evaluate(self.loss, n, last.y, self.target_buffer, last.dy)
         self._backward(0, n, False, learning_rate if self.plain_sgd else 0.0)
         self._update(0, learning_rate)
         return loss
 
-    # copy the samples listed in index into input and target rows
-    cdef void _gather(self, char* inputs, char* targets, const char* xs, const char* ys,
-                      const int64_t* index, Py_ssize_t n) noexcept nogil:
+    # copy the samples listed in index into input and target rows, and their
+    # weights (when `train` has any) into weights, which the loss then reads
+    cdef void _gather(self, char* inputs, char* targets, char* weights, const char* xs,
+                      const char* ys, const int64_t* index, Py_ssize_t n) noexcept nogil:
         cdef Py_ssize_t r
         cdef Py_ssize_t in_bytes = self.in_size * self.itemsize
         cdef Py_ssize_t target_bytes = self.loss.target_size * self.itemsize
         for r in range(n):
             memcpy(inputs + r * in_bytes, xs + index[r] * in_bytes, in_bytes)
             memcpy(targets + r * target_bytes, ys + index[r] * target_bytes, target_bytes)
+        if self.weight_source != NULL:
+            for r in range(n):
+                memcpy(weights + r * self.itemsize,
+                       self.weight_source + index[r] * self.itemsize, self.itemsize)
+            self.loss.weights = weights
 
     def _reserve_window(self):
         if self.window is not None:
@@ -413,6 +431,8 @@ cdef class Plan:
         self.ops[0].window = address(self.window)
         self.window_inputs_ptr = address(self.window_inputs)
         self.window_targets_ptr = <char*>address(self.window_targets)
+        self.window_weights = aligned_empty((WINDOW,), self.dtype)
+        self.window_weights_ptr = <char*>address(self.window_weights)
 
     # Per-sample plain SGD over `count` samples, with the first op's update
     # deferred to the end of the window (see Op.window_begin).
@@ -425,11 +445,14 @@ cdef class Plan:
         cdef void* inputs = self.window_inputs_ptr
         cdef char* targets = self.window_targets_ptr
         cdef Py_ssize_t target_bytes = self.loss.target_size * self.itemsize
-        self._gather(<char*>inputs, targets, xs, ys, index, count)
+        cdef char* weights = self.window_weights_ptr
+        self._gather(<char*>inputs, targets, weights, xs, ys, index, count)
         first.window_begin(first, inputs, count)
         for t in range(count):
             first.window_output(first, t, rates)
             _forward_ops(self.ops, 1, self.n_ops, 1, True)
+            if self.weight_source != NULL:
+                self.loss.weights = weights + t * self.itemsize
             losses[t] = self.loss.evaluate(self.loss, 1, last.y, targets + t * target_bytes,
                                            last.dy)
             self._backward(1, 1, True, rates[t])

@@ -3,7 +3,7 @@
 # padding only use the elements inside the image.
 from libc.string cimport memcpy, memset
 from cpython.pycapsule cimport PyCapsule_New
-from core cimport real, Op, F32, dtype_code
+from core cimport real, Op, F32, dtype_code, r_max
 
 cdef enum PoolKind:
     MAX = 0
@@ -34,7 +34,6 @@ cdef inline void _window(const PoolCfg* c, Py_ssize_t oh, Py_ssize_t ow, Py_ssiz
 cdef void maxpool_forward(real* y, const real* x, const PoolCfg* c) noexcept nogil:
     cdef Py_ssize_t oh, ow, ih, iw, k, at, i0, i1, j0, j1, C = c.C
     cdef real* out
-    cdef real v
     for oh in range(c.OH):
         for ow in range(c.OW):
             _window(c, oh, ow, &i0, &i1, &j0, &j1)
@@ -46,8 +45,7 @@ cdef void maxpool_forward(real* y, const real* x, const PoolCfg* c) noexcept nog
                 for iw in range(j0, j1):
                     at = (ih * c.W + iw) * C
                     for k in range(C):
-                        v = x[at + k]
-                        out[k] = v if v > out[k] else out[k]
+                        out[k] = r_max(out[k], x[at + k])
 
 
 # dx (H, W, C) = dy (OH, OW, C) routed to the first element of each window (in

@@ -45,9 +45,9 @@ def checked_plan(net, plan: Plan) -> Plan:
     return plan
 
 
-def inference_ops(layers) -> Optional[list]:
-    """The ops that compute the layers' outputs, with a convolution and the
-    max pooling after it fused into one op; None when a layer runs in Python."""
+def fused_ops(layers) -> Optional[list]:
+    """The ops that run the layers in a plan, with a convolution and the max
+    pooling after it fused into one op; None when a layer runs in Python."""
     if native_ops(layers) is None:
         return None
     ops, index = [], 0
@@ -80,7 +80,7 @@ class NetworkPlans:
         self.used = True
         local = self._local
         if not hasattr(local, "plan"):
-            ops = inference_ops(net.layers)
+            ops = fused_ops(net.layers)
             local.plan = checked_plan(net, Plan(ops, net.dtype)) if ops else None
         return local.plan
 
@@ -89,7 +89,7 @@ class NetworkPlans:
         (cached per updater), or None when a layer or the loss is Python."""
         self.used = True
         if self._train_for[0] is not updater or self._train_for[1] is not net.loss:
-            ops = native_ops(net.layers)
+            ops = fused_ops(net.layers)
             plan = None
             if ops is not None and loss_op is not None:
                 plan = checked_plan(net, Plan(ops, net.dtype))

@@ -10,7 +10,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import _checks
+from . import _checks, _weights
 from . import callbacks as callbacks_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
@@ -27,19 +27,22 @@ from .utils import split_tail
 def fit(net, x, y, epochs: int = 1, batch_size: Optional[int] = None, validation_data=None,
         validation_split: float = 0.0, shuffle: bool = True, verbose: int = 1,
         callbacks: Optional[list] = None, initial_epoch: int = 0,
-        learning_rate: Optional[float] = None) -> History:
+        learning_rate: Optional[float] = None, sample_weight=None,
+        class_weight=None) -> History:
     """Network.fit (see there): claim the network, validate the arguments,
     then run a Trainer."""
     net.guard.begin_fit()
     try:
         return _fit(net, x, y, epochs, batch_size, validation_data, validation_split,
-                    shuffle, verbose, callbacks, initial_epoch, learning_rate)
+                    shuffle, verbose, callbacks, initial_epoch, learning_rate, sample_weight,
+                    class_weight)
     finally:
         net.guard.end_fit()
 
 
-def _fit(net, x, y, epochs, batch_size, validation_data, validation_split, shuffle, verbose,
-         callbacks, initial_epoch, learning_rate) -> History:
+def check_fit_arguments(net, epochs, initial_epoch, verbose, learning_rate, callbacks):
+    """(epochs, learning_rate, callbacks) of a fit call, checked; shared by
+    in-memory and streamed fits."""
     if net.loss is None:
         raise RuntimeError("Network.fit: set a loss with use(...) before fit")
     epochs = check_positive_int(epochs, "epochs")
@@ -51,24 +54,37 @@ def _fit(net, x, y, epochs, batch_size, validation_data, validation_split, shuff
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
     if learning_rate is not None:
         learning_rate = check_positive_float(learning_rate, "learning_rate")
-    article = _checks.is_article_style(net)
-    batch_size = check_positive_int(batch_size if batch_size is not None
-                                    else 1 if article else 32, "batch_size")
-    x = network_inputs(net, x)
-    y = network_targets(net, y, x.shape[0])
-    validation = _validation(net, x, y, validation_data, validation_split)
-    if validation is not None and validation_data is None:
-        x, y = x[:-len(validation[0])], y[:-len(validation[0])]
-    batch_size = min(batch_size, x.shape[0])   # buffers for the samples there are
     callbacks = list(callbacks or [])
     for callback in callbacks:
         if not isinstance(callback, callbacks_module.Callback):
             raise TypeError(f"callbacks must be nncore.callbacks.Callback objects, "
                             f"got {type(callback).__name__}")
+    return epochs, learning_rate, callbacks
+
+
+def _fit(net, x, y, epochs, batch_size, validation_data, validation_split, shuffle, verbose,
+         callbacks, initial_epoch, learning_rate, sample_weight, class_weight) -> History:
+    epochs, learning_rate, callbacks = check_fit_arguments(net, epochs, initial_epoch, verbose,
+                                                           learning_rate, callbacks)
+    article = _checks.is_article_style(net)
+    batch_size = check_positive_int(batch_size if batch_size is not None
+                                    else 1 if article else 32, "batch_size")
+    if y is None:
+        raise ValueError("Network.fit: y is missing; pass the targets, or x as a dask array "
+                         "or as batches of (x, y)")
+    x = network_inputs(net, x)
+    y = network_targets(net, y, x.shape[0])
+    weights = _weights.combined(net, y, sample_weight, class_weight, nonzero=True)
+    validation = _validation(net, x, y, validation_data, validation_split)
+    if validation is not None and validation_data is None:
+        x, y = x[:-len(validation[0])], y[:-len(validation[0])]
+        if weights is not None:
+            weights = weights[:len(x)]
+    batch_size = min(batch_size, x.shape[0])   # buffers for the samples there are
     optimizer = fit_optimizer(net)
     _checks.check_loss_and_outputs(net, x[:batch_size])
     trainer = Trainer(net, x, y, optimizer, epochs, initial_epoch, batch_size, shuffle,
-                      validation, callbacks, verbose, article)
+                      validation, callbacks, verbose, article, weights)
     if learning_rate is None:
         return trainer.run()
     # learning_rate applies to this call only: the optimizer keeps its own
@@ -79,17 +95,22 @@ def _fit(net, x, y, epochs, batch_size, validation_data, validation_split, shuff
         optimizer.learning_rate = own_rate
 
 
-def evaluate(net, x, y, batch_size: Optional[int] = None) -> dict:
+def evaluate(net, x, y, batch_size: Optional[int] = None, sample_weight=None) -> dict:
     """Network.evaluate (see there)."""
     if net.loss is None:
         raise RuntimeError("Network.evaluate: set a loss with use(...) first")
+    if y is None:
+        raise ValueError("Network.evaluate: y is missing; pass the targets, or x as a dask "
+                         "array or as batches of (x, y)")
     x = network_inputs(net, x)
     y = network_targets(net, y, x.shape[0])
     predicted = net.predict(x, batch_size)
     if not net.guard.fitting_here():         # fit checks its own first batch
         _checks.check_loss_and_outputs(net, out=predicted)
     out, target = shaped(net, predicted, y)
-    scores = {"loss": float(net.loss(target, out))}
+    weights = _weights.combined(net, y, sample_weight, None)
+    scores = {"loss": float(net.loss(target, out) if weights is None
+                            else net.loss(target, out, sample_weight=weights))}
     for metric in resolved_metrics(net):
         scores[metric.name] = float(metric(target, out))
     return scores
@@ -152,8 +173,9 @@ class Trainer:
     CHUNK_SECONDS = 0.02
 
     def __init__(self, net, x, y, optimizer, epochs, initial_epoch, batch_size, shuffle,
-                 validation, callbacks, verbose, article):
+                 validation, callbacks, verbose, article, weights=None):
         self.net, self.x, self.y, self.optimizer = net, x, y, optimizer
+        self.weights = weights          # per-sample loss weights (n,) or None
         self.epochs, self.initial_epoch, self.batch_size = epochs, initial_epoch, batch_size
         self.validation, self.callbacks = validation, callbacks
         self.verbose, self.article = verbose, article
@@ -241,7 +263,7 @@ class Trainer:
             begin_native_run(net.plans.blas_threads(net, self.batch_size))
             try:
                 losses = self.plan.train(self.x_flat, self.y, self.order, self.batch_size,
-                                         first_step, rates, self.state)
+                                         first_step, rates, self.state, self.weights)
             finally:
                 end_native_run()
         else:
@@ -266,10 +288,15 @@ class Trainer:
                 target = target.reshape((len(index),) + target_shape)
             for layer in net.layers:
                 out = layer.forward(out, training=True)
-            losses[s] = loss(target, out)
+            weights = None if self.weights is None else self.weights[index]
+            if weights is None:
+                losses[s] = loss(target, out)
+                grad = loss.gradient(target, out)
+            else:
+                losses[s] = loss(target, out, sample_weight=weights)
+                grad = loss.gradient(target, out, sample_weight=weights)
             self.last_batch = (np.reshape(out, (len(index), -1)),
                                np.reshape(target, (len(index), -1)))
-            grad = loss.gradient(target, out)
             for layer in reversed(net.layers):
                 grad = layer.backward(grad)
             apply_update(self.optimizer.updater, params, grads, float(rate))

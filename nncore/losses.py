@@ -1,5 +1,5 @@
 """Losses.  Each returns the mean over the batch (and over elements or rows),
-as Keras does.  The article's `mse` / `mse_prime` functions are here too;
+as Keras does; per-sample weights w make it sum_i w_i loss_i / n.  The article's `mse` / `mse_prime` functions are here too;
 passing them to `Network.use` selects the native MSE kernel."""
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Callable, Optional, Union
 import numpy as np
 
 from ._data import as_float_array
+from ._weights import check_sample_weight
 from ._native.loss import LossOp
 from ._native.loss import evaluate_loss
 from .errors import unknown_name
@@ -47,7 +48,7 @@ class Loss:
         `width` of them on the class (last) axis."""
         return LossOp(self.kernel, np.dtype(dtype), size, width, self.sparse)
 
-    def _evaluate(self, y_true, y_pred, want_gradient: bool):
+    def _evaluate(self, y_true, y_pred, want_gradient: bool, sample_weight=None):
         y_pred = np.asarray(y_pred)
         dtype = y_pred.dtype if y_pred.dtype in (np.float32, np.float64) else np.float64
         pred = as_float_array(np.atleast_1d(y_pred), dtype, f"{self.name}: y_pred",
@@ -58,7 +59,9 @@ class Loss:
         op = self.native(dtype, pred2.shape[1], width)
         target = self._checked_target(y_true, pred, n, dtype)
         grad = np.empty_like(pred2) if want_gradient else None
-        value = evaluate_loss(op, pred2, target, grad)
+        weights = (None if sample_weight is None else
+                   check_sample_weight(sample_weight, n, dtype, f"{self.name}: sample_weight"))
+        value = evaluate_loss(op, pred2, target, grad, weights)
         return value, (grad.reshape(pred.shape) if grad is not None else None)
 
     def _checked_target(self, y_true, pred, n: int, dtype) -> np.ndarray:
@@ -80,11 +83,12 @@ class Loss:
                              f"y_pred, received {target.shape}")
         return target.reshape(n, -1)
 
-    def __call__(self, y_true, y_pred) -> float:
-        return self._evaluate(y_true, y_pred, False)[0]
+    def __call__(self, y_true, y_pred, sample_weight=None) -> float:
+        """The mean loss; with sample_weight (n,), sum_i w_i loss_i / n."""
+        return self._evaluate(y_true, y_pred, False, sample_weight)[0]
 
-    def gradient(self, y_true, y_pred) -> np.ndarray:
-        return self._evaluate(y_true, y_pred, True)[1]
+    def gradient(self, y_true, y_pred, sample_weight=None) -> np.ndarray:
+        return self._evaluate(y_true, y_pred, True, sample_weight)[1]
 
     def __repr__(self) -> str:
         return f"{self.name}(from_logits={self.from_logits})" if self.kernel != "mse" else "MSE()"

@@ -13,7 +13,7 @@ import weakref
 
 import numpy as np
 
-from . import _budget, _checks, _summary, _training, _weights_file
+from . import _budget, _checks, _streaming, _summary, _training, _weights_file
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
@@ -149,12 +149,20 @@ class Network:
         return [g for layer in self.layers for g in layer.grads]
 
     # ------------------------------------------------------------ train, use
-    def fit(self, x, y, epochs: int = 1, batch_size: Optional[int] = None,
+    def fit(self, x, y=None, epochs: int = 1, batch_size: Optional[int] = None,
             validation_data=None, validation_split: float = 0.0, shuffle: bool = True,
             verbose: int = 1, callbacks: Optional[list] = None, initial_epoch: int = 0,
-            learning_rate: Optional[float] = None) -> History:
+            learning_rate: Optional[float] = None, sample_weight=None,
+            class_weight: Optional[dict] = None) -> History:
         """Train on x, y from epoch `initial_epoch` up to `epochs`; returns a
         History (also kept as `network.history`).
+
+        x may also be a dask array (y a dask or NumPy array of targets) or a
+        sequence or iterable of (x, y) or (x, y, sample_weight) batches (y
+        None): fit then streams one block or batch at a time (see
+        nncore/_streaming.py).  `sample_weight` (n,) weighs each sample's
+        loss (a batch's loss is sum_i w_i loss_i / batch size, as in Keras);
+        `class_weight` maps class indices to weights that multiply it.
 
         Article-style networks -- the loss was given as functions
         (`use(mse, mse_prime)`), or every layer is one of the article's
@@ -176,18 +184,24 @@ class Network:
         A second fit, or a fit while a predict on this network runs in another
         thread, raises RuntimeError.
         """
-        return _training.fit(self, x, y, epochs, batch_size, validation_data,
-                             validation_split, shuffle, verbose, callbacks,
-                             initial_epoch, learning_rate)
+        run = _streaming.fit if _streaming.is_stream(x) else _training.fit
+        return run(self, x, y, epochs, batch_size, validation_data, validation_split, shuffle,
+                   verbose, callbacks, initial_epoch, learning_rate, sample_weight,
+                   class_weight)
 
-    def evaluate(self, x, y, batch_size: Optional[int] = None, verbose=0,
-                 return_dict: bool = True):
+    def evaluate(self, x, y=None, batch_size: Optional[int] = None, verbose=0,
+                 return_dict: bool = True, sample_weight=None):
         """{'loss': ..., <metric>: ...} of the network on x, y (means over the
-        samples); with return_dict=False, as Keras: the loss alone, or the
-        list [loss, *metrics] when there are metrics.  `verbose` is accepted
-        for Keras code; evaluate prints nothing."""
+        samples; with sample_weight the loss is sum_i w_i loss_i / n, the
+        metrics stay unweighted); with return_dict=False, as Keras: the loss
+        alone, or the list [loss, *metrics] when there are metrics.  x may be
+        a dask array or batches, as in fit.  `verbose` is accepted for Keras
+        code; evaluate prints nothing."""
         _checks.check_verbose(verbose, "Network.evaluate")
-        scores = _training.evaluate(self, x, y, batch_size)
+        if _streaming.is_stream(x):
+            scores = _streaming.evaluate(self, x, y, batch_size, sample_weight)
+        else:
+            scores = _training.evaluate(self, x, y, batch_size, sample_weight)
         if return_dict:
             return scores
         return scores["loss"] if len(scores) == 1 else list(scores.values())
@@ -197,12 +211,16 @@ class Network:
         computed in chunks of `batch_size` samples (by default as many as keep
         the network's activations within about 8 MiB, at most 256).  Threads may
         predict at once; while a fit runs in another thread this raises
-        RuntimeError.  `verbose` is accepted for Keras code; predict prints
-        nothing."""
+        RuntimeError.  A dask array or a sequence/iterable of batches is
+        predicted one block at a time into a NumPy array (nncore.dask.predict
+        gives a dask array).  `verbose` is accepted for Keras code; predict
+        prints nothing."""
         _checks.check_verbose(verbose, "Network.predict")
         if not self.built and self.input_shape is None:
             raise RuntimeError("Network.predict: the network is not built yet; "
                                "fit it, call build(input_shape) or pass input_shape=")
+        if _streaming.is_stream(x):
+            return _streaming.predict(self, x, batch_size)
         x = network_inputs(self, x)
         chunk = (self.plans.predict_chunk(self) if batch_size is None
                  else check_positive_int(batch_size, "batch_size"))

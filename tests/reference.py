@@ -20,18 +20,21 @@ ACTIVATIONS = {
 EPS = 1e-7
 
 
-def loss_reference(kind, pred, target, from_logits=False):
-    """Mean loss over the batch, as Keras defines it (float64)."""
+def loss_reference(kind, pred, target, from_logits=False, weights=None):
+    """Mean loss over the batch, as Keras defines it (float64); with per-sample
+    weights (n,), every element or row of sample i counts weights[i] times:
+    sum_i w_i loss_i / n."""
     p = pred.astype(np.float64)
     t = target.astype(np.float64)
     if kind == "mse":
-        return np.mean((p - t) ** 2)
-    if kind == "binary_crossentropy":
+        terms = (p - t) ** 2
+    elif kind == "binary_crossentropy":
         if from_logits:
-            return np.mean(np.maximum(p, 0) - p * t + np.log1p(np.exp(-np.abs(p))))
-        pc = np.clip(p, EPS, 1 - EPS)
-        return -np.mean(t * np.log(pc) + (1 - t) * np.log(1 - pc))
-    if kind in ("categorical_crossentropy", "sparse_categorical_crossentropy"):
+            terms = np.maximum(p, 0) - p * t + np.log1p(np.exp(-np.abs(p)))
+        else:
+            pc = np.clip(p, EPS, 1 - EPS)
+            terms = -(t * np.log(pc) + (1 - t) * np.log(1 - pc))
+    elif kind in ("categorical_crossentropy", "sparse_categorical_crossentropy"):
         if kind.startswith("sparse"):
             t = np.eye(p.shape[-1])[t.astype(int).reshape(p.shape[:-1])]
         if from_logits:
@@ -39,8 +42,12 @@ def loss_reference(kind, pred, target, from_logits=False):
             logp = logp - np.log(np.exp(logp).sum(-1, keepdims=True))
         else:
             logp = np.log(np.clip(p, EPS, 1 - EPS))
-        return np.mean(-(t * logp).sum(-1))
-    raise ValueError(kind)
+        terms = -(t * logp).sum(-1)
+    else:
+        raise ValueError(kind)
+    if weights is not None:
+        terms = terms * np.asarray(weights, np.float64).reshape((-1,) + (1,) * (terms.ndim - 1))
+    return np.mean(terms)
 
 
 def numeric_gradient(f, array, h=1e-6):

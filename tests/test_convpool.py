@@ -7,7 +7,7 @@ import pytest
 import nncore
 from nncore._native.convpool import ConvPoolOp
 from nncore._native.plan import Plan
-from nncore._plans import inference_ops, native_ops
+from nncore._plans import fused_ops, native_ops
 
 TOL = {np.dtype("float32"): dict(rtol=2e-5, atol=2e-5),
        np.dtype("float64"): dict(rtol=1e-12, atol=1e-12)}
@@ -36,13 +36,13 @@ def test_fused_conv_pool_matches_the_separate_ops(shape, conv, pool, winograd, d
     rng = np.random.default_rng(4)
     if net.layers[0].bias is not None:
         net.layers[0].bias[...] = rng.normal(size=net.layers[0].bias.shape)
-    fused_ops = inference_ops(net.layers)
-    assert isinstance(fused_ops[0], ConvPoolOp) and fused_ops[0].winograd == winograd
+    fused = fused_ops(net.layers)
+    assert isinstance(fused[0], ConvPoolOp) and fused[0].winograd == winograd
     x = rng.normal(size=(11,) + shape).astype(dtype)
     separate = Plan(native_ops(net.layers), dtype).forward(x.reshape(11, -1)).copy()
     for chunk in (1, 4, 11):
         out = np.empty_like(separate)
-        Plan(fused_ops, dtype).predict(x.reshape(11, -1), out, chunk)
+        Plan(fused, dtype).predict(x.reshape(11, -1), out, chunk)
         np.testing.assert_allclose(out, separate, **TOL[dtype])
     np.testing.assert_allclose(net.predict(x), separate, **TOL[dtype])
 
@@ -50,7 +50,7 @@ def test_fused_conv_pool_matches_the_separate_ops(shape, conv, pool, winograd, d
 def test_only_a_conv_followed_by_a_plain_max_pool_is_fused():
     def first_op(*layers):
         net = nncore.Network(list(layers), seed=0).build((8, 8, 4))
-        return type(inference_ops(net.layers)[0]).__name__
+        return type(fused_ops(net.layers)[0]).__name__
     assert first_op(nncore.Conv2D(3, 3), nncore.MaxPool2D(2)) == "ConvPoolOp"
     assert first_op(nncore.Conv2D(3, 3, activation="tanh"), nncore.MaxPool2D(2)) == "ConvOp"
     assert first_op(nncore.Conv2D(3, 3), nncore.MaxPool2D(2, strides=1)) == "ConvOp"
@@ -66,3 +66,64 @@ def test_fused_predict_follows_weight_changes():
     weights = net.get_weights()
     net.set_weights([w * 2 for w in weights])
     np.testing.assert_allclose(net.predict(x), 2 * before, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape, conv, pool, winograd", CASES)
+def test_fused_backward_matches_the_separate_ops(shape, conv, pool, winograd, dtype):
+    # a training forward and backward through the fused op give the same
+    # output, input gradient and parameter gradients as Conv2D then MaxPool2D
+    def run(ops, net, x, dy):
+        plan = Plan(ops, dtype)
+        out = plan.forward(x, training=True).copy()
+        dx = plan.backward(dy).copy()
+        return [out, dx] + [g.copy() for g in net.layers[0].grads]
+
+    net = nncore.Network([nncore.Conv2D(**conv), nncore.MaxPool2D(**pool), nncore.Flatten()],
+                         dtype=dtype, seed=6).build(shape)
+    rng = np.random.default_rng(7)
+    if net.layers[0].bias is not None:
+        net.layers[0].bias[...] = rng.normal(size=net.layers[0].bias.shape)
+    x = rng.normal(size=(9, int(np.prod(shape)))).astype(dtype)
+    dy = rng.normal(size=(9, int(np.prod(net.output_shape)))).astype(dtype)
+    separate = run(native_ops(net.layers), net, x, dy)
+    fused = run(fused_ops(net.layers), net, x, dy)
+    for a, b in zip(fused, separate):
+        # gradients are sums over many positions, added in another order
+        scale = max(1.0, float(np.abs(b).max()))
+        np.testing.assert_allclose(a, b, rtol=TOL[dtype]["rtol"],
+                                   atol=TOL[dtype]["atol"] * scale)
+
+
+class PythonIdentity(nncore.Layer):
+    """A layer written in Python: its network trains through the per-layer loop."""
+
+    def forward(self, x, training=False):
+        if not self.built:
+            self.build(np.shape(x)[1:])
+        return x
+
+    def backward(self, dy):
+        return dy
+
+
+def test_training_through_the_fused_op_learns_like_the_separate_ops():
+    # the same seeded CNN trained by a plan with the fused op and by the
+    # per-layer Python loop (which runs the layers' separate ops) ends with
+    # the same weights
+    x = np.random.default_rng(8).normal(size=(64, 10, 10, 3))
+    y = np.random.default_rng(9).integers(0, 4, 64)
+
+    def trained(python_path):
+        layers = [nncore.Conv2D(8, 3, activation="relu"), nncore.MaxPool2D(2),
+                  nncore.Flatten(), nncore.Dense(4)]
+        net = nncore.Network(layers + ([PythonIdentity()] if python_path else []),
+                             dtype="float64", seed=10)
+        net.use(nncore.losses.SparseCategoricalCrossentropy(from_logits=True),
+                optimizer="adam")
+        net.fit(x, y, epochs=3, batch_size=16, verbose=0)
+        assert (net.plans.training_plan(net, nncore._training.native_loss(net),
+                                        net.optimizer.updater) is None) == python_path
+        return net.get_weights()
+
+    for a, b in zip(trained(False), trained(True)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)

@@ -75,17 +75,18 @@ class Conv2D(NativeLayer):
         return ops
 
     def pooled_op(self, pool) -> Optional[ConvPoolOp]:
-        """One inference op for this layer followed by the MaxPool2D layer
-        `pool`, when the pool's windows do not overlap and it has no padding
-        (else None)."""
+        """One op for this layer followed by the MaxPool2D layer `pool`, when
+        the pool's windows do not overlap and it has no padding (else None)."""
         from .pooling import MaxPool2D
         if (type(pool) is not MaxPool2D or self.activation not in (None, "relu")
                 or pool.strides != pool.pool_size or pool.padding not in ("valid", (0, 0))):
             return None
         shape = image_shape(self, self._built_input_shape())
         (oh, ow), pad = self._geometry(shape)
-        return ConvPoolOp(self.kernel, self.bias, (shape[0], shape[1]), (oh, ow),
-                          self.strides, pad, self.activation == "relu", pool.pool_size)
+        g_bias = self.grads[1] if self.use_bias else None
+        return ConvPoolOp(self.kernel, self.bias, self.grads[0], g_bias, (shape[0], shape[1]),
+                          (oh, ow), self.strides, pad, self.activation == "relu",
+                          pool.pool_size)
 
     def get_config(self) -> dict:
         return {"filters": self.filters, "kernel_size": list(self.kernel_size),
