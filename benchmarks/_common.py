@@ -55,6 +55,41 @@ def limited_threads(n: int):
                 torch.set_num_threads(previous_torch)
 
 
+def gemm_peak(threads: int, dtype="float32") -> float:
+    """GFLOP/s of a large GEMM through SciPy's BLAS (the one nncore calls) on
+    `threads` threads: the best of several runs, the machine's limit."""
+    import nncore
+    from scipy.linalg import blas
+    a = np.random.default_rng(0).random((1024, 1024)).astype(dtype)
+    gemm = blas.sgemm if np.dtype(dtype) == np.float32 else blas.dgemm
+    with nncore.threads(threads):
+        gemm(1.0, a, a)
+        best = min(_seconds(lambda: gemm(1.0, a, a)) for _ in range(15))
+    return 2 * 1024 ** 3 / best / 1e9
+
+
+def _seconds(run) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def fmt_gflops(flops_per_sample: float, samples_per_second: float, peak: float) -> str:
+    """'GFLOP/s (share of the GEMM peak)' reached at that rate."""
+    gflops = flops_per_sample * samples_per_second / 1e9
+    return f"{gflops:.1f} ({100 * gflops / peak:.0f}%)"
+
+
+def dense_flops(sizes, per_sample_rows: int = 1) -> int:
+    """Multiply-adds x 2 of one sample through dense layers of these sizes."""
+    return 2 * per_sample_rows * sum(a * b for a, b in zip(sizes, sizes[1:]))
+
+
+# the forward products of one sample of the MNIST CNN used by the benchmarks:
+# conv 3x3x1x32 on 26x26, conv 3x3x32x64 on 11x11, dense 1600x128 and 128x10
+CNN_FORWARD_FLOPS = 2 * (26 * 26 * 9 * 32 + 11 * 11 * 288 * 64 + 1600 * 128 + 128 * 10)
+
+
 def try_torch():
     try:
         import torch

@@ -251,7 +251,9 @@ def worker(args):
         have_torch = True
     except ImportError:
         have_torch = False
-    result = {"threads": args.threads[0], "openmp": nncore.openmp_enabled(), "batches": {}}
+    from _common import gemm_peak
+    result = {"threads": args.threads[0], "openmp": nncore.openmp_enabled(), "batches": {},
+              "peak": gemm_peak(args.threads[0])}
     for batch in args.batches:
         runs = {}
         runs["nncore"], net = nncore_runner(x, y, batch)
@@ -280,6 +282,8 @@ def ratio(a, b):
 
 
 def main():
+    from _common import CNN_FORWARD_FLOPS, fmt_gflops
+    train_flops = 3 * CNN_FORWARD_FLOPS     # a training step: about three forward passes
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--batches", type=int, nargs="+", default=[32, 128])
@@ -303,7 +307,8 @@ def main():
     print(f"MNIST CNN training, float32, {args.samples} samples, median of {args.repeats} "
           f"(OpenMP {'on' if results[0]['openmp'] else 'off'}); samples/s")
     print(f"{'threads':>7} {'batch':>5} {'nncore':>8} {'PyTorch':>8} {'NumPy':>8} "
-          f"{'vs torch':>8} {'vs NumPy':>8}   nncore time: GEMM / im2col+col2im / rest")
+          f"{'vs torch':>8} {'vs NumPy':>8}   nncore time: GEMM / im2col+col2im / rest"
+          f"   nncore GFLOP/s (of SGEMM peak)")
     for r in results:
         for batch, row in r["batches"].items():
             torch_speed = row.get("torch")
@@ -311,7 +316,10 @@ def main():
             print(f"{r['threads']:>7} {batch:>5} {row['nncore']:8.0f} "
                   f"{torch_speed or float('nan'):8.0f} {row['numpy']:8.0f} "
                   f"{ratio(row['nncore'], torch_speed):>8} {ratio(row['nncore'], row['numpy']):>8}"
-                  f"   {row['gemm_share']:5.0%} / {row['im2col_share']:5.0%} / {rest:5.0%}")
+                  f"   {row['gemm_share']:5.0%} / {row['im2col_share']:5.0%} / {rest:5.0%}"
+                  f"   {fmt_gflops(train_flops, row['nncore'], r['peak'])}")
+    print("GFLOP/s count a training step as three times the forward products "
+          f"({train_flops / 1e6:.1f} MFLOP per sample)")
     print(f"\nArticle conv net, per-sample SGD ({args.article_samples} samples); samples/s")
     print(f"{'threads':>7} {'nncore':>8} {'PyTorch':>8} {'vs torch':>8}")
     for r in results:

@@ -12,8 +12,8 @@ import numpy as np
 
 import nncore
 import numpy_article
-from _common import (fmt_rate, fmt_ratio, limited_threads, load_article_mnist, median_rate,
-                     median_seconds, table, try_torch)
+from _common import (dense_flops, fmt_gflops, fmt_rate, fmt_ratio, gemm_peak, limited_threads,
+                     load_article_mnist, median_rate, median_seconds, table, try_torch)
 from nncore.activations import tanh, tanh_prime
 from nncore.losses import mse, mse_prime
 
@@ -113,12 +113,15 @@ def main():
           f"torch {torch.__version__ if torch else 'not installed'}\n")
 
     rows = []
+    flops = 3 * dense_flops([784, 100, 50, 10])     # forward and two backward products
     for threads in (1, 2):
         ours, ref_numpy, ref_torch = mnist_rates(threads, args.samples, args.slow_samples)
         rows.append([threads, fmt_rate(ours), fmt_rate(ref_numpy), fmt_rate(ref_torch),
-                     fmt_ratio(ours, ref_numpy), fmt_ratio(ours, ref_torch)])
+                     fmt_ratio(ours, ref_numpy), fmt_ratio(ours, ref_torch),
+                     fmt_gflops(flops, ours, gemm_peak(threads, "float64"))])
     print("Per-sample SGD, article MNIST net 784-100-50-10 tanh/MSE, float64 (samples/s, median)")
-    print(table(rows, ["threads", "nncore", "numpy", "torch", "vs numpy", "vs torch"]))
+    print(table(rows, ["threads", "nncore", "numpy", "torch", "vs numpy", "vs torch",
+                       "nncore GFLOP/s (of DGEMM peak)"]))
     print("targets: >= 50,000 samples/s and >= 15x torch\n")
 
     rows = []

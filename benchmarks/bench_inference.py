@@ -13,7 +13,8 @@ import time
 import numpy as np
 
 import nncore
-from _common import median_rate as throughput, table, try_torch
+from _common import (CNN_FORWARD_FLOPS, dense_flops, fmt_gflops, gemm_peak,
+                     median_rate as throughput, table, try_torch)
 
 MLP_SIZES = [784, 256, 128, 10]
 
@@ -196,17 +197,21 @@ def main():
     ours_t = throughput(lambda: mlp.predict(x1000, batch_size=1000), 1000)
     theirs_t = throughput(torch_predict(torch, torch_mlp(torch, mlp), torch.from_numpy(x1000)),
                           1000) if torch else None
+    peak = gemm_peak(2)
     rows.append(["MLP", f"{ours_t:,.0f}", f"{theirs_t:,.0f}" if theirs_t else "-",
-                 f"{ours_t / theirs_t:.2f}x" if theirs_t else "-"])
+                 f"{ours_t / theirs_t:.2f}x" if theirs_t else "-",
+                 fmt_gflops(dense_flops(MLP_SIZES), ours_t, peak)])
     if cnn is not None:
         xc1000 = rng.random((1000, 28, 28, 1), np.float32)
         ours_ct = throughput(lambda: cnn.predict(xc1000, batch_size=1000), 1000, repeats=3)
         theirs_ct = throughput(torch_predict(torch, torch_cnn(torch), torch.from_numpy(
             xc1000.transpose(0, 3, 1, 2).copy())), 1000, repeats=3) if torch else None
         rows.append(["CNN", f"{ours_ct:,.0f}", f"{theirs_ct:,.0f}" if theirs_ct else "-",
-                     f"{ours_ct / theirs_ct:.2f}x" if theirs_ct else "-"])
+                     f"{ours_ct / theirs_ct:.2f}x" if theirs_ct else "-",
+                     fmt_gflops(CNN_FORWARD_FLOPS, ours_ct, peak)])
     print("Batch-1000 predict throughput (samples/s, 2 threads)")
-    print(table(rows, ["model", "nncore", "torch", "nncore/torch"]))
+    print(table(rows, ["model", "nncore", "torch", "nncore/torch",
+                       "nncore GFLOP/s (of 2-thread SGEMM peak)"]))
     print("target: >= 1.0x\n")
 
     rows = []

@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import nncore  # noqa: E402
-from _common import limited_threads, mnist_dir  # noqa: E402
+from _common import dense_flops, fmt_gflops, gemm_peak, limited_threads, mnist_dir  # noqa: E402
 
 SIZES = (784, 256, 128, 10)
 LR = {"adam": 1e-3, "sgd": 0.01}
@@ -175,8 +175,14 @@ def main():
     print(f"MLP 784-256-128-10 ReLU, softmax CE, float32, {len(x)} samples x "
           f"{args.epochs} epoch(s), median of {args.repeats}; torch {torch_version}; "
           f"nncore OpenMP {'on' if nncore.openmp_enabled() else 'off'}")
+    peaks = {threads: gemm_peak(threads) for threads in args.threads}
+    print("SGEMM peak: " + ", ".join(f"{peaks[t]:.0f} GFLOP/s at {t} thread(s)"
+                                     for t in args.threads))
+    # a training step is about three times the forward products
+    flops = 3 * dense_flops([784, 256, 128, 10])
     header = f"{'optimizer':>9} {'batch':>5} {'thr':>3} " + "".join(
-        f"{name + ' samples/s':>18}" for name in impls) + f"{'nncore/best':>13}"
+        f"{name + ' samples/s':>18}" for name in impls) + f"{'nncore/best':>13}" + \
+        f"{'nncore GFLOP/s (of peak)':>26}"
     print(header)
     print("-" * len(header))
     for optimizer in ("adam", "sgd"):
@@ -187,7 +193,8 @@ def main():
                 best = max(v for k, v in rates.items() if k != "nncore")
                 print(f"{optimizer:>9} {batch:>5} {threads:>3} " +
                       "".join(f"{rates[name]:>18,.0f}" for name in impls) +
-                      f"{rates['nncore'] / best:>12.2f}x", flush=True)
+                      f"{rates['nncore'] / best:>12.2f}x" +
+                      f"{fmt_gflops(flops, rates['nncore'], peaks[threads]):>26}", flush=True)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import numpy as np
 
 import nncore
 import nncore.onnx
-from _common import table
+from _common import gemm_peak, table
 
 MLP = ("MLP 784-256-128-10", (784,),
        lambda: [nncore.Dense(256, activation="relu"), nncore.Dense(128, activation="relu"),
@@ -36,20 +36,6 @@ def forward_flops(net) -> int:
         elif isinstance(layer, nncore.Dense):
             total += 2 * layer.W.size * int(np.prod(layer.input_shape[:-1]))
     return total
-
-
-def sgemm_peak(threads: int) -> float:
-    """GFLOP/s of a large single-precision GEMM through SciPy's BLAS."""
-    from scipy.linalg import blas
-    a = np.random.default_rng(0).random((1536, 1536), np.float32)
-    with nncore.threads(threads):
-        blas.sgemm(1.0, a, a)
-        runs = []
-        for _ in range(5):
-            start = time.perf_counter()
-            blas.sgemm(1.0, a, a)
-            runs.append(time.perf_counter() - start)
-    return 2 * 1536 ** 3 / min(runs) / 1e9
 
 
 def session(path, threads):
@@ -88,7 +74,7 @@ def main():
     import tempfile
     rows = []
     for threads in (1, 2):
-        peak = sgemm_peak(threads)
+        peak = gemm_peak(threads)
         for name, shape, layers in (MLP, CNN):
             net = nncore.Network(layers(), input_shape=shape, seed=0).build()
             flops = forward_flops(net)

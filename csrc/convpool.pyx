@@ -27,8 +27,10 @@ cdef struct ConvPoolCfg:
 
 
 cdef enum:
-    # Winograd F(2x2, 3x3) needs enough channels to make its GEMMs worth it
+    # Winograd F(2x2, 3x3) needs enough channels, and enough tiles per call,
+    # to make its 16 GEMMs worth their fixed costs
     WINOGRAD_MIN_CHANNELS = 8
+    WINOGRAD_MIN_TILES = 64
 
 
 # cols (PH*PW*ph*pw, K) = im2col rows of x (H, W, C), window by window: the ph*pw
@@ -230,14 +232,14 @@ cdef void _winograd_forward(Op* op, Py_ssize_t n, real* y, const real* x,
 
 # y (n, PH, PW, F) = maxpool(relu(conv(x (n, H, W, C)) + bias)); work: (n, rows, K + F)
 # arg: (n, PH, PW, F) winning rows, recorded in training (NULL at inference)
-cdef void _forward(Op* op, Py_ssize_t n, real* y, real* arg, const real* x,
-                   real* work) noexcept nogil:
+cdef void _forward(Op* op, Py_ssize_t n, real* y, real* arg, const real* x, real* work,
+                   bint winograd) noexcept nogil:
     cdef const ConvPoolCfg* c = <const ConvPoolCfg*>op.cfg
     cdef Py_ssize_t s, Q = c.ph * c.pw, P = c.PH * c.PW, F = c.conv.F
     cdef Py_ssize_t K = c.conv.kh * c.conv.kw * c.conv.C, rows = P * Q
     cdef real* cols = work
     cdef real* Y = work + n * rows * K
-    if c.winograd and arg == NULL:
+    if winograd:
         _winograd_forward(op, n, y, x, work)
         return
     for s in range(n):
@@ -290,20 +292,22 @@ cdef void _bias_gradient(real* g_bias, const real* dy, const real* y, Py_ssize_t
         g_bias[f] = <real>total
 
 
-# the samples in groups of at most op.work_group (after transforming the kernel
-# once for Winograd: U (16, C, F) at the start of the op's state, rows (12, F) after
-# the tile)
+# the samples in groups of at most op.work_group; Winograd at inference when the
+# groups have enough tiles (the kernel transformed once: U (16, C, F) at the start of
+# the op's state, rows (12, F) after the tile)
 cdef void _grouped(Op* op, Py_ssize_t n, real* y, real* arg, const real* x,
                    real* work) noexcept nogil:
     cdef const ConvPoolCfg* c = <const ConvPoolCfg*>op.cfg
     cdef Py_ssize_t s = 0, g, C = c.conv.C, F = c.conv.F
     cdef real* U = <real*>op.state
-    if c.winograd:
+    cdef bint winograd = (c.winograd and arg == NULL and
+                          min(n, op.work_group) * c.PH * c.PW >= WINOGRAD_MIN_TILES)
+    if winograd:
         winograd_kernel(U, U + 16 * (C * F + C), <const real*>c.conv.kernel, C, F)
     while s < n:
         g = min(op.work_group, n - s)
         _forward(op, g, y + s * op.out_size, arg + s * op.out_size if arg != NULL else NULL,
-                 x + s * op.in_size, work)
+                 x + s * op.in_size, work, winograd)
         s += g
 
 
@@ -385,7 +389,8 @@ cdef class ConvPoolOp:
 
     @property
     def winograd(self):
-        """True when the convolution runs as Winograd's F(2x2, 3x3)."""
+        """True when the convolution runs as Winograd's F(2x2, 3x3) at inference
+        (for calls of at least WINOGRAD_MIN_TILES pool windows)."""
         return bool(self.cfg.winograd)
 
     def capsule(self):
