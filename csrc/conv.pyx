@@ -7,7 +7,7 @@ from libc.string cimport memcpy, memset
 from cpython.pycapsule cimport PyCapsule_New
 from core cimport real, Op, F32, address, dtype_code, declare_params, r_max
 from blas cimport gemm
-from im2col cimport ConvCfg, GROUP_BYTES, im2col_row
+from im2col cimport ConvCfg, GROUP_BYTES, col2im_row, im2col_row, set_geometry
 
 
 # cols (OH*OW, kh*kw*C) = the receptive field of every output position of x (H, W, C)
@@ -20,23 +20,11 @@ cdef void im2col(real* cols, const real* x, const ConvCfg* c) noexcept nogil:
 
 # x (H, W, C) = sum of the rows of cols (OH*OW, kh*kw*C) put back where im2col took them
 cdef void col2im(real* x, const real* cols, const ConvCfg* c) noexcept nogil:
-    cdef Py_ssize_t oh, ow, i, k, ih, iw0, j0, j1
-    cdef Py_ssize_t C = c.C, row = c.kw * c.C
-    cdef const real* src = cols
-    cdef real* dst
-    memset(x, 0, c.H * c.W * C * sizeof(real))
+    cdef Py_ssize_t oh, ow, row = c.kh * c.kw * c.C
+    memset(x, 0, c.H * c.W * c.C * sizeof(real))
     for oh in range(c.OH):
         for ow in range(c.OW):
-            iw0 = ow * c.sw - c.pl
-            j0 = max(0, -iw0)
-            j1 = min(c.kw, c.W - iw0)
-            for i in range(c.kh):
-                ih = oh * c.sh - c.pt + i
-                if ih >= 0 and ih < c.H and j1 > j0:
-                    dst = x + (ih * c.W + iw0 + j0) * C
-                    for k in range((j1 - j0) * C):
-                        dst[k] += src[j0 * C + k]
-                src += row
+            col2im_row(x, cols + (oh * c.OW + ow) * row, c, oh, ow)
 
 
 # im2col / col2im of n samples.  Serial: GEMM dominates and gets the threads
@@ -172,18 +160,10 @@ cdef class ConvOp:
                   padding_top_left, bint relu=False):
         self.arrays = (kernel, bias, g_kernel, g_bias)
         cdef ConvCfg* c = &self.cfg
-        c.kh, c.kw, c.C, c.F = kernel.shape
-        c.H, c.W = input_hw
-        c.OH, c.OW = output_hw
-        c.sh, c.sw = strides
-        c.pt, c.pl = padding_top_left
-        c.relu = relu
+        set_geometry(c, kernel, bias, g_kernel, g_bias, input_hw, output_hw, strides,
+                     padding_top_left, relu)
         c.direct = (c.kh == 1 and c.kw == 1 and c.sh == 1 and c.sw == 1 and c.pt == 0
                     and c.pl == 0 and c.OH == c.H and c.OW == c.W)
-        c.kernel = address(kernel)
-        c.g_kernel = address(g_kernel)
-        c.bias = address(bias) if bias is not None else NULL
-        c.g_bias = address(g_bias) if g_bias is not None else NULL
         self.op.dtype = dtype_code(kernel)
         self.op.in_size = c.H * c.W * c.C
         self.op.out_size = c.OH * c.OW * c.F

@@ -14,8 +14,8 @@
 #    over the group's tiles (tiles x C) @ (C x F).
 from libc.string cimport memcpy, memset
 from cpython.pycapsule cimport PyCapsule_New
-from core cimport real, Op, F32, address, dtype_code, declare_params, r_max, r_select
-from im2col cimport ConvCfg, GROUP_BYTES, col2im_row, im2col_row
+from core cimport real, Op, F32, dtype_code, declare_params, r_max, r_select
+from im2col cimport ConvCfg, GROUP_BYTES, col2im_row, im2col_row, set_geometry
 from blas cimport gemm
 
 
@@ -356,16 +356,8 @@ cdef class ConvPoolOp:
                   padding_top_left, bint relu, pool):
         self.arrays = (kernel, bias, g_kernel, g_bias)
         cdef ConvCfg* c = &self.cfg.conv
-        c.kh, c.kw, c.C, c.F = kernel.shape
-        c.H, c.W = input_hw
-        c.OH, c.OW = output_hw
-        c.sh, c.sw = strides
-        c.pt, c.pl = padding_top_left
-        c.relu = relu
-        c.kernel = address(kernel)
-        c.bias = address(bias) if bias is not None else NULL
-        c.g_kernel = address(g_kernel)
-        c.g_bias = address(g_bias) if g_bias is not None else NULL
+        set_geometry(c, kernel, bias, g_kernel, g_bias, input_hw, output_hw, strides,
+                     padding_top_left, relu)
         self.cfg.ph, self.cfg.pw = pool
         self.cfg.PH, self.cfg.PW = c.OH // self.cfg.ph, c.OW // self.cfg.pw
         rows = self.cfg.PH * self.cfg.PW * self.cfg.ph * self.cfg.pw

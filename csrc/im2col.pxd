@@ -1,7 +1,7 @@
 # The geometry of a 2-D convolution over NHWC samples and one im2col row,
 # shared by the convolution op and the fused inference op (convpool.pyx).
 from libc.string cimport memset
-from core cimport real
+from core cimport real, address
 
 
 cdef enum:
@@ -64,3 +64,20 @@ cdef inline void col2im_row(real* x, const real* src, const ConvCfg* c, Py_ssize
             for k in range((j1 - j0) * C):
                 dst[k] += src[j0 * C + k]
         src += row
+
+
+# c's geometry and arrays: kernel, g_kernel (kh, kw, C, F); bias, g_bias (F,) or
+# None; the sizes validated by the layer
+cdef inline int set_geometry(ConvCfg* c, kernel, bias, g_kernel, g_bias, input_hw,
+                             output_hw, strides, padding_top_left, bint relu) except -1:
+    c.kh, c.kw, c.C, c.F = kernel.shape
+    c.H, c.W = input_hw
+    c.OH, c.OW = output_hw
+    c.sh, c.sw = strides
+    c.pt, c.pl = padding_top_left
+    c.relu = relu
+    c.kernel = address(kernel)
+    c.g_kernel = address(g_kernel)
+    c.bias = address(bias) if bias is not None else NULL
+    c.g_bias = address(g_bias) if g_bias is not None else NULL
+    return 0
