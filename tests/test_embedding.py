@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import nncore
+from subprocess_helpers import run_outside_checkout
 
 
 def mlp(dtype="float32"):
@@ -94,19 +95,8 @@ def test_num_threads_api():
 
 
 def test_import_does_not_load_all_of_scipy_linalg(tmp_path):
-    import os
-    import subprocess
-    import sys
     code = "import sys, nncore; print('scipy.linalg' in sys.modules)"
-    # run outside the checkout, whose nncore/ has no compiled modules; keep
-    # PYTHONPATH so that an in-place build is found when that is what is tested
-    env = dict(os.environ)
-    if env.get("PYTHONPATH"):
-        env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in
-                                            env["PYTHONPATH"].split(os.pathsep) if p)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=tmp_path, env=env).stdout.strip()
-    assert out == "False"
+    assert run_outside_checkout(code, tmp_path) == "False"
 
 
 def test_predict_from_another_thread_during_fit_is_refused():

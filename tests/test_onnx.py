@@ -8,7 +8,6 @@ test skips naming it, and onnx's reference evaluator checks that graph.
 """
 import os
 import re
-import subprocess
 import sys
 
 import numpy as np
@@ -16,6 +15,7 @@ import pytest
 
 import nncore
 import nncore.onnx
+from subprocess_helpers import run_outside_checkout
 from nncore.activations import relu, relu_prime, sigmoid, sigmoid_prime, tanh, tanh_prime
 
 onnx = pytest.importorskip("onnx")
@@ -403,12 +403,5 @@ def test_missing_onnx_package_is_explained(monkeypatch):
 
 def test_import_nncore_does_not_import_onnx(tmp_path):
     code = "import sys, nncore; nncore.onnx.export; print('onnx' in sys.modules)"
-    # run outside the checkout, keeping PYTHONPATH for an in-place build
-    env = dict(os.environ)
-    if env.get("PYTHONPATH"):
-        env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in
-                                            env["PYTHONPATH"].split(os.pathsep) if p)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=tmp_path, env=env).stdout.strip()
-    assert out == "False"
+    assert run_outside_checkout(code, tmp_path) == "False"
 
