@@ -205,8 +205,10 @@ def test_out_of_core_fit_on_memmaps_beyond_a_memory_cap(tmp_path):
     root = Path(nncore.__file__).parents[1]
     env["PYTHONPATH"] = os.pathsep.join([str(root)] + [p for p in
                                          env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    # cwd: `python -c` looks in the working directory first, which must not be
+    # a checkout whose nncore/ has no compiled modules
     run = subprocess.run([sys.executable, "-c", OUT_OF_CORE, str(tmp_path), str(cap)],
-                         capture_output=True, text=True, env=env, timeout=300)
+                         capture_output=True, text=True, env=env, timeout=300, cwd=root)
     assert run.returncode == 0, run.stdout + run.stderr
     first, last, evaluated = map(float, run.stdout.split())
     assert last < first / 2 and evaluated < first / 2

@@ -27,7 +27,7 @@ def test_version_is_single_sourced():
 
 def test_declared_extras():
     extras = set(installed_distribution().metadata.get_all("Provides-Extra"))
-    assert {"test", "examples", "plot", "sklearn", "dask"} <= extras
+    assert {"test", "examples", "plot", "sklearn", "dask", "onnx", "bench"} <= extras
 
 
 def test_compiled_modules_import():

@@ -23,8 +23,11 @@ def run_script(code: str, *args, timeout: float) -> dict:
     """Run `code` in a fresh Python; the JSON object it prints last."""
     env = dict(os.environ, PYTHONPATH=IMPORT_PATH)
     try:
+        # cwd: `python -c` looks in the working directory first, which must not
+        # be a checkout whose nncore/ has no compiled modules
         done = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env,
-                              capture_output=True, text=True, timeout=timeout)
+                              capture_output=True, text=True, timeout=timeout,
+                              cwd=IMPORT_PATH)
     except subprocess.TimeoutExpired as error:
         pytest.fail(f"the script hung (no result after {timeout} s); "
                     f"stderr: {error.stderr!r}")

@@ -42,8 +42,10 @@ try:
 except (ImportError, ValueError, OSError):
     pass
 """
+    # cwd: `python -c` looks in the working directory first, which must not be
+    # a checkout whose nncore/ has no compiled modules
     done = subprocess.run([sys.executable, "-c", prelude + code], capture_output=True,
-                          text=True, timeout=timeout,
+                          text=True, timeout=timeout, cwd=IMPORT_PATH,
                           env=dict(os.environ, PYTHONPATH=IMPORT_PATH))
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
