@@ -49,12 +49,17 @@ def session(path, threads):
 
 
 def interleaved(runs: dict, calls: int, repeats: int) -> dict:
-    """{name: [seconds per call of each repeat]}, the names taking turns."""
+    """{name: [seconds per call of each repeat]}, the names taking turns.  A
+    pause and an untimed call before each turn let the other library's idle
+    threads stop spinning (onnxruntime's keep polling for a while after a
+    run), so that they do not take a core from the library being timed."""
     times = {name: [] for name in runs}
     for run in runs.values():
         run()
     for _ in range(repeats):
         for name, run in runs.items():
+            time.sleep(0.2)
+            run()
             start = time.perf_counter()
             for _ in range(calls):
                 run()

@@ -5,6 +5,7 @@ use their own buffers) and one training plan per optimizer updater.  A plan
 owns every buffer a run writes; the layers' op records are only read."""
 from __future__ import annotations
 
+import os
 import threading
 from typing import Optional
 
@@ -16,11 +17,17 @@ from ._threads import get_num_threads, max_workers
 
 # batch_size * parameter count below which BLAS runs single-threaded
 SMALL_WORK = 1 << 24
-# predict runs chunks of MAX_CHUNK samples (large enough that BLAS's packing
-# of a dense layer's weights is paid once for many samples), fewer when the
-# activations of a chunk would take more than CHUNK_BYTES
+# predict splits a call into chunks of equal size (to within a sample) of at
+# most MAX_CHUNK samples (large enough that BLAS's packing of a dense layer's
+# weights is paid once for many samples), fewer when the activations of a
+# chunk would take more than CHUNK_BYTES, and into at least one chunk per
+# core while the chunks keep MIN_CHUNK samples or more, so that every core
+# can get one.  The chunks depend on the call and the machine, never on
+# set_num_threads, so the results do not either.
 CHUNK_BYTES = 1 << 23
 MAX_CHUNK = 256
+MIN_CHUNK = 32
+CORES = os.cpu_count() or 1
 
 
 def native_ops(layers) -> Optional[list]:
@@ -101,12 +108,13 @@ class NetworkPlans:
         """Drop the training plan (the loss or optimizer changed)."""
         self._train_plan, self._train_for = None, (None, None)
 
-    def predict_chunk(self, net) -> int:
-        """The samples per chunk of a predict that did not choose."""
+    def predict_chunk(self, net, n: int) -> int:
+        """The samples per chunk of a predict of n samples that did not choose."""
         plan = self.predict_plan(net)
-        if plan is None:
-            return MAX_CHUNK
-        return max(1, min(MAX_CHUNK, CHUNK_BYTES // plan.sample_bytes))
+        limit = MAX_CHUNK if plan is None else CHUNK_BYTES // plan.sample_bytes
+        chunks = -(-n // max(1, min(MAX_CHUNK, limit)))
+        chunks = max(chunks, min(CORES, n // MIN_CHUNK))
+        return -(-n // chunks)
 
     def predict_threads(self, net, n: int, chunk: int) -> tuple:
         """(workers, BLAS threads) for predicting n samples in chunks: whole

@@ -41,7 +41,8 @@ class InferenceSession:
         self.dtype = network.dtype
         self.input_shape = tuple(network.layers[0]._built_input_shape())
         self.output_shape = tuple(network.layers[-1]._built_output_shape())
-        self.batch_size = (network.plans.predict_chunk(network) if batch_size is None
+        # samples per chunk; None: chosen per call as Network.predict does
+        self.batch_size = (None if batch_size is None
                            else check_positive_int(batch_size, "batch_size"))
 
     def predict(self, x, out: Optional[np.ndarray] = None) -> np.ndarray:
@@ -68,10 +69,11 @@ class InferenceSession:
         try:
             plan = network.plans.predict_plan(network)
             assert plan is not None  # every layer is native: checked in __init__
-            workers, blas_threads = network.plans.predict_threads(network, n, self.batch_size)
+            chunk = self.batch_size or network.plans.predict_chunk(network, n)
+            workers, blas_threads = network.plans.predict_threads(network, n, chunk)
             begin_native_run(blas_threads)
             try:
-                plan.predict(x, out, self.batch_size, workers)
+                plan.predict(x, out, chunk, workers)
             finally:
                 end_native_run()
         finally:

@@ -208,9 +208,9 @@ class Network:
 
     def predict(self, x, batch_size: Optional[int] = None, verbose=0) -> np.ndarray:
         """The network output for every sample of x, shape (n,) + output_shape,
-        computed in chunks of `batch_size` samples (by default as many as keep
-        the network's activations within about 8 MiB, at most 256).  Threads may
-        predict at once; while a fit runs in another thread this raises
+        computed in chunks of `batch_size` samples (by default at most 256,
+        fewer when that would take more than about 8 MiB of activations or
+        leave a core without a chunk).  Threads may predict at once; while a fit runs in another thread this raises
         RuntimeError.  A dask array or a sequence/iterable of batches is
         predicted one block at a time into a NumPy array (nncore.dask.predict
         gives a dask array).  `verbose` is accepted for Keras code; predict
@@ -222,9 +222,9 @@ class Network:
         if _streaming.is_stream(x):
             return _streaming.predict(self, x, batch_size)
         x = network_inputs(self, x)
-        chunk = (self.plans.predict_chunk(self) if batch_size is None
-                 else check_positive_int(batch_size, "batch_size"))
         n = x.shape[0]
+        chunk = (self.plans.predict_chunk(self, n) if batch_size is None
+                 else check_positive_int(batch_size, "batch_size"))
         self.guard.begin_predict("Network.predict")
         try:
             plan = self.plans.predict_plan(self)

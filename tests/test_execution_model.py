@@ -401,3 +401,21 @@ def test_predict_split_over_worker_threads_equals_one_thread(chunk, dtype):
             np.testing.assert_array_equal(net.predict(x, batch_size=chunk), serial)
             session = nncore.InferenceSession(net, batch_size=chunk)
             np.testing.assert_array_equal(session.predict(x), serial)
+
+
+def test_default_predict_chunks_give_the_same_results_at_any_thread_count():
+    # the default chunks depend on the call and the machine, not on the
+    # number of threads
+    cnn = nncore.Network([nncore.Conv2D(8, 3, activation="relu"), nncore.MaxPool2D(2),
+                          nncore.Flatten(), nncore.Dense(5)], seed=1).build((12, 12, 3))
+    mlp = nncore.Network([nncore.Dense(64, activation="relu"), nncore.Dense(5)],
+                         seed=2).build((40,))
+    for net in (cnn, mlp):
+        for n in (1, 31, 33, 64, 97, 257, 700):
+            x = np.random.default_rng(n).normal(size=(n,) + net.input_shape).astype(np.float32)
+            with nncore.threads(1):
+                one = net.predict(x)
+            for threads in (2, 3):
+                with nncore.threads(threads):
+                    np.testing.assert_array_equal(net.predict(x), one)
+                    np.testing.assert_array_equal(nncore.InferenceSession(net).predict(x), one)
