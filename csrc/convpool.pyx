@@ -12,7 +12,7 @@
 #    F(2x2, 3x3): each pool window is one 2x2 output tile, computed from a 4x4
 #    input tile with 16 products per channel instead of 36, as 16 BLAS GEMMs
 #    over the group's tiles (tiles x C) @ (C x F).
-from libc.string cimport memcpy, memset
+from libc.string cimport memcmp, memcpy, memset
 from cpython.pycapsule cimport PyCapsule_New
 from core cimport real, Op, F32, dtype_code, declare_params, r_max, r_select
 from im2col cimport ConvCfg, GROUP_BYTES, col2im_row, im2col_row, set_geometry
@@ -30,7 +30,7 @@ cdef enum:
     # Winograd F(2x2, 3x3) needs enough channels, and enough tiles per call,
     # to make its 16 GEMMs worth their fixed costs
     WINOGRAD_MIN_CHANNELS = 8
-    WINOGRAD_MIN_TILES = 64
+    WINOGRAD_MIN_TILES = 16
 
 
 # cols (PH*PW*ph*pw, K) = im2col rows of x (H, W, C), window by window: the ph*pw
@@ -293,17 +293,21 @@ cdef void _bias_gradient(real* g_bias, const real* dy, const real* y, Py_ssize_t
 
 
 # the samples in groups of at most op.work_group; Winograd at inference when the
-# groups have enough tiles (the kernel transformed once: U (16, C, F) at the start of
-# the op's state, rows (12, F) after the tile)
+# groups have enough tiles.  The op's state holds U (16, C, F), the tile (16, C),
+# rows (12, F) and the kernel (9, C, F) that U was transformed from: U is
+# transformed again only when the kernel has changed since.
 cdef void _grouped(Op* op, Py_ssize_t n, real* y, real* arg, const real* x,
                    real* work) noexcept nogil:
     cdef const ConvPoolCfg* c = <const ConvPoolCfg*>op.cfg
     cdef Py_ssize_t s = 0, g, C = c.conv.C, F = c.conv.F
     cdef real* U = <real*>op.state
+    cdef real* rows = U + 16 * (C * F + C)
+    cdef real* source = rows + 12 * F
     cdef bint winograd = (c.winograd and arg == NULL and
                           min(n, op.work_group) * c.PH * c.PW >= WINOGRAD_MIN_TILES)
-    if winograd:
-        winograd_kernel(U, U + 16 * (C * F + C), <const real*>c.conv.kernel, C, F)
+    if winograd and memcmp(source, c.conv.kernel, 9 * C * F * sizeof(real)) != 0:
+        winograd_kernel(U, rows, <const real*>c.conv.kernel, C, F)
+        memcpy(source, c.conv.kernel, 9 * C * F * sizeof(real))
     while s < n:
         g = min(op.work_group, n - s)
         _forward(op, g, y + s * op.out_size, arg + s * op.out_size if arg != NULL else NULL,
@@ -371,8 +375,9 @@ cdef class ConvPoolOp:
         if self.cfg.winograd:
             self.op.work_size = max(self.op.work_size,
                                     16 * self.cfg.PH * self.cfg.PW * (c.C + c.F))
-            # the transformed kernel, a tile and kernel rows, as float64 words
-            self.op.state_size = (16 * (c.F + 1) * c.C + 12 * c.F) * kernel.itemsize // 8 + 1
+            # U, a tile, kernel rows and the kernel U came from, as float64 words
+            self.op.state_size = ((16 * (c.F + 1) + 9 * c.F) * c.C + 12 * c.F) \
+                * kernel.itemsize // 8 + 1
         self.op.work_group = max(1, GROUP_BYTES // (self.op.work_size * kernel.itemsize))
         self.op.cfg = &self.cfg
         self.op.forward = convpool_op_forward

@@ -110,14 +110,6 @@ cdef struct Updater:
                    Py_ssize_t size) noexcept nogil
 
 
-# param (size) -= lr * grad (size): the plain SGD step, also fused into backward
-cdef inline void sgd_step(real* param, const real* grad, Py_ssize_t size,
-                          real lr) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(size):
-        param[i] -= lr * grad[i]
-
-
 cdef extern from *:
     """
     #define NNCORE_MAX(a, b) ((a) > (b) ? (a) : (b))

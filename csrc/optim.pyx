@@ -6,7 +6,7 @@
 from libc.math cimport sqrt, sqrtf, pow, INFINITY
 from libc.stdlib cimport malloc, free
 from cpython.pycapsule cimport PyCapsule_New, PyCapsule_GetPointer
-from core cimport real, Updater, F32, address, dtype_code, sgd_step
+from core cimport real, Updater, F32, address, dtype_code
 
 cdef enum Kind:
     SGD = 0
@@ -288,6 +288,14 @@ cdef class OptimUpdater(NativeUpdater):
         free(self.cfg.state_c)
 
 
+# param (size) -= lr * grad (size): the plain SGD step
+cdef inline void sgd_step(real* param, const real* grad, Py_ssize_t size,
+                          real lr) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(size):
+        param[i] -= lr * grad[i]
+
+
 cdef void sgd_updater(Updater* u, Py_ssize_t slot, void* param, const void* grad,
                       Py_ssize_t size) noexcept nogil:
     if u.dtype == F32:
@@ -297,7 +305,8 @@ cdef void sgd_updater(Updater* u, Py_ssize_t slot, void* param, const void* grad
 
 
 cdef class SGDUpdater(NativeUpdater):
-    """Plain SGD.  Plans fuse it into the backward pass of ops with parameters."""
+    """Plain SGD.  Plans fuse it into the backward pass of the ops that can
+    (dense layers) and run it for the parameters of the others."""
 
     def __cinit__(self, dtype):
         self.updater.dtype = dtype_code(dtype)
