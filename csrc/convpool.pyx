@@ -82,19 +82,37 @@ cdef void window_argmax_epilogue(real* y, real* arg, const real* Y, const real* 
         arg += F
 
 
-# dY (P*Q, F) = dy (P, F) routed to the winning row arg (P, F) of each window, where
-# the output y (P, F) passed the ReLU (everywhere without one); 0 elsewhere
-cdef void route_gradient(real* dY, const real* dy, const real* y, const real* arg,
-                         Py_ssize_t P, Py_ssize_t Q, Py_ssize_t F, bint relu) noexcept nogil:
+# dY (P*Q, F) = dy (P, F) routed to the winning row arg (P, F) of each window; 0
+# elsewhere
+cdef void route_gradient(real* dY, const real* dy, const real* arg, Py_ssize_t P,
+                         Py_ssize_t Q, Py_ssize_t F) noexcept nogil:
     cdef Py_ssize_t p, q, f
     cdef real* rows
-    memset(dY, 0, P * Q * F * sizeof(real))
     for p in range(P):
         rows = dY + p * Q * F
         for q in range(Q):
             for f in range(F):
-                rows[q * F + f] = r_select(arg[p * F + f] == q and (y[p * F + f] > 0 or not relu),
-                                           dy[p * F + f], <real>0)
+                rows[q * F + f] = r_select(arg[p * F + f] == q, dy[p * F + f], <real>0)
+
+
+# dy (rows, F) = 0 where the output y (rows, F) did not pass the ReLU
+cdef void relu_mask(real* dy, const real* y, Py_ssize_t count) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(count):
+        dy[i] = r_select(y[i] > 0, dy[i], <real>0)
+
+
+# g_bias (F) = column sums of dy (rows, F), added up in double in totals (F)
+cdef void column_sums(real* g_bias, double* totals, const real* dy, Py_ssize_t rows,
+                      Py_ssize_t F) noexcept nogil:
+    cdef Py_ssize_t r, f
+    for f in range(F):
+        totals[f] = 0
+    for r in range(rows):
+        for f in range(F):
+            totals[f] += dy[r * F + f]
+    for f in range(F):
+        g_bias[f] = <real>totals[f]
 
 
 # U (16, C, F) = G g G^T for every (c, f) of the kernel g (3, 3, C, F), with
@@ -215,12 +233,12 @@ cdef void bias_relu(real* y, const real* bias, Py_ssize_t rows, Py_ssize_t F,
 
 
 # y (n, PH, PW, F) through Winograd; work: V (16, T, C), m (16, T, F); in the op's
-# state: U (16, C, F) from winograd_kernel and a tile (16, C)
+# state, after the bias sums: U (16, C, F) from winograd_kernel and a tile (16, C)
 cdef void _winograd_forward(Op* op, Py_ssize_t n, real* y, const real* x,
                             real* work) noexcept nogil:
     cdef const ConvPoolCfg* c = <const ConvPoolCfg*>op.cfg
     cdef Py_ssize_t k, C = c.conv.C, F = c.conv.F, T = n * c.PH * c.PW
-    cdef real* U = <real*>op.state
+    cdef real* U = <real*>(op.state + c.conv.F)
     cdef real* tile = U + 16 * C * F
     cdef real* V = work
     cdef real* m = work + 16 * T * C
@@ -256,14 +274,14 @@ cdef void _forward(Op* op, Py_ssize_t n, real* y, real* arg, const real* x, real
 # samples whose output gradient is dy (n, PH, PW, F); the first group overwrites
 # g_kernel, the others add to it
 cdef void _backward(Op* op, Py_ssize_t n, real* dx, const real* dy, const real* x,
-                    const real* y, const real* arg, real* work, bint first) noexcept nogil:
+                    const real* arg, real* work, bint first) noexcept nogil:
     cdef const ConvPoolCfg* c = <const ConvPoolCfg*>op.cfg
     cdef Py_ssize_t s, r, Q = c.ph * c.pw, P = c.PH * c.PW, F = c.conv.F
     cdef Py_ssize_t K = c.conv.kh * c.conv.kw * c.conv.C, rows = P * Q
     cdef real* cols = work
     cdef real* dY = work + n * rows * K
     cdef real* dcols
-    route_gradient(dY, dy, y, arg, n * P, Q, F, c.conv.relu)
+    route_gradient(dY, dy, arg, n * P, Q, F)
     for s in range(n):
         im2col_windows(cols + s * rows * K, x + s * op.in_size, c)
     gemm(True, False, K, F, n * rows, 1, cols, K, dY, F, 0 if first else 1,
@@ -280,27 +298,16 @@ cdef void _backward(Op* op, Py_ssize_t n, real* dx, const real* dy, const real* 
                        (r // Q % c.PW) * c.pw + (r % Q) % c.pw)
 
 
-# g_bias (F) = sum of the gradient over the positions that passed the ReLU
-cdef void _bias_gradient(real* g_bias, const real* dy, const real* y, Py_ssize_t rows,
-                         Py_ssize_t F, bint relu) noexcept nogil:
-    cdef Py_ssize_t r, f
-    cdef double total
-    for f in range(F):
-        total = 0
-        for r in range(rows):
-            total += r_select(y[r * F + f] > 0 or not relu, dy[r * F + f], <real>0)
-        g_bias[f] = <real>total
-
-
 # the samples in groups of at most op.work_group; Winograd at inference when the
-# groups have enough tiles.  The op's state holds U (16, C, F), the tile (16, C),
+# groups have enough tiles.  The op's state holds, after F float64 sums for the
+# bias gradient, U (16, C, F), the tile (16, C),
 # rows (12, F) and the kernel (9, C, F) that U was transformed from: U is
 # transformed again only when the kernel has changed since.
 cdef void _grouped(Op* op, Py_ssize_t n, real* y, real* arg, const real* x,
                    real* work) noexcept nogil:
     cdef const ConvPoolCfg* c = <const ConvPoolCfg*>op.cfg
     cdef Py_ssize_t s = 0, g, C = c.conv.C, F = c.conv.F
-    cdef real* U = <real*>op.state
+    cdef real* U = <real*>(op.state + F)
     cdef real* rows = U + 16 * (C * F + C)
     cdef real* source = rows + 12 * F
     cdef bint winograd = (c.winograd and arg == NULL and
@@ -315,17 +322,21 @@ cdef void _grouped(Op* op, Py_ssize_t n, real* y, real* arg, const real* x,
         s += g
 
 
-cdef void _grouped_backward(Op* op, Py_ssize_t n, real* dx, const real* dy,
+# the samples in groups, after masking dy (n, PH, PW, F) in place by the ReLU and
+# taking the bias gradient (its column sums, in double in the op's state)
+cdef void _grouped_backward(Op* op, Py_ssize_t n, real* dx, real* dy,
                             const real* x, const real* y, const real* arg,
                             real* work) noexcept nogil:
     cdef const ConvPoolCfg* c = <const ConvPoolCfg*>op.cfg
     cdef Py_ssize_t s = 0, g
+    if c.conv.relu:
+        relu_mask(dy, y, n * op.out_size)
     if c.conv.bias != NULL:
-        _bias_gradient(<real*>c.conv.g_bias, dy, y, n * c.PH * c.PW, c.conv.F, c.conv.relu)
+        column_sums(<real*>c.conv.g_bias, op.state, dy, n * c.PH * c.PW, c.conv.F)
     while s < n:
         g = min(op.work_group, n - s)
         _backward(op, g, dx + s * op.in_size if dx != NULL else NULL, dy + s * op.out_size,
-                  x + s * op.in_size, y + s * op.out_size, arg + s * op.out_size, work, s == 0)
+                  x + s * op.in_size, arg + s * op.out_size, work, s == 0)
         s += g
 
 
@@ -340,10 +351,10 @@ cdef void convpool_op_forward(Op* op, Py_ssize_t n, bint training) noexcept nogi
 
 cdef void convpool_op_backward(Op* op, Py_ssize_t n) noexcept nogil:
     if op.dtype == F32:
-        _grouped_backward(op, n, <float*>op.dx, <const float*>op.dy, <const float*>op.x,
+        _grouped_backward(op, n, <float*>op.dx, <float*>op.dy, <const float*>op.x,
                           <const float*>op.y, <const float*>op.cache, <float*>op.work)
     else:
-        _grouped_backward(op, n, <double*>op.dx, <const double*>op.dy, <const double*>op.x,
+        _grouped_backward(op, n, <double*>op.dx, <double*>op.dy, <const double*>op.x,
                           <const double*>op.y, <const double*>op.cache, <double*>op.work)
 
 
@@ -371,12 +382,13 @@ cdef class ConvPoolOp:
         self.op.in_size = c.H * c.W * c.C
         self.op.out_size = self.cfg.PH * self.cfg.PW * c.F
         self.op.cache_size = self.op.out_size          # the winning rows, in training
+        self.op.state_size = c.F                       # the bias gradient's sums
         self.op.work_size = rows * (c.kh * c.kw * c.C + c.F)
         if self.cfg.winograd:
             self.op.work_size = max(self.op.work_size,
                                     16 * self.cfg.PH * self.cfg.PW * (c.C + c.F))
-            # U, a tile, kernel rows and the kernel U came from, as float64 words
-            self.op.state_size = ((16 * (c.F + 1) + 9 * c.F) * c.C + 12 * c.F) \
+            # then U, a tile, kernel rows and the kernel U came from (float64 words)
+            self.op.state_size += ((16 * (c.F + 1) + 9 * c.F) * c.C + 12 * c.F) \
                 * kernel.itemsize // 8 + 1
         self.op.work_group = max(1, GROUP_BYTES // (self.op.work_size * kernel.itemsize))
         self.op.cfg = &self.cfg
