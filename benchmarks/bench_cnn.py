@@ -72,7 +72,8 @@ def split_nncore(net, batch, repeats):
     f32 = lambda *shape: rng.random(shape, dtype=np.float32)
     products = []                                 # (a, b) with a @ b like the step does
     for layer, first in ((conv1, True), (conv2, False)):
-        rows = batch * layer.output_shape[0] * layer.output_shape[1]
+        # the fused convolution + pooling computes the positions the pool reads
+        rows = batch * (layer.output_shape[0] // 2 * 2) * (layer.output_shape[1] // 2 * 2)
         k, f = int(np.prod(layer.kernel.shape[:3])), layer.filters
         products += [(f32(rows, k), f32(k, f)), (f32(rows, k).T, f32(rows, f))]
         if not first:
