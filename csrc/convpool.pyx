@@ -45,41 +45,40 @@ cdef void im2col_windows(real* cols, const real* x, const ConvPoolCfg* c) noexce
                     cols += K
 
 
-# y (P, F) = relu(max over the Q rows of each window of Y (P*Q, F) + bias)
-cdef void window_max_epilogue(real* y, const real* Y, const real* bias, Py_ssize_t P,
-                              Py_ssize_t Q, Py_ssize_t F, bint relu) noexcept nogil:
-    cdef Py_ssize_t p, q, f
-    cdef const real* rows
-    for p in range(P):
-        rows = Y + p * Q * F
-        memcpy(y, rows, F * sizeof(real))
-        for q in range(1, Q):
-            for f in range(F):
-                y[f] = r_max(y[f], rows[q * F + f])
-        bias_relu(y, bias, 1, F, relu)
-        y += F
+# dx (H, W, C) += the rows of cols (PH*PW*ph*pw, K) put back where im2col_windows
+# took them
+cdef void col2im_windows(real* dx, const real* cols, const ConvPoolCfg* c) noexcept nogil:
+    cdef Py_ssize_t i, j, a, b, K = c.conv.kh * c.conv.kw * c.conv.C
+    for i in range(c.PH):
+        for j in range(c.PW):
+            for a in range(c.ph):
+                for b in range(c.pw):
+                    col2im_row(dx, cols, &c.conv, i * c.ph + a, j * c.pw + b)
+                    cols += K
 
 
-# as window_max_epilogue, and arg (P, F) = the first row of each window holding
-# its maximum
-cdef void window_argmax_epilogue(real* y, real* arg, const real* Y, const real* bias,
-                                 Py_ssize_t P, Py_ssize_t Q, Py_ssize_t F,
-                                 bint relu) noexcept nogil:
+# y (P, F) = relu(max over the Q rows of each window of Y (P*Q, F) + bias); with
+# arg (P, F) not NULL, arg = the first row of each window holding its maximum
+cdef void window_max_epilogue(real* y, real* arg, const real* Y, const real* bias,
+                              Py_ssize_t P, Py_ssize_t Q, Py_ssize_t F,
+                              bint relu) noexcept nogil:
     cdef Py_ssize_t p, q, f
     cdef const real* rows
     cdef real v
     for p in range(P):
         rows = Y + p * Q * F
         memcpy(y, rows, F * sizeof(real))
-        memset(arg, 0, F * sizeof(real))
+        if arg != NULL:
+            memset(arg + p * F, 0, F * sizeof(real))
         for q in range(1, Q):
+            if arg != NULL:
+                for f in range(F):
+                    v = rows[q * F + f]
+                    arg[p * F + f] = r_select(v > y[f], <real>q, arg[p * F + f])
             for f in range(F):
-                v = rows[q * F + f]
-                arg[f] = r_select(v > y[f], <real>q, arg[f])
-                y[f] = r_max(y[f], v)
+                y[f] = r_max(y[f], rows[q * F + f])
         bias_relu(y, bias, 1, F, relu)
         y += F
-        arg += F
 
 
 # dY (P*Q, F) = dy (P, F) routed to the winning row arg (P, F) of each window; 0
@@ -263,11 +262,7 @@ cdef void _forward(Op* op, Py_ssize_t n, real* y, real* arg, const real* x, real
     for s in range(n):
         im2col_windows(cols + s * rows * K, x + s * op.in_size, c)
     gemm(False, False, n * rows, F, K, 1, cols, K, <const real*>c.conv.kernel, F, 0, Y, F)
-    if arg == NULL:
-        window_max_epilogue(y, Y, <const real*>c.conv.bias, n * P, Q, F, c.conv.relu)
-    else:
-        window_argmax_epilogue(y, arg, Y, <const real*>c.conv.bias, n * P, Q, F,
-                               c.conv.relu)
+    window_max_epilogue(y, arg, Y, <const real*>c.conv.bias, n * P, Q, F, c.conv.relu)
 
 
 # g_kernel (K, F) (+)= cols^T dY and dx (n, H, W, C) = col2im(dY kernel^T) for n
@@ -276,11 +271,10 @@ cdef void _forward(Op* op, Py_ssize_t n, real* y, real* arg, const real* x, real
 cdef void _backward(Op* op, Py_ssize_t n, real* dx, const real* dy, const real* x,
                     const real* arg, real* work, bint first) noexcept nogil:
     cdef const ConvPoolCfg* c = <const ConvPoolCfg*>op.cfg
-    cdef Py_ssize_t s, r, Q = c.ph * c.pw, P = c.PH * c.PW, F = c.conv.F
+    cdef Py_ssize_t s, Q = c.ph * c.pw, P = c.PH * c.PW, F = c.conv.F
     cdef Py_ssize_t K = c.conv.kh * c.conv.kw * c.conv.C, rows = P * Q
     cdef real* cols = work
     cdef real* dY = work + n * rows * K
-    cdef real* dcols
     route_gradient(dY, dy, arg, n * P, Q, F)
     for s in range(n):
         im2col_windows(cols + s * rows * K, x + s * op.in_size, c)
@@ -291,11 +285,7 @@ cdef void _backward(Op* op, Py_ssize_t n, real* dx, const real* dy, const real* 
     gemm(False, True, n * rows, K, F, 1, dY, F, <const real*>c.conv.kernel, F, 0, cols, K)
     memset(dx, 0, n * op.in_size * sizeof(real))
     for s in range(n):
-        dcols = cols + s * rows * K
-        for r in range(rows):
-            col2im_row(dx + s * op.in_size, dcols + r * K, &c.conv,
-                       (r // Q // c.PW) * c.ph + (r % Q) // c.pw,
-                       (r // Q % c.PW) * c.pw + (r % Q) % c.pw)
+        col2im_windows(dx + s * op.in_size, cols + s * rows * K, c)
 
 
 # the samples in groups of at most op.work_group; Winograd at inference when the
