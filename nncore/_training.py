@@ -124,9 +124,8 @@ def fit_optimizer(net):
         if net.default_optimizer is None:
             net.default_optimizer = optimizers_module.SGD()
         optimizer = net.default_optimizer
-    if getattr(optimizer, "_built_for", None) is not net:
+    if not optimizer.built_for(net.params):
         optimizer.build(net.params, net.dtype)
-        optimizer._built_for = net
     net.training_optimizer = optimizer
     return optimizer
 

@@ -72,6 +72,7 @@ class Optimizer:
                                 _check(global_clipnorm, f"{name}: global_clipnorm",
                                        low_open=True))
         self._updater: Optional[Updater] = None
+        self._params: List[np.ndarray] = []    # the arrays the last build was for
         self.state: List[tuple] = []
 
     # ------------------------------------------------------------ learning rate
@@ -114,9 +115,15 @@ class Optimizer:
         updater (state set with `set_state` before build is installed now)."""
         self.state = [self.state_for(p) for p in params]
         self._updater = self.native(np.dtype(dtype), params)
+        self._params = list(params)
         pending, self._pending_state = getattr(self, "_pending_state", None), None
         if pending is not None:
             self.load_state(pending)
+
+    def built_for(self, params: list) -> bool:
+        """True when the last build was for exactly these arrays."""
+        return (self._updater is not None and len(params) == len(self._params)
+                and all(a is b for a, b in zip(params, self._params)))
 
     def native(self, dtype, params: list) -> Updater:
         return OptimUpdater(self.kernel, np.dtype(dtype), list(params), self.state,
@@ -223,6 +230,11 @@ class SGD(Optimizer):
     def plain(self) -> bool:
         return (self.momentum == 0 and self.weight_decay == 0 and self.clipnorm is None
                 and self.clipvalue is None and self.global_clipnorm is None)
+
+    def built_for(self, params: list) -> bool:
+        """True when the last build was for exactly these arrays."""
+        return (self._updater is not None and len(params) == len(self._params)
+                and all(a is b for a, b in zip(params, self._params)))
 
     def native(self, dtype, params: list) -> Updater:
         if self.plain:
