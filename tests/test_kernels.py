@@ -132,3 +132,17 @@ def test_sgd_update(dtype):
         expected = [e - 0.1 * g for e, g in zip(expected, grads)]
     for p, e in zip(params, expected):
         np.testing.assert_allclose(p, e, **tol(dtype))
+
+
+@pytest.mark.parametrize("size", [1, 511, 4096, 4097, 70_000, 1_200_001])
+def test_all_finite_finds_every_nan_and_inf(dtype, size):
+    from nncore._native.data import all_finite
+    values = np.random.default_rng(size).normal(size=size).astype(dtype)
+    assert all_finite(values) == bool(np.isfinite(values).all())
+    for index in sorted({0, size // 3, max(0, size - 4097), size - 1}):
+        for bad in (np.nan, np.inf, -np.inf):
+            broken = values.copy()
+            broken[index] = bad
+            assert not all_finite(broken), (index, bad)
+    big = np.full(size, np.finfo(dtype).max, dtype)
+    assert all_finite(big)
