@@ -80,6 +80,7 @@ class NetworkPlans:
         self._train_plan: Optional[Plan] = None
         self._train_for: tuple = (None, None)      # (updater, loss) it was set up with
         self._param_count: Optional[int] = None
+        self._schedules: dict = {}     # predict_schedule's answers by call
         self.used = False      # a plan was asked for: the layers are final
 
     def predict_plan(self, net) -> Optional[Plan]:
@@ -108,25 +109,34 @@ class NetworkPlans:
         """Drop the training plan (the loss or optimizer changed)."""
         self._train_plan, self._train_for = None, (None, None)
 
-    def predict_chunk(self, net, n: int) -> int:
-        """The samples per chunk of a predict of n samples that did not choose."""
+    def predict_schedule(self, net, n: int, chunk: Optional[int] = None) -> tuple:
+        """(chunk, workers, BLAS threads) for predicting n samples in chunks
+        of `chunk` samples (None: the default chunks).  Whole chunks go to
+        separate worker threads, each with single-threaded BLAS; a single
+        chunk runs on the calling thread, BLAS as for training.  Where fewer
+        workers are allowed (a forked child, see _threads.max_workers), the
+        chunks still run single-threaded BLAS, so the results stay the same."""
+        key = (n, chunk, get_num_threads(), max_workers())
+        schedule = self._schedules.get(key)
+        if schedule is None:
+            if chunk is None:
+                chunk = self._default_chunk(net, n)
+            workers = min(key[2], -(-n // chunk))
+            if workers > 1:
+                schedule = (chunk, min(workers, key[3]), 1)
+            else:
+                schedule = (chunk, 1, self.blas_threads(net, min(n, chunk)))
+            if len(self._schedules) >= 64:
+                self._schedules.clear()
+            self._schedules[key] = schedule
+        return schedule
+
+    def _default_chunk(self, net, n: int) -> int:
         plan = self.predict_plan(net)
         limit = MAX_CHUNK if plan is None else CHUNK_BYTES // plan.sample_bytes
         chunks = -(-n // max(1, min(MAX_CHUNK, limit)))
         chunks = max(chunks, min(CORES, n // MIN_CHUNK))
         return -(-n // chunks)
-
-    def predict_threads(self, net, n: int, chunk: int) -> tuple:
-        """(workers, BLAS threads) for predicting n samples in chunks: whole
-        chunks go to separate worker threads, each with single-threaded BLAS;
-        a single chunk runs on the calling thread, BLAS as for training.
-        Where fewer workers are allowed (a forked child, see
-        _threads.max_workers), the chunks still run single-threaded BLAS, so
-        the results stay the same."""
-        workers = min(get_num_threads(), -(-n // chunk))
-        if workers > 1:
-            return min(workers, max_workers()), 1
-        return 1, self.blas_threads(net, min(n, chunk))
 
     def blas_threads(self, net, batch_size: int) -> int:
         """One BLAS thread for small batches, where threads cost more than

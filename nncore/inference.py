@@ -7,7 +7,7 @@ from typing import Optional, Union
 import numpy as np
 
 from ._data import check_positive_int, network_inputs
-from ._native.data import all_finite
+from ._native.data import ready_batch, ready_output
 from ._plans import native_ops
 from ._threads import begin_native_run, end_native_run
 from .network import Network, load
@@ -48,29 +48,30 @@ class InferenceSession:
     def predict(self, x, out: Optional[np.ndarray] = None) -> np.ndarray:
         """Outputs for the samples of x, shape (n,) + output_shape (into `out`
         when given: a C-contiguous array of that shape and the session dtype)."""
-        if (type(x) is not np.ndarray or x.dtype != self.dtype or x.shape[1:] != self.input_shape
-                or not x.flags.c_contiguous or not x.shape[0]):
-            x = network_inputs(self.network, x)    # converts, or says what is wrong
-        elif not all_finite(x):
+        network = self.network
+        ready = ready_batch(x, self.dtype, self.input_shape)
+        if ready == 0:
+            x = network_inputs(network, x)     # converts, or says what is wrong
+        elif ready < 0:
             raise ValueError("x contains NaN or inf")
         n = x.shape[0]
         if out is None:
             out = np.empty((n,) + self.output_shape, self.dtype)
-        elif (type(out) is not np.ndarray or out.dtype != self.dtype
-              or out.shape != (n,) + self.output_shape or not out.flags.c_contiguous
-              or not out.flags.writeable):
-            raise ValueError(f"InferenceSession.predict: out must be a writeable C-contiguous "
-                             f"{self.dtype} array of shape {(n,) + self.output_shape}")
-        elif np.may_share_memory(out, x):
-            raise ValueError("InferenceSession.predict: out overlaps x; pass a separate "
-                             "output array")
-        network = self.network
+        else:
+            fits = ready_output(out, x, self.dtype, (n,) + self.output_shape)
+            if fits == 0:
+                raise ValueError(f"InferenceSession.predict: out must be a writeable "
+                                 f"C-contiguous {self.dtype} array of shape "
+                                 f"{(n,) + self.output_shape}")
+            if fits < 0:
+                raise ValueError("InferenceSession.predict: out overlaps x; pass a separate "
+                                 "output array")
         network.guard.begin_predict("InferenceSession.predict")
         try:
             plan = network.plans.predict_plan(network)
             assert plan is not None  # every layer is native: checked in __init__
-            chunk = self.batch_size or network.plans.predict_chunk(network, n)
-            workers, blas_threads = network.plans.predict_threads(network, n, chunk)
+            chunk, workers, blas_threads = network.plans.predict_schedule(network, n,
+                                                                           self.batch_size)
             begin_native_run(blas_threads)
             try:
                 plan.predict(x, out, chunk, workers)

@@ -223,15 +223,15 @@ class Network:
             return _streaming.predict(self, x, batch_size)
         x = network_inputs(self, x)
         n = x.shape[0]
-        chunk = (self.plans.predict_chunk(self, n) if batch_size is None
-                 else check_positive_int(batch_size, "batch_size"))
+        if batch_size is not None:
+            batch_size = check_positive_int(batch_size, "batch_size")
         self.guard.begin_predict("Network.predict")
         try:
             plan = self.plans.predict_plan(self)
+            chunk, workers, blas_threads = self.plans.predict_schedule(self, n, batch_size)
             if plan is None:
                 return _predict_python(self, x, chunk)
             out = np.empty((n, plan.out_size), self.dtype)
-            workers, blas_threads = self.plans.predict_threads(self, n, chunk)
             begin_native_run(blas_threads)
             try:
                 plan.predict(x.reshape(n, -1), out, chunk, workers)

@@ -168,10 +168,46 @@ def test_inference_session_steady_state_allocates_nothing():
     (np.zeros((2, 100), np.float32), np.zeros((2, 10)), ValueError, "out must be"),
     (np.zeros((2, 100), np.float32), np.zeros((3, 10), np.float32), ValueError, "out must be"),
     (np.zeros((0, 100), np.float32), None, ValueError, "empty"),
+    (np.zeros((2, 100), np.float32), np.zeros((10, 2), np.float32).T, ValueError, "out must be"),
+    (np.zeros((2, 100), np.float32), np.zeros((20,), np.float32), ValueError, "out must be"),
+    (np.zeros((2, 100), np.float32), np.zeros((2, 10), np.float32).view(np.recarray),
+     ValueError, "out must be"),
+    (np.zeros((2, 100), np.float32), np.zeros((2, 10), ">f4"), ValueError, "out must be"),
+    (np.zeros((700, 100), np.float32), np.zeros((700, 10), np.float32)[::1, ::-1], ValueError,
+     "out must be"),
 ])
 def test_inference_session_rejects_bad_input(x, out, error, match):
     with pytest.raises(error, match=match):
         nncore.InferenceSession(mlp()).predict(x, out)
+
+
+def test_inference_session_refuses_a_read_only_out():
+    out = np.zeros((2, 10), np.float32)
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match="out must be"):
+        nncore.InferenceSession(mlp()).predict(np.zeros((2, 100), np.float32), out)
+    assert not out.any()
+
+
+def test_inference_session_finds_a_nan_anywhere_in_a_large_batch():
+    session = nncore.InferenceSession(mlp())
+    x = np.zeros((1000, 100), np.float32)
+    for index in (0, 50_000, x.size - 1):
+        x.flat[index] = np.inf
+        with pytest.raises(ValueError, match="NaN or inf"):
+            session.predict(x)
+        x.flat[index] = 0
+
+
+def test_inference_session_converts_arrays_off_the_fast_path():
+    session = nncore.InferenceSession(mlp())
+    x = np.random.default_rng(0).normal(size=(8, 100)).astype(np.float32)
+    expected = session.predict(x)
+    wide = np.zeros((8, 200), np.float32)
+    wide[:, ::2] = x
+    for variant in (wide[:, ::2], np.asfortranarray(x), x.astype(">f4"), x.astype(np.float64),
+                    x.tolist()):
+        np.testing.assert_array_equal(session.predict(variant), expected)
 
 
 def test_inference_session_needs_a_built_native_network():
