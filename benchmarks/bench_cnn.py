@@ -285,7 +285,9 @@ def ratio(a, b):
 
 def main():
     from _common import CNN_FORWARD_FLOPS, fmt_gflops
-    train_flops = 3 * CNN_FORWARD_FLOPS     # a training step: about three forward passes
+    # a training step: the forward products, the weight gradients (as many
+    # again) and the input gradients of every layer but the first convolution
+    train_flops = 3 * CNN_FORWARD_FLOPS - 2 * 26 * 26 * 9 * 32
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--batches", type=int, nargs="+", default=[32, 128])

@@ -113,7 +113,8 @@ def main():
           f"torch {torch.__version__ if torch else 'not installed'}\n")
 
     rows = []
-    flops = 3 * dense_flops([784, 100, 50, 10])     # forward and two backward products
+    # forward, weight gradients, and input gradients of all but the first layer
+    flops = 2 * dense_flops([784, 100, 50, 10]) + dense_flops([100, 50, 10])
     for threads in (1, 2):
         ours, ref_numpy, ref_torch = mnist_rates(threads, args.samples, args.slow_samples)
         rows.append([threads, fmt_rate(ours), fmt_rate(ref_numpy), fmt_rate(ref_torch),

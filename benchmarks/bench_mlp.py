@@ -178,23 +178,38 @@ def main():
     peaks = {threads: gemm_peak(threads) for threads in args.threads}
     print("SGEMM peak: " + ", ".join(f"{peaks[t]:.0f} GFLOP/s at {t} thread(s)"
                                      for t in args.threads))
-    # a training step is about three times the forward products
-    flops = 3 * dense_flops([784, 256, 128, 10])
+    # a training step: the forward products, the weight gradients (as many
+    # again) and the input gradients of every layer but the first
+    flops = 2 * dense_flops(SIZES) + dense_flops(SIZES[1:])
     header = f"{'optimizer':>9} {'batch':>5} {'thr':>3} " + "".join(
         f"{name + ' samples/s':>18}" for name in impls) + f"{'nncore/best':>13}" + \
         f"{'nncore GFLOP/s (of peak)':>26}"
     print(header)
     print("-" * len(header))
+    best_of_threads = {}
     for optimizer in ("adam", "sgd"):
         for batch in args.batches:
             for threads in args.threads:
                 with limited_threads(threads):
                     rates = measure(impls, optimizer, batch, x, y, args.epochs, args.repeats)
+                for name, rate in rates.items():
+                    key = (optimizer, batch, name)
+                    best_of_threads[key] = max(best_of_threads.get(key, (0, 0)),
+                                               (rate, threads))
                 best = max(v for k, v in rates.items() if k != "nncore")
                 print(f"{optimizer:>9} {batch:>5} {threads:>3} " +
                       "".join(f"{rates[name]:>18,.0f}" for name in impls) +
                       f"{rates['nncore'] / best:>12.2f}x" +
                       f"{fmt_gflops(flops, rates['nncore'], peaks[threads]):>26}", flush=True)
+    print("\nbest thread count for each library (the target: nncore >= 1.0x the faster "
+          "of the others)")
+    for optimizer in ("adam", "sgd"):
+        for batch in args.batches:
+            ours, our_threads = best_of_threads[(optimizer, batch, "nncore")]
+            rate, threads, name = max(best_of_threads[(optimizer, batch, other)] + (other,)
+                                      for other in impls if other != "nncore")
+            print(f"{optimizer:>9} {batch:>5}  nncore {ours:>9,.0f} ({our_threads} thr)  "
+                  f"best other {name} {rate:>9,.0f} ({threads} thr)  {ours / rate:.2f}x")
 
 
 if __name__ == "__main__":
