@@ -20,10 +20,10 @@ SMALL_WORK = 1 << 24
 # predict splits a call into chunks of equal size (to within a sample) of at
 # most MAX_CHUNK samples (large enough that BLAS's packing of a dense layer's
 # weights is paid once for many samples), fewer when the activations of a
-# chunk would take more than CHUNK_BYTES, and into at least one chunk per
-# core while the chunks keep MIN_CHUNK samples or more, so that every core
-# can get one.  The chunks depend on the call and the machine, never on
-# set_num_threads, so the results do not either.
+# chunk would take more than CHUNK_BYTES.  While the chunks keep MIN_CHUNK
+# samples or more, their number is a multiple of the core count, so that
+# every core gets the same share.  The chunks depend on the call and the
+# machine, never on set_num_threads, so the results do not either.
 CHUNK_BYTES = 1 << 23
 MAX_CHUNK = 256
 MIN_CHUNK = 32
@@ -135,7 +135,11 @@ class NetworkPlans:
         plan = self.predict_plan(net)
         limit = MAX_CHUNK if plan is None else CHUNK_BYTES // plan.sample_bytes
         chunks = -(-n // max(1, min(MAX_CHUNK, limit)))
-        chunks = max(chunks, min(CORES, n // MIN_CHUNK))
+        balanced = -(-chunks // CORES) * CORES
+        if n // balanced >= MIN_CHUNK:
+            chunks = balanced
+        else:
+            chunks = max(chunks, min(CORES, n // MIN_CHUNK))
         return -(-n // chunks)
 
     def blas_threads(self, net, batch_size: int) -> int:

@@ -419,3 +419,20 @@ def test_default_predict_chunks_give_the_same_results_at_any_thread_count():
                 with nncore.threads(threads):
                     np.testing.assert_array_equal(net.predict(x), one)
                     np.testing.assert_array_equal(nncore.InferenceSession(net).predict(x), one)
+
+
+@pytest.mark.parametrize("cores,expected", [
+    # {samples: chunks} with chunks of at most 90 samples and at least 32 where
+    # a multiple of the core count allows it
+    (2, {256: 4, 1000: 12, 100: 2, 64: 2, 40: 1}),
+    (3, {256: 3, 1000: 12, 100: 3, 64: 2, 40: 1}),
+])
+def test_default_predict_chunks_give_every_core_the_same_share(monkeypatch, cores, expected):
+    from nncore import _plans
+    monkeypatch.setattr(_plans, "CORES", cores)
+    net = nncore.Network([nncore.Dense(64, activation="relu"), nncore.Dense(5)],
+                         seed=2).build((40,))
+    monkeypatch.setattr(_plans, "CHUNK_BYTES", 90 * net.plans.predict_plan(net).sample_bytes)
+    for n, chunks in expected.items():
+        chunk = net.plans.predict_schedule(net, n)[0]
+        assert (-(-n // chunk), chunk) == (chunks, -(-n // chunks)), n
