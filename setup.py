@@ -2,8 +2,15 @@
 
 OpenMP is used when a tiny test program compiles and links with the
 compiler's OpenMP flag; otherwise the core is built serial.
+
+On x86-64 with GCC or clang the kernel modules are also built for AVX2 and
+AVX-512 (as `<module>_avx2`, `<module>_avx512`); nncore._native loads the
+widest build the CPU runs.  Their loops vectorize wider, and with
+-ffp-contract=off every build rounds exactly alike, so results do not
+depend on the CPU.
 """
 import os
+import platform
 import shutil
 import sys
 import tempfile
@@ -11,8 +18,17 @@ import tempfile
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-MODULES = ["plan", "data", "dense", "activation", "loss", "optim", "openmp", "convpool",
+MODULES = ["plan", "data", "dense", "activation", "loss", "optim", "openmp", "cpu", "convpool",
            "conv", "pool", "reshape", "dropout", "batchnorm"]
+# the modules whose loops do the element-wise work of training and inference
+KERNEL_MODULES = ["dense", "activation", "loss", "optim", "convpool", "conv", "pool",
+                  "reshape", "dropout", "batchnorm"]
+SIMD_FLAGS = {
+    "avx2": ["-mavx2", "-mfma"],
+    "avx512": ["-mavx2", "-mfma", "-mavx512f", "-mavx512vl", "-mavx512bw", "-mavx512dq",
+               "-mprefer-vector-width=512"],
+}
+SIMD_SOURCES = os.path.join("build", "simd")
 
 OPENMP_TEST = r"""
 #include <omp.h>
@@ -84,16 +100,51 @@ class BuildExt(build_ext):
         base = ["/O2"] if self.compiler.compiler_type == "msvc" else ["-O3", "-fno-math-errno"]
         if self.compiler.compiler_type != "msvc" and accepted(self.compiler, ALIAS_CHECKS):
             base += ALIAS_CHECKS
+        simd = {}
+        if self.compiler.compiler_type != "msvc":
+            simd = {level: flags + ["-ffp-contract=off"] for level, flags in SIMD_FLAGS.items()
+                    if accepted(self.compiler, flags)}
+        kept = []
         for ext in self.extensions:
-            ext.extra_compile_args = base + cflags
+            level = ext.name.rsplit("_", 1)[-1]
+            if ext.name.endswith(tuple(f"_{name}" for name in SIMD_FLAGS)):
+                if level not in simd:
+                    continue
+                ext.extra_compile_args = base + cflags + simd[level]
+            else:
+                ext.extra_compile_args = base + cflags
             ext.extra_link_args = lflags
+            kept.append(ext)
+        self.extensions[:] = kept
+        print(f"nncore: kernel builds for {', '.join(sorted(simd)) or 'baseline x86-64 only'}")
         super().build_extensions()
+
+
+def simd_extensions():
+    """The kernel modules once more per SIMD level, from generated sources
+    that include the module's own (x86-64 only; build_ext drops the levels
+    the compiler does not take)."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return []
+    os.makedirs(SIMD_SOURCES, exist_ok=True)
+    exts = []
+    for name in KERNEL_MODULES:
+        for level in SIMD_FLAGS:
+            source = os.path.join(SIMD_SOURCES, f"{name}_{level}.pyx")
+            text = f'include "{name}.pyx"\n'
+            if not os.path.isfile(source) or open(source).read() != text:
+                with open(source, "w") as f:
+                    f.write(text)
+            exts.append(Extension(f"nncore._native.{name}_{level}", [source],
+                                  include_dirs=["csrc"]))
+    return exts
 
 
 def extensions():
     from Cython.Build import cythonize
 
     exts = [Extension(f"nncore._native.{name}", [f"csrc/{name}.pyx"]) for name in MODULES]
+    exts += simd_extensions()
     return cythonize(
         exts,
         include_path=["csrc"],

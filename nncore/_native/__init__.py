@@ -1,5 +1,11 @@
 """The compiled core.  Its modules take BLAS from scipy.linalg.cython_blas.
 
+Kernel modules may be built more than once, for wider SIMD instruction sets
+(see setup.py): importing this package puts the widest build this CPU runs
+under the module's own name, so `nncore._native.dense` is `dense_avx512` on
+a CPU with AVX-512.  NNCORE_SIMD=avx2 or =baseline (set before nncore is
+imported) asks for a narrower one.  Every build rounds alike.
+
 Importing that module the usual way first runs all of scipy.linalg's
 __init__ (hundreds of modules, most of nncore's import time).  The core only
 needs the BLAS function table, so the extension module is loaded on its own
@@ -43,3 +49,41 @@ def _load_cython_blas() -> None:
 
 
 _load_cython_blas()
+
+KERNEL_MODULES = ("dense", "activation", "loss", "optim", "convpool", "conv", "pool",
+                  "reshape", "dropout", "batchnorm")
+
+
+def _simd_levels() -> list:
+    """The SIMD levels to try, widest first: what the CPU supports, capped by
+    NNCORE_SIMD."""
+    from .cpu import supported_simd
+    levels = supported_simd()
+    wanted = os.environ.get("NNCORE_SIMD", "").strip().lower()
+    if wanted:
+        if wanted not in ("avx512", "avx2", "baseline"):
+            raise ImportError(f"NNCORE_SIMD={wanted!r}: expected avx512, avx2 or baseline")
+        order = ["avx512", "avx2", "baseline"]
+        levels = [level for level in levels if order.index(level) >= order.index(wanted)]
+    return levels
+
+
+def _load_kernels() -> str:
+    """Alias every kernel module to its widest build this CPU runs; returns
+    the level used ("baseline" when there is no wider build)."""
+    for level in _simd_levels():
+        if level == "baseline":
+            break
+        try:
+            modules = {name: importlib.import_module(f"{__name__}.{name}_{level}")
+                       for name in KERNEL_MODULES}
+        except ImportError:       # not built for this level (other compiler, platform)
+            continue
+        for name, module in modules.items():
+            sys.modules[f"{__name__}.{name}"] = module
+            globals()[name] = module
+        return level
+    return "baseline"
+
+
+SIMD = _load_kernels()
