@@ -324,7 +324,8 @@ def main():
     print("GEMM alone / im2col alone: the step's matrix products (through NumPy) and its "
           "im2col/col2im, each timed alone on whole batches, as shares of a step; the fused "
           "convolution runs them in cache-sized groups, so together they can pass 100%")
-    print("GFLOP/s count a training step as three times the forward products "
+    print("GFLOP/s count a training step as the forward products, as many again for the "
+          "weight gradients and the input gradients of all but the first convolution "
           f"({train_flops / 1e6:.1f} MFLOP per sample)")
     print(f"\nArticle conv net, per-sample SGD ({args.article_samples} samples); samples/s")
     print(f"{'threads':>7} {'nncore':>8} {'PyTorch':>8} {'vs torch':>8}")

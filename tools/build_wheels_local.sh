@@ -107,10 +107,28 @@ for pyx in $(cd "$SRC" && ls csrc/*.pyx); do
     grep -qE "^nncore/_native/$name\.[^/]*\.so$" "$WORK/wheel.txt" \
         || fail "$pyx is not compiled into the wheel (missing from MODULES in setup.py?)"
 done
+SIMD="no SIMD builds (not x86-64)"
+if [ "$(uname -m)" = x86_64 ]; then
+    KERNELS="$("$TOOLS/python" - "$SRC/setup.py" <<'PY'
+import ast, sys
+tree = ast.parse(open(sys.argv[1]).read())
+print(" ".join(next(ast.literal_eval(node.value) for node in tree.body
+                    if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "")
+                    == "KERNEL_MODULES")))
+PY
+)"
+    for name in $KERNELS; do
+        for level in avx2 avx512; do
+            grep -qE "^nncore/_native/${name}_$level\.[^/]*\.so$" "$WORK/wheel.txt" \
+                || fail "the wheel has no $level build of $name"
+        done
+    done
+    SIMD="AVX2 and AVX-512 builds of every kernel module"
+fi
 if grep -E '\.(c|pyx|pxd|gz|npz)$|^tests/' "$WORK/wheel.txt"; then
     fail "the wheel ships sources or test data (above)"
 fi
-done_step contents "$(wc -l <"$WORK/wheel.txt") files; every csrc/*.pyx compiled; no .c/.pyx/tests/data"
+done_step contents "$(wc -l <"$WORK/wheel.txt") files; every csrc/*.pyx compiled; $SIMD; no .c/.pyx/tests/data"
 
 step "brand-new venv: the wheel and its declared dependencies only"
 "$PYTHON" -m venv "$WORK/venv"

@@ -50,9 +50,6 @@ def _load_cython_blas() -> None:
 
 _load_cython_blas()
 
-KERNEL_MODULES = ("dense", "activation", "loss", "optim", "convpool", "conv", "pool",
-                  "reshape", "dropout", "batchnorm")
-
 
 def _simd_levels() -> list:
     """The SIMD levels to try, widest first: what the CPU supports, capped by
@@ -68,16 +65,27 @@ def _simd_levels() -> list:
     return levels
 
 
+def _builds(level: str) -> list:
+    """The modules built for this SIMD level, by their own names."""
+    names = set()
+    for file in os.listdir(os.path.dirname(__file__)):
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            if file.endswith(f"_{level}{suffix}"):
+                names.add(file[:-len(f"_{level}{suffix}")])
+    return sorted(names)
+
+
 def _load_kernels() -> str:
     """Alias every kernel module to its widest build this CPU runs; returns
     the level used ("baseline" when there is no wider build)."""
     for level in _simd_levels():
-        if level == "baseline":
-            break
+        names = _builds(level) if level != "baseline" else []
+        if not names:
+            continue
         try:
             modules = {name: importlib.import_module(f"{__name__}.{name}_{level}")
-                       for name in KERNEL_MODULES}
-        except ImportError:       # not built for this level (other compiler, platform)
+                       for name in names}
+        except ImportError:       # a damaged or partial install: try a narrower build
             continue
         for name, module in modules.items():
             sys.modules[f"{__name__}.{name}"] = module
