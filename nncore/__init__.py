@@ -1,6 +1,7 @@
 """nncore: neural networks with a from-scratch design and a compiled core."""
 from . import (activations, callbacks, datasets, initializers, losses, metrics, optimizers,
                schedules, utils)
+from ._native import SIMD as _SIMD
 from ._native.openmp import openmp_enabled
 from ._budget import get_memory_budget, set_memory_budget
 from ._threads import get_num_threads, set_num_threads, threads
@@ -15,8 +16,16 @@ from .inference import InferenceSession
 from .layers.base import register_layer
 from . import onnx          # imports the onnx package only when export is called
 
+
+
+def simd_level() -> str:
+    """The instruction set the loaded kernels were built for: "avx512",
+    "avx2" or "baseline" (see NNCORE_SIMD)."""
+    return _SIMD
+
+
 __all__ = [
-    "__version__", "openmp_enabled", "get_num_threads", "set_num_threads", "threads",
+    "__version__", "openmp_enabled", "simd_level", "get_num_threads", "set_num_threads", "threads",
     "get_memory_budget", "set_memory_budget",
     "Network", "InferenceSession", "Layer", "Dense", "FCLayer", "Activation", "ActivationLayer", "Tanh",
     "Sigmoid", "ReLU", "LeakyReLU", "Softmax", "Conv2D", "ConvLayer", "MaxPool2D",

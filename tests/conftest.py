@@ -33,7 +33,8 @@ MNIST_DIR = Path(os.environ.get("NNCORE_MNIST_DIR")
 
 def pytest_report_header(config):
     return (f"nncore {nncore.__version__} from {Path(nncore.__file__).parent}, "
-            f"OpenMP {'on' if nncore.openmp_enabled() else 'off'}; MNIST data: "
+            f"OpenMP {'on' if nncore.openmp_enabled() else 'off'}, "
+            f"{nncore.simd_level()} kernels; MNIST data: "
             f"{MNIST_DIR if MNIST_DIR.is_dir() else 'absent (MNIST tests skip)'}")
 
 
