@@ -33,13 +33,13 @@ cdef void dense_forward(real* y, const real* x, const real* W, const real* b,
 
 # dx (rows, n_in) = dy (rows, n_out) @ W^T              (skipped when dx is NULL)
 # gW (n_in, n_out) = beta * gW + alpha * x^T @ dy        (beta is 0 or 1)
-# gb (n_out)       = beta * gb + alpha * sum_rows(dy)    (skipped when gb is NULL)
+# gb (n_out)       = beta * gb + alpha * sum_rows(dy)    (skipped when gb is NULL;
+#                    the sums are taken in totals (n_out), row after row)
 # With gW = W, alpha = -lr, beta = 1 this is a plain SGD step done in place.
-cdef void dense_backward(real* dx, real* gW, real* gb, const real* x, const real* dy,
-                         const real* W, Py_ssize_t rows, Py_ssize_t n_in,
+cdef void dense_backward(real* dx, real* gW, real* gb, double* totals, const real* x,
+                         const real* dy, const real* W, Py_ssize_t rows, Py_ssize_t n_in,
                          Py_ssize_t n_out, real alpha, real beta) noexcept nogil:
     cdef Py_ssize_t r, j
-    cdef double total
     if dx != NULL:
         if rows == 1:
             gemv(False, n_in, n_out, 1, W, n_out, dy, 0, dx)
@@ -54,13 +54,15 @@ cdef void dense_backward(real* dx, real* gW, real* gb, const real* x, const real
         gemm(True, False, n_in, n_out, rows, alpha, x, n_in, dy, n_out, beta, gW, n_out)
     if gb != NULL:
         for j in range(n_out):
-            total = 0
-            for r in range(rows):
-                total += dy[r * n_out + j]
+            totals[j] = 0
+        for r in range(rows):
+            for j in range(n_out):
+                totals[j] += dy[r * n_out + j]
+        for j in range(n_out):
             if beta == 0:
-                gb[j] = <real>(alpha * total)
+                gb[j] = <real>(alpha * totals[j])
             else:
-                gb[j] = <real>(gb[j] + alpha * total)
+                gb[j] = <real>(gb[j] + alpha * totals[j])
 
 
 cdef void _forward(Op* op, Py_ssize_t n, real* y, const real* x) noexcept nogil:
@@ -73,10 +75,10 @@ cdef void _backward(Op* op, Py_ssize_t n, real* dx, const real* dy) noexcept nog
     cdef const DenseCfg* c = <const DenseCfg*>op.cfg
     cdef Py_ssize_t rows = n * op.in_size // c.n_in
     if op.sgd_lr != 0:
-        dense_backward(dx, <real*>c.W, <real*>c.b, <const real*>op.x, dy,
+        dense_backward(dx, <real*>c.W, <real*>c.b, op.state, <const real*>op.x, dy,
                        <const real*>c.W, rows, c.n_in, c.n_out, <real>-op.sgd_lr, 1)
     else:
-        dense_backward(dx, <real*>c.gW, <real*>c.gb, <const real*>op.x, dy,
+        dense_backward(dx, <real*>c.gW, <real*>c.gb, op.state, <const real*>op.x, dy,
                        <const real*>c.W, rows, c.n_in, c.n_out, 1, 0)
 
 
@@ -202,6 +204,7 @@ cdef class DenseOp:
         self.op.dtype = dtype_code(W)
         self.op.in_size = rows_per_sample * self.cfg.n_in
         self.op.out_size = rows_per_sample * self.cfg.n_out
+        self.op.state_size = self.cfg.n_out          # the bias gradient's sums
         self.op.cfg = &self.cfg
         self.op.forward = dense_op_forward
         self.op.backward = dense_op_backward
