@@ -215,6 +215,21 @@ def main():
     print("target: >= 1.0x\n")
 
     rows = []
+    large = [("MLP", mlp, rng.random((8192, 784), np.float32))]
+    if cnn is not None:
+        large.append(("CNN", cnn, rng.random((2048, 28, 28, 1), np.float32)))
+    for name, net, x in large:
+        rates = []
+        for threads in (1, 2):
+            with nncore.threads(threads):
+                rates.append(throughput(lambda: net.predict(x), len(x), repeats=5))
+        rows.append([f"{name}, {len(x):,} samples", f"{rates[0]:,.0f}", f"{rates[1]:,.0f}",
+                     f"{rates[1] / rates[0]:.2f}x"])
+    print("One predict call with the default chunks, samples/s")
+    print(table(rows, ["call", "1 thread", "2 threads", "scaling"]))
+    print("target: 2 threads >= 1.7x one\n")
+
+    rows = []
     with nncore.threads(1):
         for label, batch in (("1 sample", x1), ("32 samples", rng.random((32, 784), np.float32))):
             one = threaded_throughput(session.predict, batch, 1)
