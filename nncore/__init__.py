@@ -17,7 +17,6 @@ from .layers.base import register_layer
 from . import onnx          # imports the onnx package only when export is called
 
 
-
 def simd_level() -> str:
     """The instruction set the loaded kernels were built for: "avx512",
     "avx2" or "baseline" (see NNCORE_SIMD)."""
@@ -25,8 +24,8 @@ def simd_level() -> str:
 
 
 __all__ = [
-    "__version__", "openmp_enabled", "simd_level", "get_num_threads", "set_num_threads", "threads",
-    "get_memory_budget", "set_memory_budget",
+    "__version__", "openmp_enabled", "simd_level", "get_num_threads", "set_num_threads",
+    "threads", "get_memory_budget", "set_memory_budget",
     "Network", "InferenceSession", "Layer", "Dense", "FCLayer", "Activation", "ActivationLayer", "Tanh",
     "Sigmoid", "ReLU", "LeakyReLU", "Softmax", "Conv2D", "ConvLayer", "MaxPool2D",
     "MaxPooling2D", "AvgPool2D", "AveragePooling2D", "GlobalAveragePooling2D", "Flatten",
