@@ -154,6 +154,10 @@ import json, os, signal, tempfile, threading, time
 import numpy as np
 import nncore
 
+# a process started in the background by a non-interactive shell (CI jobs
+# often are) inherits SIGINT ignored, and Python then keeps it ignored
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 rng = np.random.default_rng(0)
 net = nncore.Network([nncore.Dense(512, "relu"), nncore.Dense(512, "relu"),
                       nncore.Dense(10)], seed=0).use("mse")
