@@ -4,7 +4,9 @@
 # and an epilogue takes each window's maximum, adds the bias and applies ReLU
 # (they commute with the maximum), writing the pooled output directly.
 # Samples go in cache-sized groups.  Two ways to compute the convolution:
-#  * im2col of the positions the pool reads and one BLAS GEMM per group; in
+#  * im2col of the positions the pool reads and one BLAS GEMM per group (for
+#    one input channel, stride 1 and no padding, im2col is tap by tap: each
+#    tap's values for an output row are a contiguous run of the input); in
 #    training the epilogue also records which position of each window won, and
 #    backward routes the gradient there: dY, then gW += cols^T dY and
 #    dx = col2im(dY W^T), all on the pool's positions only;
@@ -24,6 +26,7 @@ cdef struct ConvPoolCfg:
     Py_ssize_t ph, pw          # pool window = pool stride
     Py_ssize_t PH, PW          # pooled output (PH, PW, F)
     bint winograd
+    bint by_tap                # forward im2col tap by tap (one channel, stride 1, no padding)
 
 
 cdef enum:
@@ -57,27 +60,52 @@ cdef void col2im_windows(real* dx, const real* cols, const ConvPoolCfg* c) noexc
                     cols += K
 
 
-# y (P, F) = relu(max over the Q rows of each window of Y (P*Q, F) + bias); with
-# arg (P, F) not NULL, arg = the first row of each window holding its maximum
-cdef void window_max_epilogue(real* y, real* arg, const real* Y, const real* bias,
-                              Py_ssize_t P, Py_ssize_t Q, Py_ssize_t F,
-                              bint relu) noexcept nogil:
-    cdef Py_ssize_t p, q, f
-    cdef const real* rows
+# cols (K, n*M) = the im2col rows of the M = PH*ph * PW*pw positions the pool
+# reads of samples x (n, H, W, 1), in row-major position order, as columns:
+# tap (u, v) of output row oh is the input run x[oh + u, v : v + PW*pw]
+cdef void im2col_by_tap(real* cols, const real* x, Py_ssize_t n,
+                        const ConvPoolCfg* c) noexcept nogil:
+    cdef Py_ssize_t s, u, v, oh, ow, OH = c.PH * c.ph, OW = c.PW * c.pw
+    cdef Py_ssize_t M = OH * OW, H = c.conv.H, W = c.conv.W
+    cdef real* dst
+    cdef const real* src
+    for u in range(c.conv.kh):
+        for v in range(c.conv.kw):
+            for s in range(n):
+                for oh in range(OH):
+                    dst = cols + (u * c.conv.kw + v) * n * M + s * M + oh * OW
+                    src = x + s * H * W + (oh + u) * W + v
+                    for ow in range(OW):
+                        dst[ow] = src[ow]
+
+
+# y (n, PH, PW, F) = relu(max over each pool window of Y + bias), Y (n*M, F)
+# holding the M = PH*ph * PW*pw positions of each sample window by window
+# (row_major False) or row by row (True); with arg (n, PH, PW, F) not NULL,
+# arg = the first position (a*pw + b) of each window holding its maximum
+cdef void window_max_epilogue(real* y, real* arg, const real* Y, Py_ssize_t n,
+                              const ConvPoolCfg* c, bint row_major) noexcept nogil:
+    cdef Py_ssize_t p, q, f, F = c.conv.F, Q = c.ph * c.pw, PW = c.PW
+    cdef Py_ssize_t step = c.pw if row_major else Q    # rows from one window to the next
+    cdef const real* first
+    cdef const real* row
+    cdef real* won
     cdef real v
-    for p in range(P):
-        rows = Y + p * Q * F
-        memcpy(y, rows, F * sizeof(real))
-        if arg != NULL:
-            memset(arg + p * F, 0, F * sizeof(real))
+    for p in range(n * c.PH * PW):
+        # window (i, j) of sample s starts at row s*M + i*PW*Q + j*step
+        first = Y + ((p // PW) * PW * Q + (p % PW) * step) * F
+        memcpy(y, first, F * sizeof(real))
+        won = arg + p * F if arg != NULL else NULL
+        if won != NULL:
+            memset(won, 0, F * sizeof(real))
         for q in range(1, Q):
-            if arg != NULL:
+            row = first + ((q // c.pw) * PW * c.pw + q % c.pw if row_major else q) * F
+            if won != NULL:
                 for f in range(F):
-                    v = rows[q * F + f]
-                    arg[p * F + f] = r_select(v > y[f], <real>q, arg[p * F + f])
+                    won[f] = r_select(row[f] > y[f], <real>q, won[f])
             for f in range(F):
-                y[f] = r_max(y[f], rows[q * F + f])
-        bias_relu(y, bias, 1, F, relu)
+                y[f] = r_max(y[f], row[f])
+        bias_relu(y, <const real*>c.conv.bias, 1, F, c.conv.relu)
         y += F
 
 
@@ -259,10 +287,15 @@ cdef void _forward(Op* op, Py_ssize_t n, real* y, real* arg, const real* x, real
     if winograd:
         _winograd_forward(op, n, y, x, work)
         return
-    for s in range(n):
-        im2col_windows(cols + s * rows * K, x + s * op.in_size, c)
-    gemm(False, False, n * rows, F, K, 1, cols, K, <const real*>c.conv.kernel, F, 0, Y, F)
-    window_max_epilogue(y, arg, Y, <const real*>c.conv.bias, n * P, Q, F, c.conv.relu)
+    if c.by_tap:
+        im2col_by_tap(cols, x, n, c)
+        gemm(True, False, n * rows, F, K, 1, cols, n * rows, <const real*>c.conv.kernel, F,
+             0, Y, F)
+    else:
+        for s in range(n):
+            im2col_windows(cols + s * rows * K, x + s * op.in_size, c)
+        gemm(False, False, n * rows, F, K, 1, cols, K, <const real*>c.conv.kernel, F, 0, Y, F)
+    window_max_epilogue(y, arg, Y, n, c, c.by_tap)
 
 
 # g_kernel (K, F) (+)= cols^T dY and dx (n, H, W, C) = col2im(dY kernel^T) for n
@@ -368,6 +401,7 @@ cdef class ConvPoolOp:
         rows = self.cfg.PH * self.cfg.PW * self.cfg.ph * self.cfg.pw
         self.cfg.winograd = (c.kh == c.kw == 3 and c.sh == c.sw == 1 and self.cfg.ph == 2
                              and self.cfg.pw == 2 and c.C >= WINOGRAD_MIN_CHANNELS)
+        self.cfg.by_tap = c.C == 1 and c.sh == c.sw == 1 and c.pt == c.pl == 0
         self.op.dtype = dtype_code(kernel)
         self.op.in_size = c.H * c.W * c.C
         self.op.out_size = self.cfg.PH * self.cfg.PW * c.F
@@ -391,6 +425,12 @@ cdef class ConvPoolOp:
         """True when the convolution runs as Winograd's F(2x2, 3x3) at inference
         (for calls of at least WINOGRAD_MIN_TILES pool windows)."""
         return bool(self.cfg.winograd)
+
+    @property
+    def by_tap(self):
+        """True when the forward's im2col goes tap by tap (one input channel,
+        stride 1, no padding)."""
+        return bool(self.cfg.by_tap)
 
     def capsule(self):
         return PyCapsule_New(&self.op, "nncore.Op", NULL)

@@ -26,6 +26,12 @@ CASES = [
     ((11, 11, 16), dict(filters=6, kernel_size=3, strides=2, padding="same",
                         activation="relu"), dict(pool_size=3), False),
     ((7, 7, 12), dict(filters=4, kernel_size=1), dict(pool_size=2), False),
+    # one input channel: im2col tap by tap when stride 1 and no padding
+    ((12, 10, 1), dict(filters=5, kernel_size=(2, 3), use_bias=False), dict(pool_size=2), False),
+    ((13, 14, 1), dict(filters=3, kernel_size=5, activation="relu"), dict(pool_size=(3, 2)),
+     False),
+    ((9, 9, 1), dict(filters=4, kernel_size=3, padding="same"), dict(pool_size=2), False),
+    ((11, 11, 1), dict(filters=4, kernel_size=3, strides=2), dict(pool_size=2), False),
 ]
 
 
@@ -45,6 +51,15 @@ def test_fused_conv_pool_matches_the_separate_ops(shape, conv, pool, winograd, d
         Plan(fused, dtype).predict(x.reshape(11, -1), out, chunk)
         np.testing.assert_allclose(out, separate, **TOL[dtype])
     np.testing.assert_allclose(net.predict(x), separate, **TOL[dtype])
+
+
+def test_one_channel_valid_stride_one_convolutions_take_im2col_by_tap():
+    for shape, conv, pool, _ in CASES:
+        net = nncore.Network([nncore.Conv2D(**conv), nncore.MaxPool2D(**pool)],
+                             seed=0).build(shape)
+        expected = (shape[-1] == 1 and conv.get("strides", 1) == 1
+                    and conv.get("padding", "valid") == "valid")
+        assert fused_ops(net.layers)[0].by_tap == expected, (shape, conv)
 
 
 def test_only_a_conv_followed_by_a_plain_max_pool_is_fused():
