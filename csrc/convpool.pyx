@@ -109,17 +109,21 @@ cdef void window_max_epilogue(real* y, real* arg, const real* Y, Py_ssize_t n,
         y += F
 
 
-# dY (P*Q, F) = dy (P, F) routed to the winning row arg (P, F) of each window; 0
-# elsewhere
-cdef void route_gradient(real* dY, const real* dy, const real* arg, Py_ssize_t P,
-                         Py_ssize_t Q, Py_ssize_t F) noexcept nogil:
-    cdef Py_ssize_t p, q, f
-    cdef real* rows
-    for p in range(P):
-        rows = dY + p * Q * F
+# dY (n*M, F) = dy (n, PH, PW, F) routed to the winning position arg (n, PH,
+# PW, F) of each window, 0 elsewhere; the M = PH*ph * PW*pw positions of each
+# sample window by window (row_major False) or row by row (True)
+cdef void route_gradient(real* dY, const real* dy, const real* arg, Py_ssize_t n,
+                         const ConvPoolCfg* c, bint row_major) noexcept nogil:
+    cdef Py_ssize_t p, q, f, F = c.conv.F, Q = c.ph * c.pw, PW = c.PW
+    cdef Py_ssize_t step = c.pw if row_major else Q
+    cdef real* first
+    cdef real* row
+    for p in range(n * c.PH * PW):
+        first = dY + ((p // PW) * PW * Q + (p % PW) * step) * F
         for q in range(Q):
+            row = first + ((q // c.pw) * PW * c.pw + q % c.pw if row_major else q) * F
             for f in range(F):
-                rows[q * F + f] = r_select(arg[p * F + f] == q, dy[p * F + f], <real>0)
+                row[f] = r_select(arg[p * F + f] == q, dy[p * F + f], <real>0)
 
 
 # dy (rows, F) = 0 where the output y (rows, F) did not pass the ReLU
@@ -308,7 +312,13 @@ cdef void _backward(Op* op, Py_ssize_t n, real* dx, const real* dy, const real* 
     cdef Py_ssize_t K = c.conv.kh * c.conv.kw * c.conv.C, rows = P * Q
     cdef real* cols = work
     cdef real* dY = work + n * rows * K
-    route_gradient(dY, dy, arg, n * P, Q, F)
+    cdef bint by_tap = c.by_tap and dx == NULL      # col2im needs rows window by window
+    route_gradient(dY, dy, arg, n, c, by_tap)
+    if by_tap:
+        im2col_by_tap(cols, x, n, c)
+        gemm(False, False, K, F, n * rows, 1, cols, n * rows, dY, F, 0 if first else 1,
+             <real*>c.conv.g_kernel, F)
+        return
     for s in range(n):
         im2col_windows(cols + s * rows * K, x + s * op.in_size, c)
     gemm(True, False, K, F, n * rows, 1, cols, K, dY, F, 0 if first else 1,

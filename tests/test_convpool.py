@@ -121,11 +121,12 @@ class PythonIdentity(nncore.Layer):
         return dy
 
 
-def test_training_through_the_fused_op_learns_like_the_separate_ops():
+@pytest.mark.parametrize("shape", [(10, 10, 3), (11, 10, 1)])
+def test_training_through_the_fused_op_learns_like_the_separate_ops(shape):
     # the same seeded CNN trained by a plan with the fused op and by the
     # per-layer Python loop (which runs the layers' separate ops) ends with
-    # the same weights
-    x = np.random.default_rng(8).normal(size=(64, 10, 10, 3))
+    # the same weights; one input channel trains through im2col by tap
+    x = np.random.default_rng(8).normal(size=(64,) + shape)
     y = np.random.default_rng(9).integers(0, 4, 64)
 
     def trained(python_path):
