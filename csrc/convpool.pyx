@@ -26,7 +26,7 @@ cdef struct ConvPoolCfg:
     Py_ssize_t ph, pw          # pool window = pool stride
     Py_ssize_t PH, PW          # pooled output (PH, PW, F)
     bint winograd
-    bint by_tap                # forward im2col tap by tap (one channel, stride 1, no padding)
+    bint by_tap                # im2col tap by tap (one channel, stride 1, no padding)
 
 
 cdef enum:
@@ -90,7 +90,6 @@ cdef void window_max_epilogue(real* y, real* arg, const real* Y, Py_ssize_t n,
     cdef const real* first
     cdef const real* row
     cdef real* won
-    cdef real v
     for p in range(n * c.PH * PW):
         # window (i, j) of sample s starts at row s*M + i*PW*Q + j*step
         first = Y + ((p // PW) * PW * Q + (p % PW) * step) * F
