@@ -16,7 +16,7 @@
 #    over the group's tiles (tiles x C) @ (C x F).
 from libc.string cimport memcmp, memcpy, memset
 from cpython.pycapsule cimport PyCapsule_New
-from core cimport real, Op, F32, dtype_code, declare_params, r_max, r_select
+from core cimport real, Op, F32, dtype_code, declare_params, r_max, r_select, column_totals
 from im2col cimport ConvCfg, GROUP_BYTES, col2im_row, im2col_row, set_geometry
 from blas cimport gemm
 
@@ -79,26 +79,39 @@ cdef void im2col_by_tap(real* cols, const real* x, Py_ssize_t n,
                         dst[ow] = src[ow]
 
 
+# Rows holding the M = PH*ph * PW*pw positions of each of n samples go window
+# by window (row_major False) or row by row (True).  Position q (= a*pw + b)
+# of pool window p (= (s*PH + i)*PW + j) is then row
+# window_start(p) + window_offset(q).
+cdef inline Py_ssize_t window_start(Py_ssize_t p, const ConvPoolCfg* c,
+                                    bint row_major) noexcept nogil:
+    if not row_major:
+        return p * c.ph * c.pw
+    return (p // c.PW) * c.ph * c.PW * c.pw + (p % c.PW) * c.pw
+
+
+cdef inline Py_ssize_t window_offset(Py_ssize_t q, const ConvPoolCfg* c,
+                                     bint row_major) noexcept nogil:
+    return (q // c.pw) * c.PW * c.pw + q % c.pw if row_major else q
+
+
 # y (n, PH, PW, F) = relu(max over each pool window of Y + bias), Y (n*M, F)
-# holding the M = PH*ph * PW*pw positions of each sample window by window
-# (row_major False) or row by row (True); with arg (n, PH, PW, F) not NULL,
+# in the order row_major says (window_start); with arg (n, PH, PW, F) not NULL,
 # arg = the first position (a*pw + b) of each window holding its maximum
 cdef void window_max_epilogue(real* y, real* arg, const real* Y, Py_ssize_t n,
                               const ConvPoolCfg* c, bint row_major) noexcept nogil:
-    cdef Py_ssize_t p, q, f, F = c.conv.F, Q = c.ph * c.pw, PW = c.PW
-    cdef Py_ssize_t step = c.pw if row_major else Q    # rows from one window to the next
+    cdef Py_ssize_t p, q, f, F = c.conv.F
     cdef const real* first
     cdef const real* row
     cdef real* won
-    for p in range(n * c.PH * PW):
-        # window (i, j) of sample s starts at row s*M + i*PW*Q + j*step
-        first = Y + ((p // PW) * PW * Q + (p % PW) * step) * F
+    for p in range(n * c.PH * c.PW):
+        first = Y + window_start(p, c, row_major) * F
         memcpy(y, first, F * sizeof(real))
         won = arg + p * F if arg != NULL else NULL
         if won != NULL:
             memset(won, 0, F * sizeof(real))
-        for q in range(1, Q):
-            row = first + ((q // c.pw) * PW * c.pw + q % c.pw if row_major else q) * F
+        for q in range(1, c.ph * c.pw):
+            row = first + window_offset(q, c, row_major) * F
             if won != NULL:
                 for f in range(F):
                     won[f] = r_select(row[f] > y[f], <real>q, won[f])
@@ -109,18 +122,17 @@ cdef void window_max_epilogue(real* y, real* arg, const real* Y, Py_ssize_t n,
 
 
 # dY (n*M, F) = dy (n, PH, PW, F) routed to the winning position arg (n, PH,
-# PW, F) of each window, 0 elsewhere; the M = PH*ph * PW*pw positions of each
-# sample window by window (row_major False) or row by row (True)
+# PW, F) of each window, 0 elsewhere; rows in the order row_major says
+# (window_start)
 cdef void route_gradient(real* dY, const real* dy, const real* arg, Py_ssize_t n,
                          const ConvPoolCfg* c, bint row_major) noexcept nogil:
-    cdef Py_ssize_t p, q, f, F = c.conv.F, Q = c.ph * c.pw, PW = c.PW
-    cdef Py_ssize_t step = c.pw if row_major else Q
+    cdef Py_ssize_t p, q, f, F = c.conv.F
     cdef real* first
     cdef real* row
-    for p in range(n * c.PH * PW):
-        first = dY + ((p // PW) * PW * Q + (p % PW) * step) * F
-        for q in range(Q):
-            row = first + ((q // c.pw) * PW * c.pw + q % c.pw if row_major else q) * F
+    for p in range(n * c.PH * c.PW):
+        first = dY + window_start(p, c, row_major) * F
+        for q in range(c.ph * c.pw):
+            row = first + window_offset(q, c, row_major) * F
             for f in range(F):
                 row[f] = r_select(arg[p * F + f] == q, dy[p * F + f], <real>0)
 
@@ -135,12 +147,8 @@ cdef void relu_mask(real* dy, const real* y, Py_ssize_t count) noexcept nogil:
 # g_bias (F) = column sums of dy (rows, F), added up in double in totals (F)
 cdef void column_sums(real* g_bias, double* totals, const real* dy, Py_ssize_t rows,
                       Py_ssize_t F) noexcept nogil:
-    cdef Py_ssize_t r, f
-    for f in range(F):
-        totals[f] = 0
-    for r in range(rows):
-        for f in range(F):
-            totals[f] += dy[r * F + f]
+    cdef Py_ssize_t f
+    column_totals(totals, dy, rows, F)
     for f in range(F):
         g_bias[f] = <real>totals[f]
 

@@ -3,7 +3,7 @@
 # window of samples (see window_begin).
 from libc.string cimport memcpy, memset
 from cpython.pycapsule cimport PyCapsule_New
-from core cimport real, Op, F32, WINDOW, address, dtype_code, declare_params
+from core cimport real, Op, F32, WINDOW, address, dtype_code, declare_params, column_totals
 from blas cimport gemm, gemv, ger
 
 
@@ -39,7 +39,7 @@ cdef void dense_forward(real* y, const real* x, const real* W, const real* b,
 cdef void dense_backward(real* dx, real* gW, real* gb, double* totals, const real* x,
                          const real* dy, const real* W, Py_ssize_t rows, Py_ssize_t n_in,
                          Py_ssize_t n_out, real alpha, real beta) noexcept nogil:
-    cdef Py_ssize_t r, j
+    cdef Py_ssize_t j
     if dx != NULL:
         if rows == 1:
             gemv(False, n_in, n_out, 1, W, n_out, dy, 0, dx)
@@ -53,11 +53,7 @@ cdef void dense_backward(real* dx, real* gW, real* gb, double* totals, const rea
     else:
         gemm(True, False, n_in, n_out, rows, alpha, x, n_in, dy, n_out, beta, gW, n_out)
     if gb != NULL:
-        for j in range(n_out):
-            totals[j] = 0
-        for r in range(rows):
-            for j in range(n_out):
-                totals[j] += dy[r * n_out + j]
+        column_totals(totals, dy, rows, n_out)
         for j in range(n_out):
             if beta == 0:
                 gb[j] = <real>(alpha * totals[j])
