@@ -26,8 +26,19 @@ SAMPLE_WEIGHT_REASON = (
     "SGDClassifier)")
 
 
+SUBSET_REASON = (
+    "float32 only: scikit-learn compares each row predicted alone with the same "
+    "row in a batch to 1e-7, and a row's float32 result may differ in the last "
+    "bits with the number of rows in its BLAS call (measured up to 4e-7 of the "
+    "output scale with OpenBLAS's Haswell kernels); tests/test_execution_model.py "
+    "checks the documented 64-epsilon bound, and float64 passes this check")
+
+
 def expected_failed_checks(estimator):
-    return {"check_sample_weight_equivalence_on_dense_data": SAMPLE_WEIGHT_REASON}
+    expected = {"check_sample_weight_equivalence_on_dense_data": SAMPLE_WEIGHT_REASON}
+    if estimator.dtype == "float32":
+        expected["check_methods_subset_invariance"] = SUBSET_REASON
+    return expected
 
 
 ESTIMATORS = [cls(dtype=dtype) for cls in (NNClassifier, NNRegressor)
