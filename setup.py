@@ -3,11 +3,15 @@
 OpenMP is used when a tiny test program compiles and links with the
 compiler's OpenMP flag; otherwise the core is built serial.
 
-On x86-64 with GCC or clang the kernel modules are also built for AVX2 and
-AVX-512 (as `<module>_avx2`, `<module>_avx512`); nncore._native loads the
-widest build the CPU runs.  Their loops vectorize wider, and with
--ffp-contract=off every build rounds exactly alike, so results do not
-depend on the CPU.
+On x86-64 with GCC or clang the kernel modules are also built for AVX2
+(as `<module>_avx2`); nncore._native loads it where the CPU runs it.  Its
+loops vectorize wider, and with -ffp-contract=off every build rounds exactly
+alike, so results do not depend on the CPU.  (No AVX-512 build: most of
+the time goes to BLAS, which picks its own CPU kernels at run time, and a
+third build of every kernel module cost a third more compile time for a
+gain no benchmark showed; see README, "Instruction sets".)
+
+Extensions are cythonized and compiled in parallel, one job per core.
 """
 import os
 import platform
@@ -23,11 +27,8 @@ MODULES = ["plan", "data", "dense", "activation", "loss", "optim", "openmp", "cp
 # the modules whose loops do the element-wise work of training and inference
 KERNEL_MODULES = ["dense", "activation", "loss", "optim", "convpool", "conv", "pool",
                   "reshape", "dropout", "batchnorm"]
-SIMD_FLAGS = {
-    "avx2": ["-mavx2", "-mfma"],
-    "avx512": ["-mavx2", "-mfma", "-mavx512f", "-mavx512vl", "-mavx512bw", "-mavx512dq",
-               "-mprefer-vector-width=512"],
-}
+SIMD_FLAGS = {"avx2": ["-mavx2", "-mfma"]}
+JOBS = os.cpu_count() or 1
 SIMD_SOURCES = os.path.join("build", "simd")
 
 OPENMP_TEST = r"""
@@ -93,16 +94,23 @@ ALIAS_CHECKS = ["--param", "vect-max-version-for-alias-checks=64"]
 
 
 class BuildExt(build_ext):
+    def finalize_options(self):
+        super().finalize_options()
+        if self.parallel is None:
+            self.parallel = JOBS
+
     def build_extensions(self):
         cflags, lflags = openmp_flags(self.compiler)
         print(f"nncore: OpenMP {'enabled' if cflags else 'not available, serial build'}")
-        # -fno-math-errno lets sqrt vectorize (the core never reads errno)
-        base = ["/O2"] if self.compiler.compiler_type == "msvc" else ["-O3", "-fno-math-errno"]
+        # -fno-math-errno lets sqrt vectorize (the core never reads errno);
+        # -ffp-contract=off: no fused multiply-add, so every build rounds alike
+        base = (["/O2"] if self.compiler.compiler_type == "msvc"
+                else ["-O3", "-fno-math-errno", "-ffp-contract=off"])
         if self.compiler.compiler_type != "msvc" and accepted(self.compiler, ALIAS_CHECKS):
             base += ALIAS_CHECKS
         simd = {}
         if self.compiler.compiler_type != "msvc":
-            simd = {level: flags + ["-ffp-contract=off"] for level, flags in SIMD_FLAGS.items()
+            simd = {level: flags for level, flags in SIMD_FLAGS.items()
                     if accepted(self.compiler, flags)}
         kept = []
         for ext in self.extensions:
@@ -147,6 +155,7 @@ def extensions():
     exts += simd_extensions()
     return cythonize(
         exts,
+        nthreads=JOBS,
         include_path=["csrc"],
         compiler_directives={
             "language_level": 3,

@@ -10,28 +10,17 @@ cdef extern from *:
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     }
-    static int nncore_cpu_avx512(void)
-    {
-        __builtin_cpu_init();
-        return nncore_cpu_avx2() && __builtin_cpu_supports("avx512f")
-            && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw")
-            && __builtin_cpu_supports("avx512dq");
-    }
     #else
     static int nncore_cpu_avx2(void) { return 0; }
-    static int nncore_cpu_avx512(void) { return 0; }
     #endif
     """
     int nncore_cpu_avx2()
-    int nncore_cpu_avx512()
 
 
 def supported_simd():
     """The instruction sets of the kernel builds this CPU runs, widest first,
     ending with "baseline"."""
     levels = []
-    if nncore_cpu_avx512():
-        levels.append("avx512")
     if nncore_cpu_avx2():
         levels.append("avx2")
     return levels + ["baseline"]

@@ -18,8 +18,8 @@ from . import onnx          # imports the onnx package only when export is calle
 
 
 def simd_level() -> str:
-    """The instruction set the loaded kernels were built for: "avx512",
-    "avx2" or "baseline" (see NNCORE_SIMD)."""
+    """The instruction set the loaded kernels were built for: "avx2" or
+    "baseline" (see NNCORE_SIMD)."""
     return _SIMD
 
 

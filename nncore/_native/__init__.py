@@ -1,10 +1,10 @@
 """The compiled core.  Its modules take BLAS from scipy.linalg.cython_blas.
 
-Kernel modules may be built more than once, for wider SIMD instruction sets
-(see setup.py): importing this package puts the widest build this CPU runs
-under the module's own name, so `nncore._native.dense` is `dense_avx512` on
-a CPU with AVX-512.  NNCORE_SIMD=avx2 or =baseline (set before nncore is
-imported) asks for a narrower one.  Every build rounds alike.
+Kernel modules may be built once more for AVX2 (see setup.py): importing
+this package puts the widest build this CPU runs under the module's own
+name, so `nncore._native.dense` is `dense_avx2` on a CPU with AVX2 and FMA.
+NNCORE_SIMD=baseline (set before nncore is imported) asks for the baseline
+build.  Every build rounds alike.
 
 Importing that module the usual way first runs all of scipy.linalg's
 __init__ (hundreds of modules, most of nncore's import time).  The core only
@@ -58,9 +58,9 @@ def _simd_levels() -> list:
     levels = supported_simd()
     wanted = os.environ.get("NNCORE_SIMD", "").strip().lower()
     if wanted:
-        if wanted not in ("avx512", "avx2", "baseline"):
-            raise ImportError(f"NNCORE_SIMD={wanted!r}: expected avx512, avx2 or baseline")
-        order = ["avx512", "avx2", "baseline"]
+        if wanted not in ("avx2", "baseline"):
+            raise ImportError(f"NNCORE_SIMD={wanted!r}: expected avx2 or baseline")
+        order = ["avx2", "baseline"]
         levels = [level for level in levels if order.index(level) >= order.index(wanted)]
     return levels
 
