@@ -13,6 +13,7 @@ gain no benchmark showed; see README, "Instruction sets".)
 
 Extensions are cythonized and compiled in parallel, one job per core.
 """
+import hashlib
 import os
 import platform
 import shutil
@@ -121,6 +122,10 @@ class BuildExt(build_ext):
                 ext.extra_compile_args = base + cflags + simd[level]
             else:
                 ext.extra_compile_args = base + cflags
+                if ext.name.rsplit(".", 1)[-1] not in KERNEL_MODULES and \
+                        self.compiler.compiler_type != "msvc":
+                    # no hot loops in these modules: -O2 compiles them faster
+                    ext.extra_compile_args = ["-O2"] + ext.extra_compile_args[1:]
             ext.extra_link_args = lflags
             kept.append(ext)
         self.extensions[:] = kept
@@ -148,23 +153,59 @@ def simd_extensions():
     return exts
 
 
-def extensions():
-    from Cython.Build import cythonize
+SHARED_UTILITY = "nncore._native._cyutility"
+DIRECTIVES = {
+    "language_level": 3,
+    "boundscheck": False,
+    "wraparound": False,
+    "cdivision": True,
+    "initializedcheck": False,
+}
+# what the generated C files depend on: when none of it changed since they
+# were made, cythonize is skipped and build_ext finds the compiled modules of
+# the previous build up to date, so a second `pip install .` compiles nothing
+STAMP = os.path.join("build", "cython-inputs.sha256")
 
+
+def cython_inputs_digest() -> str:
+    import Cython
+
+    digest = hashlib.sha256(f"{Cython.__version__} {sorted(DIRECTIVES.items())} "
+                            f"{SHARED_UTILITY} {sorted(SIMD_FLAGS)}".encode())
+    for name in sorted(os.listdir("csrc")):
+        if name.endswith((".pyx", ".pxd", ".h")):
+            digest.update(name.encode())
+            with open(os.path.join("csrc", name), "rb") as f:
+                digest.update(f.read())
+    return digest.hexdigest()
+
+
+def generated(source: str) -> str:
+    return os.path.splitext(source)[0] + ".c"
+
+
+def extensions():
+    """The extension modules; cythonized unless their C files are current.
+    Their Cython utility code lives once, in a shared module."""
     exts = [Extension(f"nncore._native.{name}", [f"csrc/{name}.pyx"]) for name in MODULES]
     exts += simd_extensions()
-    return cythonize(
-        exts,
-        nthreads=JOBS,
-        include_path=["csrc"],
-        compiler_directives={
-            "language_level": 3,
-            "boundscheck": False,
-            "wraparound": False,
-            "cdivision": True,
-            "initializedcheck": False,
-        },
-    )
+    shared = Extension(SHARED_UTILITY, [os.path.join("build", "_cyutility.c")])
+    digest = cython_inputs_digest()
+    previous = open(STAMP).read() if os.path.isfile(STAMP) else None
+    c_files = [generated(ext.sources[0]) for ext in exts] + shared.sources
+    if previous == digest and all(os.path.isfile(c) for c in c_files):
+        for ext in exts:
+            ext.sources = [generated(ext.sources[0])]
+        return exts + [shared]
+    from Cython.Build import cythonize
+
+    exts = cythonize(exts + [shared], nthreads=JOBS, include_path=["csrc"],
+                     shared_utility_qualified_name=SHARED_UTILITY,
+                     compiler_directives=DIRECTIVES)
+    os.makedirs("build", exist_ok=True)
+    with open(STAMP, "w") as f:
+        f.write(digest)
+    return exts
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})

@@ -1,7 +1,7 @@
 """nncore: neural networks with a from-scratch design and a compiled core."""
+from ._native import SIMD as _SIMD      # first: says what to run when the core is not built
 from . import (activations, callbacks, datasets, initializers, losses, metrics, optimizers,
                schedules, utils)
-from ._native import SIMD as _SIMD
 from ._native.openmp import openmp_enabled
 from ._budget import get_memory_budget, set_memory_budget
 from ._threads import get_num_threads, set_num_threads, threads

@@ -12,7 +12,8 @@ from typing import Optional
 import numpy as np
 
 from .layers import ActivationLayer, ConvLayer, FCLayer, FlattenLayer
-from .losses import BinaryCrossentropy, CategoricalCrossentropy, FunctionLoss
+from .losses import (BinaryCrossentropy, CategoricalCrossentropy, FunctionLoss,
+                     SparseCategoricalCrossentropy)
 
 # last-layer activations whose outputs are probabilities
 PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid")
@@ -85,6 +86,44 @@ def check_loss_and_outputs(net, x=None, out=None) -> None:
             f"{_last_layer(net)}, outputs {problem}: use {name}(from_logits=True) or end "
             f"the network with a {'Sigmoid' if binary else 'Softmax'} layer", UserWarning,
             stacklevel=_caller_outside_nncore())
+
+
+def _class_labels(loss, y) -> Optional[np.ndarray]:
+    """The class of every target row for a classification loss, else None."""
+    if isinstance(loss, SparseCategoricalCrossentropy):
+        return y.reshape(len(y), -1)[:, 0]
+    if isinstance(loss, CategoricalCrossentropy):
+        rows = y.reshape(len(y), -1)
+        return rows.argmax(axis=1) if rows.shape[1] > 1 else None
+    if isinstance(loss, BinaryCrossentropy):
+        rows = y.reshape(len(y), -1)
+        return rows[:, 0] if rows.shape[1] == 1 else None
+    return None
+
+
+def check_validation_split(loss, y_train, y_val, split: float) -> None:
+    """Warn (UserWarning) when the held-out tail of a classification data
+    set has classes the training part lacks, or only one class: the data is
+    most likely sorted by label."""
+    train, val = _class_labels(loss, y_train), _class_labels(loss, y_val)
+    if train is None or val is None:
+        return
+    unseen = sorted(set(np.unique(val).tolist()) - set(np.unique(train).tolist()))
+    single = np.unique(val).size == 1 and np.unique(train).size > 1
+    if not unseen and not single:
+        return
+    what = (f"classes {_shown(unseen)} that the training part lacks" if unseen
+            else f"only class {_shown(np.unique(val).tolist())}")
+    warnings.warn(
+        f"fit: validation_split={split} holds out the last {len(y_val)} samples, which "
+        f"have {what}: the data looks sorted by label. Shuffle it before fit "
+        f"(nncore.utils.train_test_split, or index x and y with one permutation)",
+        UserWarning, stacklevel=_caller_outside_nncore())
+
+
+def _shown(values: list) -> str:
+    values = [int(v) if float(v).is_integer() else v for v in values]
+    return ", ".join(map(str, values[:10])) + (", ..." if len(values) > 10 else "")
 
 
 def _caller_outside_nncore() -> int:

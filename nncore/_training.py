@@ -404,4 +404,6 @@ def _validation(net, x, y, validation_data, validation_split):
     if held == 0 or held == x.shape[0]:
         raise ValueError(f"fit: validation_split={split} of {x.shape[0]} samples leaves "
                          f"no training or no validation samples")
-    return split_tail(x, y, held)
+    validation = split_tail(x, y, held)
+    _checks.check_validation_split(net.loss, y[:-held], validation[1], split)
+    return validation

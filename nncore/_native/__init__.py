@@ -20,6 +20,26 @@ import os
 import sys
 
 _NAME = "scipy.linalg.cython_blas"
+_FOLDER = os.path.dirname(os.path.abspath(__file__))
+
+
+def _check_built() -> None:
+    """Refuse, saying what to run, when the compiled modules are not here
+    (Python found an unbuilt source checkout before the installed nncore)."""
+    files = os.listdir(_FOLDER)
+    if not any(file.startswith("plan.") and file.endswith(tuple(
+            importlib.machinery.EXTENSION_SUFFIXES)) for file in files):
+        checkout = os.path.dirname(os.path.dirname(_FOLDER))
+        raise ImportError(
+            f"nncore's compiled core is not built in {os.path.dirname(_FOLDER)}: Python "
+            f"found the source checkout {checkout} (the current directory, or on "
+            f"PYTHONPATH) before any installed nncore. Either install it "
+            f"(python -m pip install {checkout}) and run Python from another "
+            f"directory, or build it in place for development "
+            f"(python setup.py build_ext --inplace in {checkout}).")
+
+
+_check_built()
 
 
 def _load_cython_blas() -> None:
