@@ -19,7 +19,11 @@ from _mnist_data import add_data_argument, mnist_directory
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 add_data_argument(parser)
+parser.add_argument("--epochs", type=int, default=100, help="passes over the 1,000 training "
+                    "images, one SGD step per image (default: 100, the article's)")
 args = parser.parse_args()
+if args.epochs < 1:
+    parser.error(f"--epochs must be at least 1, got {args.epochs}")
 
 # load MNIST from IDX files; keras serves the training images in random order,
 # the train5k subset is sorted by label, so put it in a fixed random order
@@ -53,7 +57,7 @@ net.add(ActivationLayer(tanh, tanh_prime))
 
 # train on 1000 samples (per-sample SGD, as in the article)
 net.use(mse, mse_prime)
-net.fit(x_train[0:1000], y_train[0:1000], epochs=100, learning_rate=0.1)
+net.fit(x_train[0:1000], y_train[0:1000], epochs=args.epochs, learning_rate=0.1)
 
 # test on 3 samples
 out = net.predict(x_test[0:3])

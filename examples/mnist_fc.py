@@ -14,10 +14,12 @@ from nncore.activations import tanh, tanh_prime
 from nncore.losses import mse, mse_prime
 from nncore.utils import to_categorical
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
 add_data_argument(parser)
-parser.add_argument("--epochs", type=int, default=10)
-parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+parser.add_argument("--epochs", type=int, default=10,
+                    help="passes over the training images (default: 10)")
+parser.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+                    help="the network's floating-point type (default: float32)")
 args = parser.parse_args()
 
 (x_train, y_train), (x_test, y_test) = nncore.datasets.load_mnist(

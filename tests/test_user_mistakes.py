@@ -4,6 +4,7 @@ is not kept, settings lost by saving, Keras habits, mistyped names, examples
 that ignore their options."""
 import copy
 import os
+import re
 import pickle
 import subprocess
 import sys
@@ -565,8 +566,29 @@ def tiny_mnist(tmp_path):
     return directory
 
 
+@pytest.mark.parametrize("name", ["mnist_fc.py", "mnist_cnn.py", "mnist_conv.py"])
+def test_mnist_examples_document_their_options(name):
+    result = run_example(name, "--help", timeout=60)
+    assert result.returncode == 0, result.stderr
+    description = result.stdout.split("\n\n")[1]
+    assert description.rstrip().endswith(".")
+    assert re.search(r"--epochs EPOCHS\s+passes over the", result.stdout)
+
+
+@pytest.mark.parametrize("name", ["mnist_cnn.py", "mnist_conv.py"])
+def test_mnist_examples_train_for_the_epochs_asked(name, tiny_mnist):
+    result = run_example(name, "--data", str(tiny_mnist), "--epochs", "2", timeout=300)
+    assert result.returncode == 0, result.stderr
+    counts = re.findall(r"[Ee]poch (\d+)/(\d+)", result.stdout)
+    assert counts and {total for _, total in counts} == {"2"}
+    assert [int(done) for done, _ in counts][-1] == 2
+    result = run_example(name, "--data", str(tiny_mnist), "--epochs", "0", timeout=60)
+    assert result.returncode == 2 and "--epochs must be at least 1" in result.stderr
+
+
 @pytest.mark.parametrize("name, args", [
-    ("mnist_fc.py", ["--epochs", "1"]), ("mnist_cnn.py", []), ("mnist_conv.py", [])])
+    ("mnist_fc.py", ["--epochs", "1"]), ("mnist_cnn.py", ["--epochs", "1"]),
+    ("mnist_conv.py", ["--epochs", "3"])])
 def test_mnist_examples_run_on_the_data_they_are_given(name, args, tiny_mnist):
     result = run_example(name, "--data", str(tiny_mnist), *args, timeout=300)
     assert result.returncode == 0, result.stderr
