@@ -6,8 +6,7 @@
 read without pickles (the .npy headers are parsed here) and with every
 declared size checked against the file before anything is read or
 allocated; every problem raises `ModelFormatError`.  Files are written
-atomically: a temporary file in the target directory, flushed, fsynced and
-renamed over the target."""
+through `_safe_write.write_file`."""
 from __future__ import annotations
 
 import errno
@@ -16,9 +15,8 @@ import json
 import os
 import re
 import stat
-import tempfile
 import zipfile
-from typing import Callable, List
+from typing import List
 
 import numpy as np
 
@@ -33,39 +31,6 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)   # fixed, so that equal networks give equal f
 
 
 # ----------------------------------------------------------------- writing
-def atomic_write(path, write: Callable) -> None:
-    """Call write(f) on a temporary file beside `path`, then make it `path`."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".nncore-", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
-    fsync_directory(directory)
-
-
-def fsync_directory(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:        # not possible on some platforms (Windows)
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def add_arrays(values, arrays: List[np.ndarray]) -> list:
     """Append `values` to `arrays` (the file's array list) and return their
     manifest entries {member, dtype, shape}."""

@@ -21,7 +21,8 @@ from . import modelfile
 from . import registry
 from ._version import __version__
 from .errors import ModelFormatError, in_layer
-from .modelfile import (CONFIG_MEMBER, add_arrays, atomic_write, check_entries,
+from ._safe_write import write_file
+from .modelfile import (CONFIG_MEMBER, add_arrays, check_entries,
                         check_entry_size, checked_dict, checked_members, checked_shape,
                         guarded, is_int, open_archive, read_array, read_document,
                         write_archive)
@@ -159,13 +160,22 @@ def _class_entry(entry, where: str):
 
 
 # ----------------------------------------------------------------- writing
-def save(net, path, include_optimizer: bool = True) -> None:
-    """Write `net` to `path` atomically."""
-    atomic_write(path, lambda f: write(net, f, include_optimizer))
+def save(net, path, include_optimizer: bool = True, caller: str = "Network.save") -> None:
+    """Write `net` to `path` (see `_safe_write.write_file`)."""
+    check_savable(net, caller)
+    write_file(path, lambda f: write(net, f, include_optimizer), caller)
+
+
+def check_savable(net, caller: str) -> None:
+    """Refuse a network that `load` could not read back."""
+    if not net.layers:
+        raise ValueError(f"{caller}: the network has no layers, and a model file holds at "
+                         f"least one; add layers before saving")
 
 
 def dumps(net, include_optimizer: bool = True) -> bytes:
     """The model file of `net` as bytes (used for pickling and copies)."""
+    check_savable(net, "Network.copy (or pickling)")
     buffer = io.BytesIO()
     write(net, buffer, include_optimizer)
     return buffer.getvalue()
