@@ -19,6 +19,7 @@ from ._native.data import new_shuffle_state, shuffle as shuffle_order
 from ._native.optim import apply_update
 from ._progress import Progress
 from ._threads import begin_native_run, end_native_run
+from ._undo import Snapshot
 from .callbacks import History
 from .losses import Loss
 from .utils import split_tail
@@ -33,9 +34,15 @@ def fit(net, x, y, epochs: int = 1, batch_size: Optional[int] = None, validation
     then run a Trainer."""
     net.guard.begin_fit()
     try:
-        return _fit(net, x, y, epochs, batch_size, validation_data, validation_split,
-                    shuffle, verbose, callbacks, initial_epoch, learning_rate, sample_weight,
-                    class_weight)
+        undo = Snapshot(net)
+        try:
+            return _fit(net, x, y, epochs, batch_size, validation_data, validation_split,
+                        shuffle, verbose, callbacks, initial_epoch, learning_rate,
+                        sample_weight, class_weight)
+        except BaseException:
+            if net.history is undo.fields["history"]:   # before Trainer.run began
+                undo.restore()
+            raise
     finally:
         net.guard.end_fit()
 

@@ -14,6 +14,7 @@ import weakref
 import numpy as np
 
 from . import _budget, _checks, _streaming, _summary, _training, _weights_file
+from ._undo import Snapshot
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
@@ -88,30 +89,31 @@ class Network:
             raise ValueError(f"Network.add: this {name} object already belongs to another "
                              f"network (layers hold their network's weights); create a new "
                              f"layer, or use network.copy()")
-        layer._network = weakref.ref(self)
-        self.layers.append(layer)
-        if self.input_shape is not None:
-            try:
-                with self._build_lock:
-                    _build_layers(self, len(self.layers) - 1)
-            except BaseException:
-                self.layers.pop()
-                layer._network = None
-                raise
+        with self._build_lock, Snapshot(self, layer):
+            layer._network = weakref.ref(self)
+            self.layers.append(layer)
+            if self.input_shape is not None:
+                _build_layers(self, len(self.layers) - 1)
         return self
 
     def use(self, loss, loss_prime=None, optimizer=None, metrics=None) -> "Network":
         """Set the loss (a name, a Loss, or the article's loss and loss_prime
         functions), optionally the optimizer (a name or an Optimizer) and the
         metrics reported by fit and evaluate (names such as 'accuracy',
-        'top_k_accuracy', 'mae', Metric objects or functions)."""
-        self.loss = losses_module.get(loss, loss_prime)
+        'top_k_accuracy', 'mae', Metric objects or functions).  Everything is
+        checked before anything is set: a call that raises changes nothing."""
+        new_loss = losses_module.get(loss, loss_prime)
+        new_optimizer = None if optimizer is None else optimizers_module.get(optimizer)
+        if isinstance(metrics, (str, bytes)) or (metrics is not None and
+                                                 not isinstance(metrics, (list, tuple))):
+            raise TypeError(f"Network.use: metrics must be a list of names, Metric objects "
+                            f"or functions, got {metrics!r}")
+        new_metrics = list(metrics or [])
+        for metric in new_metrics:
+            metrics_module.get(metric)  # unknown names fail here, not in fit
+        self.loss, self.optimizer, self.metrics = new_loss, new_optimizer, new_metrics
         self.article_loss = callable(loss) and not isinstance(
             loss, (losses_module.Loss, losses_module.FunctionLoss))
-        self.optimizer = None if optimizer is None else optimizers_module.get(optimizer)
-        self.metrics = list(metrics or [])
-        for metric in self.metrics:
-            metrics_module.get(metric)  # unknown names fail here, not in fit
         self.plans.forget_training()
         return self
 
@@ -132,8 +134,9 @@ class Network:
             if shape is None:
                 raise RuntimeError("Network: the input shape is unknown; pass input_shape= "
                                    "or call fit first")
-            self.input_shape = check_shape(shape, "Network: input_shape")
-            _build_layers(self, 0)
+            with Snapshot(self):       # a failed build leaves no layer half-built
+                self.input_shape = check_shape(shape, "Network: input_shape")
+                _build_layers(self, 0)
         return self
 
     @property
@@ -291,8 +294,13 @@ class Network:
 
     def load_weights(self, path) -> None:
         """Read `save_weights` arrays into this (built) network, checking them
-        all before changing anything."""
-        _weights_file.load_weights(self, path)
+        all before changing anything (an unbuilt network it had to build is
+        unbuilt again when the file is refused)."""
+        if self.built:
+            _weights_file.load_weights(self, path)
+            return
+        with Snapshot(self):
+            _weights_file.load_weights(self, path)
 
     def get_config(self) -> dict:
         """The structure as JSON data: dtype, input shape, seed, layers, loss, optimizer."""
