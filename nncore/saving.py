@@ -16,11 +16,13 @@ from typing import List, Optional
 
 import numpy as np
 
+from . import _budget
 from . import metrics as metrics_module
 from . import modelfile
 from . import registry
 from ._version import __version__
 from .errors import ModelFormatError, in_layer
+from .optimizers import Optimizer
 from ._safe_write import write_file
 from .modelfile import (CONFIG_MEMBER, add_arrays, check_entries,
                         check_entry_size, checked_dict, checked_members, checked_shape,
@@ -216,7 +218,12 @@ def load(path, cls):
     class."""
     with modelfile.open_regular(path) as f:
         size = os.fstat(f.fileno()).st_size
-        return guarded(read, f, size, cls)
+        try:
+            return guarded(read, f, size, cls)
+        except MemoryError:
+            raise MemoryError(f"nncore.load: not enough memory to load {os.fspath(path)!r} "
+                              f"({size:,} bytes; loading needs little more than that)"
+                              ) from None
 
 
 def loads(data: bytes, cls):
@@ -240,6 +247,11 @@ def read(f, size: int, cls):
                                    f"the arrays listed in {CONFIG_MEMBER}")
         for entry in entries:
             check_entry_size(entry, members[entry["member"]])
+        try:          # before anything is allocated: the layers take the arrays as read
+            _budget.check(sum(modelfile.nbytes(e) for e in entries),
+                          "the arrays of this model file")
+        except ValueError as error:
+            raise ModelFormatError(str(error)) from None
 
         net = network_from_config(document["network"], cls)
         if document["built"]:
@@ -253,7 +265,7 @@ def read(f, size: int, cls):
                 raise ModelFormatError("the file has optimizer state but no optimizer")
             state = [read_array(archive, members[e["member"]], e) for e in optimizer_state]
             _check_optimizer_state(net, state)
-            net.optimizer.set_state(state)
+            net.optimizer.set_state(state, copy=False)
     return net
 
 
@@ -267,7 +279,7 @@ def _read_weights(net, archive, members: dict, weights: list) -> None:
                     tuple(entry["shape"]) != target.shape:
                 raise ModelFormatError(in_layer(index, net.layers[index], f"expected an array {target.dtype}{list(target.shape)}, "
                            f"the file has {entry['dtype']}{entry['shape']}"))
-            target[...] = read_array(archive, members[entry["member"]], entry)
+            read_array(archive, members[entry["member"]], entry, out=target)
 
 
 def _checked_document(document) -> dict:
@@ -357,8 +369,12 @@ def _check_optimizer_state(net, state) -> None:
             raise ModelFormatError("optimizer state for an unbuilt network")
         return
     probe = type(optimizer).from_config(optimizer.get_config())
-    probe.set_state(state)
+    own_loader = type(probe).load_state is not Optimizer.load_state
     try:
+        if own_loader:              # a user's state protocol: try it on a copy
+            probe.set_state(state)
         probe.build(net.params, net.dtype)
+        if not own_loader:          # nncore's own: check shapes without copying
+            probe.check_state(state)
     except (ValueError, TypeError) as error:
         raise ModelFormatError(f"optimizer state: {error}") from None
