@@ -30,10 +30,10 @@ def fit(net, x, y, epochs: int = 1, batch_size: Optional[int] = None, validation
         validation_split: float = 0.0, shuffle: bool = True, verbose: int = 1,
         callbacks: Optional[list] = None, initial_epoch: int = 0,
         learning_rate: Optional[float] = None, sample_weight=None,
-        class_weight=None) -> History:
+        class_weight=None, wait: Optional[float] = None) -> History:
     """Network.fit (see there): claim the network, validate the arguments,
     then run a Trainer."""
-    net.guard.begin_fit()
+    net.guard.begin_fit(wait=wait)
     try:
         undo = Snapshot(net)
         try:

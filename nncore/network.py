@@ -156,7 +156,7 @@ class Network:
             validation_data=None, validation_split: float = 0.0, shuffle: bool = True,
             verbose: int = 1, callbacks: Optional[list] = None, initial_epoch: int = 0,
             learning_rate: Optional[float] = None, sample_weight=None,
-            class_weight: Optional[dict] = None) -> History:
+            class_weight: Optional[dict] = None, wait: Optional[float] = None) -> History:
         """Train on x, y from epoch `initial_epoch` up to `epochs`; returns a
         History (also kept as `network.history`).
 
@@ -184,13 +184,17 @@ class Network:
         loss on logits after a softmax or sigmoid) gives a UserWarning on the
         first batch.  A NaN or inf loss raises FloatingPointError naming the
         epoch and batch, unless a TerminateOnNaN callback ends training.
-        A second fit, or a fit while a predict on this network runs in another
-        thread, raises RuntimeError.
+        The weights and optimizer state of the last finite step are put back
+        first (see `History.stopped`).  A second fit, or a fit while a predict
+        on this network runs in another thread, raises RuntimeError at once,
+        or, with `wait=seconds`, once it has waited that long for the network
+        to be free (new predictions are refused while it waits).
         """
+        wait = _checked_wait(wait, "Network.fit")
         run = _streaming.fit if _streaming.is_stream(x) else _training.fit
         return run(self, x, y, epochs, batch_size, validation_data, validation_split, shuffle,
                    verbose, callbacks, initial_epoch, learning_rate, sample_weight,
-                   class_weight)
+                   class_weight, wait=wait)
 
     def evaluate(self, x, y=None, batch_size: Optional[int] = None, verbose=0,
                  return_dict: bool = True, sample_weight=None):
@@ -321,9 +325,12 @@ class Network:
         finally:
             self.guard.end_predict()
 
-    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+    def set_weights(self, weights: Sequence[np.ndarray], wait: Optional[float] = None) -> None:
         """Copy `get_weights()`-style arrays into the network, checking the
-        count, shapes and dtypes first (nothing is changed on a mismatch)."""
+        count, shapes and dtypes first (nothing is changed on a mismatch).
+        Like fit, it needs the network alone: `wait=seconds` waits that long
+        for predictions in other threads to end."""
+        wait = _checked_wait(wait, "Network.set_weights")
         if not self.built:
             raise RuntimeError("Network.set_weights: the network is not built yet; "
                                "call build(input_shape) first")
@@ -341,7 +348,7 @@ class Network:
             start += count
         claim = not self.guard.fitting_here()     # a callback of this thread's fit may
         if claim:
-            self.guard.begin_fit("Network.set_weights")
+            self.guard.begin_fit("Network.set_weights", wait=wait)
         try:
             for layer, arrays in zip(self.layers, checked):
                 layer.set_weights(arrays)
@@ -363,6 +370,15 @@ class Network:
             return saving.dumps(self)
         finally:
             self.guard.end_predict()
+
+
+def _checked_wait(wait, caller: str) -> Optional[float]:
+    if wait is None:
+        return None
+    if isinstance(wait, bool) or not isinstance(wait, (int, float, np.integer, np.floating)) \
+            or not 0 <= wait < float("inf"):
+        raise ValueError(f"{caller}: wait must be a number of seconds >= 0, got {wait!r}")
+    return float(wait)
 
 
 def _build_layers(net: Network, first: int) -> None:
