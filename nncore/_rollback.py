@@ -15,6 +15,8 @@ from typing import List, Optional
 
 import numpy as np
 
+from ._native.data import all_finite
+
 SPACING = 50
 
 
@@ -34,7 +36,7 @@ class LastGood:
         now = time.perf_counter()
         if not force and now - self.taken_at < SPACING * self.cost:
             return
-        if not all(np.isfinite(a).all() for a in self.weights):
+        if not self.finite():
             return
         slot = 1 - self.newest
         old = self.copies[slot]
@@ -50,7 +52,7 @@ class LastGood:
         self.cost = self.taken_at - now
 
     def finite(self) -> bool:
-        return all(np.isfinite(a).all() for a in self.weights)
+        return all(_finite(a) for a in self.weights)
 
     def restore(self, bad_step: int) -> Optional[int]:
         """Put back the newest copy taken before `bad_step` (the first step
@@ -68,3 +70,9 @@ class LastGood:
         if state:
             self.optimizer.load_state(state)
         return step
+
+
+def _finite(array: np.ndarray) -> bool:
+    if array.dtype in (np.float32, np.float64) and array.flags.c_contiguous:
+        return all_finite(array)          # without a temporary
+    return array.dtype.kind not in "fc" or bool(np.isfinite(array).all())
