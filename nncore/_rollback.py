@@ -24,7 +24,9 @@ class LastGood:
     def __init__(self, net, optimizer) -> None:
         self.weights = [a for layer in net.layers for a in list(layer.params) + list(layer.state)]
         self.optimizer = optimizer
-        self.copies: List[Optional[tuple]] = [None, None]   # (step, weights, optimizer state)
+        # (step, weights, optimizer state); the buffers are allocated once per fit
+        self.buffers = [[np.empty_like(a) for a in self.weights] for _ in range(2)]
+        self.copies: List[Optional[tuple]] = [None, None]
         self.newest = 1
         self.cost = 0.0
         self.taken_at = -float("inf")
@@ -39,13 +41,9 @@ class LastGood:
         if not self.finite():
             return
         slot = 1 - self.newest
-        old = self.copies[slot]
-        if old is None:
-            weights = [a.copy() for a in self.weights]
-        else:
-            weights = old[1]
-            for copy, array in zip(weights, self.weights):
-                np.copyto(copy, array)
+        weights = self.buffers[slot]
+        for copy, array in zip(weights, self.weights):
+            np.copyto(copy, array)
         self.copies[slot] = (step, weights, self.optimizer.get_state())
         self.newest = slot
         self.taken_at = time.perf_counter()
