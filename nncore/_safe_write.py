@@ -115,7 +115,7 @@ def _fill(fd: int, existing, write: Callable) -> None:
     with os.fdopen(fd, "wb", closefd=False) as f:
         write(f)
         f.flush()
-    if existing is not None:
+    if existing is not None and hasattr(os, "fchown"):      # (POSIX)
         if (existing.st_uid, existing.st_gid) != (os.geteuid(), os.getegid()):
             try:
                 os.fchown(fd, existing.st_uid, existing.st_gid)
