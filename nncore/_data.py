@@ -27,10 +27,23 @@ def as_float_array(data, dtype, what: str, finite: bool = True) -> np.ndarray:
         raise ValueError(f"{what} must be batch first with at least one axis, got a scalar")
     if array.shape[0] == 0 or array.size == 0:
         raise ValueError(f"{what} is empty (shape {array.shape})")
-    array = np.ascontiguousarray(array, dtype=dtype)
-    if finite and not all_finite(array):
-        raise ValueError(f"{what} contains NaN or inf")
-    return array
+    with np.errstate(over="ignore"):      # overflow is reported below, by name
+        converted = np.ascontiguousarray(array, dtype=dtype)
+    if finite and not all_finite(converted):
+        raise nonfinite_error(what, array, dtype)
+    return converted
+
+
+def nonfinite_error(what: str, source: np.ndarray, dtype) -> ValueError:
+    """The error for data that is not finite once converted to `dtype`:
+    NaN or inf in `source`, or finite values too large for `dtype`."""
+    if source.dtype.kind == "f" and np.isfinite(source).all():
+        largest = float(np.abs(source).max())
+        name = np.dtype(dtype).name
+        return ValueError(f"{what} holds values too large for {name} (largest magnitude "
+                          f"{largest:g}; {name} holds up to {float(np.finfo(dtype).max):g}): "
+                          f"scale the data, or use dtype='float64'")
+    return ValueError(f"{what} contains NaN or inf")
 
 
 def check_shape(shape, what: str) -> tuple:
@@ -108,7 +121,8 @@ def network_targets(net, y, n: int) -> np.ndarray:
         raise ValueError(f"{loss_name}: expected targets of shape "
                          f"{(None,) + out_shape} like the network output, received "
                          f"{y.shape}{hint}")
-    y = np.ascontiguousarray(y.reshape(n, out_size), dtype=net.dtype)
-    if not np.isfinite(y).all():
-        raise ValueError("y contains NaN or inf")
-    return y
+    with np.errstate(over="ignore"):
+        converted = np.ascontiguousarray(y.reshape(n, out_size), dtype=net.dtype)
+    if not np.isfinite(converted).all():
+        raise nonfinite_error("y", y, net.dtype)
+    return converted

@@ -160,10 +160,11 @@ def _unpack(item) -> tuple:
 
 # ------------------------------------------------------------------- fit
 def fit(net, x, y, epochs, batch_size, validation_data, validation_split, shuffle, verbose,
-        callbacks, initial_epoch, learning_rate, sample_weight, class_weight) -> History:
+        callbacks, initial_epoch, learning_rate, sample_weight, class_weight,
+        wait=None) -> History:
     """Network.fit over a stream (see the module docstring), holding the
     network's run guard like an in-memory fit."""
-    net.guard.begin_fit()
+    net.guard.begin_fit(wait=wait)
     try:
         return _fit(net, x, y, epochs, batch_size, validation_data, validation_split, shuffle,
                     verbose, callbacks, initial_epoch, learning_rate, sample_weight,

@@ -18,7 +18,9 @@ from ._data import check_positive_float, check_positive_int, network_inputs, net
 from ._native.data import new_shuffle_state, shuffle as shuffle_order
 from ._native.optim import apply_update
 from ._progress import Progress
+from ._rollback import LastGood
 from ._threads import begin_native_run, end_native_run
+from ._undo import Snapshot
 from .callbacks import History
 from .losses import Loss
 from .utils import split_tail
@@ -28,14 +30,20 @@ def fit(net, x, y, epochs: int = 1, batch_size: Optional[int] = None, validation
         validation_split: float = 0.0, shuffle: bool = True, verbose: int = 1,
         callbacks: Optional[list] = None, initial_epoch: int = 0,
         learning_rate: Optional[float] = None, sample_weight=None,
-        class_weight=None) -> History:
+        class_weight=None, wait: Optional[float] = None) -> History:
     """Network.fit (see there): claim the network, validate the arguments,
     then run a Trainer."""
-    net.guard.begin_fit()
+    net.guard.begin_fit(wait=wait)
     try:
-        return _fit(net, x, y, epochs, batch_size, validation_data, validation_split,
-                    shuffle, verbose, callbacks, initial_epoch, learning_rate, sample_weight,
-                    class_weight)
+        undo = Snapshot(net)
+        try:
+            return _fit(net, x, y, epochs, batch_size, validation_data, validation_split,
+                        shuffle, verbose, callbacks, initial_epoch, learning_rate,
+                        sample_weight, class_weight)
+        except BaseException:
+            if net.history is undo.fields["history"]:   # before Trainer.run began
+                undo.restore()
+            raise
     finally:
         net.guard.end_fit()
 
@@ -205,6 +213,7 @@ class Trainer:
         self.align = (self.plan.step_alignment(batch_size)
                       if self.plan is not None and not self.per_batch else 1)
         self.history = callbacks_module.History()
+        self.last_good = LastGood(net, optimizer)
 
     def run(self) -> History:
         net = self.net
@@ -216,6 +225,7 @@ class Trainer:
             callback.on_train_begin()
         self.logs: dict = {}
         done, chunk = 0, self.align
+        self.last_good.take(0, force=True)
         while done < self.total and not net.stop_training:
             k = done % self.per_epoch
             if k == 0:
@@ -224,6 +234,7 @@ class Trainer:
             if self.by_epoch:
                 count = min(count, self.per_epoch - k)
             count = self._aligned(done, count)
+            self.last_good.take(done)
             began = time.perf_counter()
             losses = self._steps(done, count)
             if time.perf_counter() - began < self.CHUNK_SECONDS:
@@ -238,6 +249,8 @@ class Trainer:
                     self._end_epoch(e)
             elif finished:
                 self._record_epochs(finished)
+        if not net.stop_training and not self.last_good.finite():
+            self._diverged(done, None)
         for callback in self.callbacks:
             callback.on_train_end(self.logs)
         return self.history
@@ -314,18 +327,45 @@ class Trainer:
                       losses * self.sizes[steps % per_epoch])
         if self.per_batch:
             self._batch_end(k, e, losses[0])
-        if not math.isfinite(losses.sum()) and not self.net.stopped_on_nan:
+        if not math.isfinite(losses.sum()):
             bad = ~np.isfinite(losses)
             if bad.any():
-                step = done + int(np.argmax(bad))
-                raise FloatingPointError(
-                    f"Network.fit: the loss became {losses[np.argmax(bad)]} at epoch "
-                    f"{self.initial_epoch + step // per_epoch + 1}/{self.epochs}, batch "
-                    f"{step % per_epoch + 1}/{per_epoch}; lower the learning rate, "
-                    f"scale the inputs or clip gradients (clipnorm=...)")
+                self._diverged(done + int(np.argmax(bad)), float(losses[np.argmax(bad)]))
+                return
         if self.progress is not None and self.progress.live and k + count < per_epoch:
             seen = float(self.sizes[:k + count].sum())
             self.progress.update(k + count, int(seen), self._logs(e, seen))
+
+    def _step_name(self, step: int) -> str:
+        return (f"epoch {self.initial_epoch + step // self.per_epoch + 1}/{self.epochs}, "
+                f"batch {step % self.per_epoch + 1}/{self.per_epoch}")
+
+    def _diverged(self, step: int, loss: Optional[float]) -> None:
+        """The loss of `step` (or, loss None, the weights after the steps
+        before it) is not finite: put back the last good weights and
+        optimizer state, record the stop, then stop (TerminateOnNaN) or raise
+        FloatingPointError."""
+        restored = self.last_good.restore(step)
+        what = (f"the loss became {loss} at {self._step_name(step)}" if loss is not None
+                else f"the weights became NaN or inf in the steps before "
+                     f"{self._step_name(step)}")
+        if restored is None:
+            kept = "the weights could not be restored"
+        elif restored == 0:
+            kept = "the weights and optimizer state from before this fit were restored"
+        else:
+            kept = (f"the weights and optimizer state from before "
+                    f"{self._step_name(restored)} (the last finite step checked) were restored")
+        self.history.stopped = {"reason": what, "restored": kept,
+                                "epoch": self.initial_epoch + step // self.per_epoch,
+                                "batch": step % self.per_epoch}
+        if self.net.stopped_on_nan:
+            self.net.stop_training = True
+            if self.verbose:
+                print(f"\nTerminateOnNaN: {what}; training stopped and {kept}")
+            return
+        raise FloatingPointError(f"Network.fit: {what}; {kept}. Lower the learning rate, "
+                                 f"scale the inputs or clip gradients (clipnorm=...)")
 
     def _batch_end(self, batch: int, e: int, loss: float) -> None:
         """After a one-step chunk: training metrics from the step's outputs,

@@ -6,6 +6,8 @@ from typing import Optional
 
 import numpy as np
 
+from ._data import nonfinite_error
+
 
 def check_sample_weight(sample_weight, n: int, dtype, what: str = "sample_weight",
                         nonzero: bool = False) -> np.ndarray:
@@ -23,9 +25,11 @@ def check_sample_weight(sample_weight, n: int, dtype, what: str = "sample_weight
     if weights.ndim != 1 or weights.shape[0] != n:
         raise ValueError(f"{what}: expected one weight per sample, shape ({n},), "
                          f"received {weights.shape}")
-    weights = np.ascontiguousarray(weights, dtype=dtype)
-    if not np.isfinite(weights).all():
-        raise ValueError(f"{what} contains NaN or inf")
+    with np.errstate(over="ignore"):      # overflow is reported below, by name
+        converted = np.ascontiguousarray(weights, dtype=dtype)
+    if not np.isfinite(converted).all():
+        raise nonfinite_error(what, weights, dtype)
+    weights = converted
     if (weights < 0).any():
         raise ValueError(f"{what} must be non-negative, found {weights.min():g}")
     if nonzero and not weights.any():

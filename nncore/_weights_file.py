@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 from . import modelfile, saving
+from ._safe_write import write_file
 from ._checks import check_save_path
 from ._version import __version__
 from .errors import ModelFormatError
@@ -26,7 +27,8 @@ def save_weights(net, path) -> None:
                 "nncore_version": __version__,
                 "weights": [modelfile.add_arrays(layer.get_weights(), arrays)
                             for layer in net.layers]}
-    modelfile.atomic_write(path, lambda f: modelfile.write_archive(f, document, arrays))
+    write_file(path, lambda f: modelfile.write_archive(f, document, arrays),
+               "Network.save_weights")
 
 
 def load_weights(net, path) -> None:

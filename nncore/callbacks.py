@@ -49,11 +49,15 @@ class Callback:
 
 class History(Callback):
     """What `fit` returns: `history` maps `loss`, each metric and `val_*` to
-    its per-epoch values; `epoch` lists the epoch numbers (from 0)."""
+    its per-epoch values; `epoch` lists the epoch numbers (from 0).
+    `stopped` is None, or, when a loss or weight became NaN or inf, a dict
+    saying where (`epoch`, `batch`, from 0), what (`reason`) and which
+    weights were put back (`restored`)."""
 
     def __init__(self):
         self.history: dict = {}
         self.epoch: list = []
+        self.stopped: Optional[dict] = None
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch.append(epoch)
@@ -260,8 +264,11 @@ class LearningRateScheduler(Callback):
 
 
 class TerminateOnNaN(Callback):
-    """End training quietly at the first batch whose loss is NaN or inf
-    (without it, `fit` raises FloatingPointError naming the epoch and batch)."""
+    """End training at the first batch whose loss is NaN or inf, with the
+    weights and optimizer state of the last finite step put back, the stop
+    recorded in `History.stopped` and, when fit is verbose, printed (without
+    it, `fit` restores the same weights and raises FloatingPointError naming
+    the epoch and batch)."""
 
     def on_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")

@@ -6,19 +6,16 @@
 read without pickles (the .npy headers are parsed here) and with every
 declared size checked against the file before anything is read or
 allocated; every problem raises `ModelFormatError`.  Files are written
-atomically: a temporary file in the target directory, flushed, fsynced and
-renamed over the target."""
+through `_safe_write.write_file`."""
 from __future__ import annotations
 
 import errno
-import io
 import json
 import os
 import re
 import stat
-import tempfile
 import zipfile
-from typing import Callable, List
+from typing import List
 
 import numpy as np
 
@@ -27,45 +24,13 @@ from .errors import ModelFormatError
 CONFIG_MEMBER = "nncore.json"
 MAX_CONFIG_BYTES = 1 << 22          # 4 MiB of JSON: thousands of layers
 MAX_NPY_HEADER = 4096
+READ_CHUNK = 1 << 22                # arrays are read in pieces of 4 MiB
 ARRAY_MEMBER = re.compile(r"w[0-9]{1,9}\.npy")
 ARRAY_KINDS = "biuf"                 # dtypes an array may have: no objects, no strings
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)   # fixed, so that equal networks give equal files
 
 
 # ----------------------------------------------------------------- writing
-def atomic_write(path, write: Callable) -> None:
-    """Call write(f) on a temporary file beside `path`, then make it `path`."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".nncore-", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
-    fsync_directory(directory)
-
-
-def fsync_directory(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:        # not possible on some platforms (Windows)
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def add_arrays(values, arrays: List[np.ndarray]) -> list:
     """Append `values` to `arrays` (the file's array list) and return their
     manifest entries {member, dtype, shape}."""
@@ -224,29 +189,44 @@ def check_entry_size(entry, info) -> None:
                                f"holds {info.file_size} bytes")
 
 
-def read_array(archive, info, entry) -> np.ndarray:
-    raw = read_member(archive, info)
-    stream = io.BytesIO(raw)
-    version = np.lib.format.read_magic(stream)
-    if version == (1, 0):
-        header = np.lib.format.read_array_header_1_0(stream, max_header_size=MAX_NPY_HEADER)
-    elif version == (2, 0):
-        header = np.lib.format.read_array_header_2_0(stream, max_header_size=MAX_NPY_HEADER)
-    else:
-        raise ModelFormatError(f"{info.filename}: unsupported .npy version {version}")
-    shape, fortran_order, dtype = header
-    if dtype.hasobject:
-        raise ModelFormatError(f"{info.filename} holds Python objects (a pickle): refused")
-    if fortran_order or dtype != np.dtype(entry["dtype"]) or \
-            tuple(shape) != tuple(entry["shape"]):
-        raise ModelFormatError(f"{info.filename}: the .npy header ({dtype}, {shape}) does "
-                               f"not match {CONFIG_MEMBER} ({entry['dtype']}, "
-                               f"{entry['shape']})")
-    data = raw[stream.tell():]
-    if len(data) != nbytes(entry):
-        raise ModelFormatError(f"{info.filename}: holds {len(data)} data bytes, its "
-                               f"header declares {nbytes(entry)}")
-    return np.frombuffer(data, dtype).reshape(shape).copy()
+def read_array(archive, info, entry, out=None) -> np.ndarray:
+    """The array of member `info` (declared by manifest `entry`), read
+    straight into `out` (an array of the entry's shape, of its dtype or one
+    it converts to) or into a new array: never a second copy of the data."""
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            header = np.lib.format.read_array_header_1_0(member, max_header_size=MAX_NPY_HEADER)
+        elif version == (2, 0):
+            header = np.lib.format.read_array_header_2_0(member, max_header_size=MAX_NPY_HEADER)
+        else:
+            raise ModelFormatError(f"{info.filename}: unsupported .npy version {version}")
+        shape, fortran_order, dtype = header
+        if dtype.hasobject:
+            raise ModelFormatError(f"{info.filename} holds Python objects (a pickle): refused")
+        if fortran_order or dtype != np.dtype(entry["dtype"]) or \
+                tuple(shape) != tuple(entry["shape"]):
+            raise ModelFormatError(f"{info.filename}: the .npy header ({dtype}, {shape}) does "
+                                   f"not match {CONFIG_MEMBER} ({entry['dtype']}, "
+                                   f"{entry['shape']})")
+        expected = nbytes(entry)
+        left = info.file_size - member.tell()
+        if left != expected:
+            raise ModelFormatError(f"{info.filename}: holds {left} data bytes, its "
+                                   f"header declares {expected}")
+        direct = out is not None and out.dtype == dtype and out.flags.c_contiguous
+        array = out if direct else np.empty(shape, dtype)
+        view = memoryview(array.reshape(-1).view(np.uint8))
+        for start in range(0, expected, READ_CHUNK):
+            part = view[start:start + READ_CHUNK]
+            if member.readinto(part) != len(part):
+                raise ModelFormatError(f"{info.filename}: the data ends early")
+        if member.read(1):                   # reading to the end checks the CRC
+            raise ModelFormatError(f"{info.filename}: more data than declared")
+    if out is not None and not direct:
+        out[...] = array
+        return out
+    return array
 
 
 def checked_dict(value, keys: set, where: str) -> dict:

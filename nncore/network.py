@@ -14,6 +14,7 @@ import weakref
 import numpy as np
 
 from . import _budget, _checks, _streaming, _summary, _training, _weights_file
+from ._undo import Snapshot
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
@@ -88,30 +89,31 @@ class Network:
             raise ValueError(f"Network.add: this {name} object already belongs to another "
                              f"network (layers hold their network's weights); create a new "
                              f"layer, or use network.copy()")
-        layer._network = weakref.ref(self)
-        self.layers.append(layer)
-        if self.input_shape is not None:
-            try:
-                with self._build_lock:
-                    _build_layers(self, len(self.layers) - 1)
-            except BaseException:
-                self.layers.pop()
-                layer._network = None
-                raise
+        with self._build_lock, Snapshot(self, layer):
+            layer._network = weakref.ref(self)
+            self.layers.append(layer)
+            if self.input_shape is not None:
+                _build_layers(self, len(self.layers) - 1)
         return self
 
     def use(self, loss, loss_prime=None, optimizer=None, metrics=None) -> "Network":
         """Set the loss (a name, a Loss, or the article's loss and loss_prime
         functions), optionally the optimizer (a name or an Optimizer) and the
         metrics reported by fit and evaluate (names such as 'accuracy',
-        'top_k_accuracy', 'mae', Metric objects or functions)."""
-        self.loss = losses_module.get(loss, loss_prime)
+        'top_k_accuracy', 'mae', Metric objects or functions).  Everything is
+        checked before anything is set: a call that raises changes nothing."""
+        new_loss = losses_module.get(loss, loss_prime)
+        new_optimizer = None if optimizer is None else optimizers_module.get(optimizer)
+        if isinstance(metrics, (str, bytes)) or (metrics is not None and
+                                                 not isinstance(metrics, (list, tuple))):
+            raise TypeError(f"Network.use: metrics must be a list of names, Metric objects "
+                            f"or functions, got {metrics!r}")
+        new_metrics = list(metrics or [])
+        for metric in new_metrics:
+            metrics_module.get(metric)  # unknown names fail here, not in fit
+        self.loss, self.optimizer, self.metrics = new_loss, new_optimizer, new_metrics
         self.article_loss = callable(loss) and not isinstance(
             loss, (losses_module.Loss, losses_module.FunctionLoss))
-        self.optimizer = None if optimizer is None else optimizers_module.get(optimizer)
-        self.metrics = list(metrics or [])
-        for metric in self.metrics:
-            metrics_module.get(metric)  # unknown names fail here, not in fit
         self.plans.forget_training()
         return self
 
@@ -132,8 +134,9 @@ class Network:
             if shape is None:
                 raise RuntimeError("Network: the input shape is unknown; pass input_shape= "
                                    "or call fit first")
-            self.input_shape = check_shape(shape, "Network: input_shape")
-            _build_layers(self, 0)
+            with Snapshot(self):       # a failed build leaves no layer half-built
+                self.input_shape = check_shape(shape, "Network: input_shape")
+                _build_layers(self, 0)
         return self
 
     @property
@@ -153,7 +156,7 @@ class Network:
             validation_data=None, validation_split: float = 0.0, shuffle: bool = True,
             verbose: int = 1, callbacks: Optional[list] = None, initial_epoch: int = 0,
             learning_rate: Optional[float] = None, sample_weight=None,
-            class_weight: Optional[dict] = None) -> History:
+            class_weight: Optional[dict] = None, wait: Optional[float] = None) -> History:
         """Train on x, y from epoch `initial_epoch` up to `epochs`; returns a
         History (also kept as `network.history`).
 
@@ -181,13 +184,17 @@ class Network:
         loss on logits after a softmax or sigmoid) gives a UserWarning on the
         first batch.  A NaN or inf loss raises FloatingPointError naming the
         epoch and batch, unless a TerminateOnNaN callback ends training.
-        A second fit, or a fit while a predict on this network runs in another
-        thread, raises RuntimeError.
+        The weights and optimizer state of the last finite step are put back
+        first (see `History.stopped`).  A second fit, or a fit while a predict
+        on this network runs in another thread, raises RuntimeError at once,
+        or, with `wait=seconds`, once it has waited that long for the network
+        to be free (new predictions are refused while it waits).
         """
+        wait = _checked_wait(wait, "Network.fit")
         run = _streaming.fit if _streaming.is_stream(x) else _training.fit
         return run(self, x, y, epochs, batch_size, validation_data, validation_split, shuffle,
                    verbose, callbacks, initial_epoch, learning_rate, sample_weight,
-                   class_weight)
+                   class_weight, wait=wait)
 
     def evaluate(self, x, y=None, batch_size: Optional[int] = None, verbose=0,
                  return_dict: bool = True, sample_weight=None):
@@ -291,8 +298,13 @@ class Network:
 
     def load_weights(self, path) -> None:
         """Read `save_weights` arrays into this (built) network, checking them
-        all before changing anything."""
-        _weights_file.load_weights(self, path)
+        all before changing anything (an unbuilt network it had to build is
+        unbuilt again when the file is refused)."""
+        if self.built:
+            _weights_file.load_weights(self, path)
+            return
+        with Snapshot(self):
+            _weights_file.load_weights(self, path)
 
     def get_config(self) -> dict:
         """The structure as JSON data: dtype, input shape, seed, layers, loss, optimizer."""
@@ -313,9 +325,12 @@ class Network:
         finally:
             self.guard.end_predict()
 
-    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+    def set_weights(self, weights: Sequence[np.ndarray], wait: Optional[float] = None) -> None:
         """Copy `get_weights()`-style arrays into the network, checking the
-        count, shapes and dtypes first (nothing is changed on a mismatch)."""
+        count, shapes and dtypes first (nothing is changed on a mismatch).
+        Like fit, it needs the network alone: `wait=seconds` waits that long
+        for predictions in other threads to end."""
+        wait = _checked_wait(wait, "Network.set_weights")
         if not self.built:
             raise RuntimeError("Network.set_weights: the network is not built yet; "
                                "call build(input_shape) first")
@@ -333,7 +348,7 @@ class Network:
             start += count
         claim = not self.guard.fitting_here()     # a callback of this thread's fit may
         if claim:
-            self.guard.begin_fit("Network.set_weights")
+            self.guard.begin_fit("Network.set_weights", wait=wait)
         try:
             for layer, arrays in zip(self.layers, checked):
                 layer.set_weights(arrays)
@@ -355,6 +370,15 @@ class Network:
             return saving.dumps(self)
         finally:
             self.guard.end_predict()
+
+
+def _checked_wait(wait, caller: str) -> Optional[float]:
+    if wait is None:
+        return None
+    if isinstance(wait, bool) or not isinstance(wait, (int, float, np.integer, np.floating)) \
+            or not 0 <= wait < float("inf"):
+        raise ValueError(f"{caller}: wait must be a number of seconds >= 0, got {wait!r}")
+    return float(wait)
 
 
 def _build_layers(net: Network, first: int) -> None:

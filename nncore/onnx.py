@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Sequence
 import numpy as np
 
 from ._version import __version__
-from .modelfile import atomic_write
+from ._safe_write import write_file
 from .layers import (Activation, ActivationLayer, AvgPool2D, BatchNormalization, Conv2D,
                      ConvLayer, Dense, Dropout, FCLayer, Flatten, FlattenLayer,
                      GlobalAveragePooling2D, LeakyReLU, MaxPool2D, ReLU, Sigmoid, Softmax,
@@ -46,8 +46,10 @@ _ELEMENTWISE = {"tanh": "Tanh", "sigmoid": "Sigmoid", "relu": "Relu"}
 def export(network, path=None, *, opset: int = DEFAULT_OPSET) -> "onnx.ModelProto":
     """The ONNX model of a built `network`, also written to `path` if given.
 
-    The file is written atomically (a temporary file in the same directory,
-    renamed over `path` once complete).  `opset` is the ai.onnx opset version
+    The file is written as `Network.save` writes (see the README's "Saving"):
+    complete or not at all, through symlinks, refusing devices, FIFOs and
+    directories.  The weights are read as one version: during a fit in
+    another thread, export raises RuntimeError as save does.  `opset` is the ai.onnx opset version
     (13 up to the newest the installed onnx knows); the model's IR version is
     the oldest that supports it, so that older runtimes load it too.  Raises
     ValueError, naming the layer, for a layer that has no ONNX form: a Python
@@ -61,9 +63,15 @@ def export(network, path=None, *, opset: int = DEFAULT_OPSET) -> "onnx.ModelProt
     converters = [_converter(index, layer) for index, layer in enumerate(network.layers)]
     graph = _Graph(onnx, network.dtype)
     tensor = _Tensor(INPUT, tuple(network.input_shape), channels_first=False)
-    for index, (layer, convert) in enumerate(zip(network.layers, converters)):
-        graph.prefix = f"layer{index}_{type(layer).__name__}"
-        tensor = convert(graph, layer, tensor)
+    # the weights are read under the guard of save and copy: one weight version,
+    # never the arrays of a fit running in another thread
+    network.guard.begin_predict("nncore.onnx.export")
+    try:
+        for index, (layer, convert) in enumerate(zip(network.layers, converters)):
+            graph.prefix = f"layer{index}_{type(layer).__name__}"
+            tensor = convert(graph, layer, tensor)
+    finally:
+        network.guard.end_predict()
     graph.prefix = "output"
     graph.name_output(_channels_last(graph, tensor).name)
     model = graph.model(tuple(network.input_shape), tuple(network.output_shape), opset,
@@ -72,7 +80,7 @@ def export(network, path=None, *, opset: int = DEFAULT_OPSET) -> "onnx.ModelProt
     onnx.checker.check_model(model, full_check=True)
     if path is not None:
         data = model.SerializeToString()
-        atomic_write(path, lambda f: f.write(data))
+        write_file(path, lambda f: f.write(data), "nncore.onnx.export")
     return model
 
 

@@ -107,8 +107,9 @@ class Optimizer:
                 "global_clipnorm": self.global_clipnorm or 0.0}
 
     def state_for(self, param: np.ndarray) -> tuple:
-        """The state arrays of one parameter (zeros shaped like it)."""
-        return tuple(np.zeros_like(param) for _ in self.slots)
+        """The state arrays of one parameter (zeros shaped like it, committed
+        to memory when first written)."""
+        return tuple(np.zeros(param.shape, param.dtype) for _ in self.slots)
 
     def build(self, params: list, dtype) -> None:
         """Create zeroed per-parameter state for these arrays and the native
@@ -157,8 +158,10 @@ class Optimizer:
         return ([a.copy() for row in self.state for a in row]
                 + [np.array([self.iterations], np.int64)])
 
-    def set_state(self, arrays: list) -> None:
-        arrays = [np.array(a, copy=True) for a in arrays]
+    def set_state(self, arrays: list, copy: bool = True) -> None:
+        """Install `get_state()` arrays (copied; with copy=False the caller
+        hands them over); before `build`, they wait for it."""
+        arrays = [np.array(a, copy=True) for a in arrays] if copy else list(arrays)
         if self._updater is None:
             self._pending_state = arrays
         else:
@@ -167,6 +170,14 @@ class Optimizer:
     def load_state(self, arrays: list) -> None:
         """Copy get_state() arrays into the built optimizer (in place: the
         native updater keeps the state arrays' addresses)."""
+        targets = self.check_state(arrays)
+        for target, value in zip(targets, arrays):
+            np.copyto(target, value, casting="same_kind")
+        self.updater.step = int(np.asarray(arrays[-1])[0])
+
+    def check_state(self, arrays: list) -> list:
+        """ValueError unless `arrays` fit the built optimizer's state; the
+        state arrays they go to."""
         name = type(self).__name__
         targets = [a for row in self.state for a in row]
         if len(arrays) != len(targets) + 1:
@@ -179,9 +190,7 @@ class Optimizer:
         step = np.asarray(arrays[-1])
         if step.shape != (1,) or step.dtype.kind not in "iu" or step[0] < 0:
             raise ValueError(f"{name}: the last state array must be the step count")
-        for target, value in zip(targets, arrays):
-            np.copyto(target, value, casting="same_kind")
-        self.updater.step = int(step[0])
+        return targets
 
     @property
     def updater(self) -> Updater:

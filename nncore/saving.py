@@ -16,12 +16,15 @@ from typing import List, Optional
 
 import numpy as np
 
+from . import _budget
 from . import metrics as metrics_module
 from . import modelfile
 from . import registry
 from ._version import __version__
 from .errors import ModelFormatError, in_layer
-from .modelfile import (CONFIG_MEMBER, add_arrays, atomic_write, check_entries,
+from .optimizers import Optimizer
+from ._safe_write import write_file
+from .modelfile import (CONFIG_MEMBER, add_arrays, check_entries,
                         check_entry_size, checked_dict, checked_members, checked_shape,
                         guarded, is_int, open_archive, read_array, read_document,
                         write_archive)
@@ -159,13 +162,22 @@ def _class_entry(entry, where: str):
 
 
 # ----------------------------------------------------------------- writing
-def save(net, path, include_optimizer: bool = True) -> None:
-    """Write `net` to `path` atomically."""
-    atomic_write(path, lambda f: write(net, f, include_optimizer))
+def save(net, path, include_optimizer: bool = True, caller: str = "Network.save") -> None:
+    """Write `net` to `path` (see `_safe_write.write_file`)."""
+    check_savable(net, caller)
+    write_file(path, lambda f: write(net, f, include_optimizer), caller)
+
+
+def check_savable(net, caller: str) -> None:
+    """Refuse a network that `load` could not read back."""
+    if not net.layers:
+        raise ValueError(f"{caller}: the network has no layers, and a model file holds at "
+                         f"least one; add layers before saving")
 
 
 def dumps(net, include_optimizer: bool = True) -> bytes:
     """The model file of `net` as bytes (used for pickling and copies)."""
+    check_savable(net, "Network.copy (or pickling)")
     buffer = io.BytesIO()
     write(net, buffer, include_optimizer)
     return buffer.getvalue()
@@ -206,7 +218,12 @@ def load(path, cls):
     class."""
     with modelfile.open_regular(path) as f:
         size = os.fstat(f.fileno()).st_size
-        return guarded(read, f, size, cls)
+        try:
+            return guarded(read, f, size, cls)
+        except MemoryError:
+            raise MemoryError(f"nncore.load: not enough memory to load {os.fspath(path)!r} "
+                              f"({size:,} bytes; loading needs little more than that)"
+                              ) from None
 
 
 def loads(data: bytes, cls):
@@ -230,6 +247,11 @@ def read(f, size: int, cls):
                                    f"the arrays listed in {CONFIG_MEMBER}")
         for entry in entries:
             check_entry_size(entry, members[entry["member"]])
+        try:          # before anything is allocated: the layers take the arrays as read
+            _budget.check(sum(modelfile.nbytes(e) for e in entries),
+                          "the arrays of this model file")
+        except ValueError as error:
+            raise ModelFormatError(str(error)) from None
 
         net = network_from_config(document["network"], cls)
         if document["built"]:
@@ -243,7 +265,7 @@ def read(f, size: int, cls):
                 raise ModelFormatError("the file has optimizer state but no optimizer")
             state = [read_array(archive, members[e["member"]], e) for e in optimizer_state]
             _check_optimizer_state(net, state)
-            net.optimizer.set_state(state)
+            net.optimizer.set_state(state, copy=False)
     return net
 
 
@@ -257,7 +279,7 @@ def _read_weights(net, archive, members: dict, weights: list) -> None:
                     tuple(entry["shape"]) != target.shape:
                 raise ModelFormatError(in_layer(index, net.layers[index], f"expected an array {target.dtype}{list(target.shape)}, "
                            f"the file has {entry['dtype']}{entry['shape']}"))
-            target[...] = read_array(archive, members[entry["member"]], entry)
+            read_array(archive, members[entry["member"]], entry, out=target)
 
 
 def _checked_document(document) -> dict:
@@ -347,8 +369,12 @@ def _check_optimizer_state(net, state) -> None:
             raise ModelFormatError("optimizer state for an unbuilt network")
         return
     probe = type(optimizer).from_config(optimizer.get_config())
-    probe.set_state(state)
+    own_loader = type(probe).load_state is not Optimizer.load_state
     try:
+        if own_loader:              # a user's state protocol: try it on a copy
+            probe.set_state(state)
         probe.build(net.params, net.dtype)
+        if not own_loader:          # nncore's own: check shapes without copying
+            probe.check_state(state)
     except (ValueError, TypeError) as error:
         raise ModelFormatError(f"optimizer state: {error}") from None

@@ -25,6 +25,7 @@ except ImportError as error:                                   # pragma: no cove
                       "(or pip install scikit-learn)") from error
 
 from . import losses, optimizers
+from ._data import check_shape
 from ._weights import check_sample_weight
 from .callbacks import Callback
 from .layers import Dense
@@ -145,7 +146,7 @@ class _NNBase(BaseEstimator):
             X, y = validate_data(self, X, y, reset=reset, dtype=dtype, order="C",
                                  multi_output=True, y_numeric=self._y_numeric)
         if self.input_shape is not None:
-            shape = tuple(int(d) for d in self.input_shape)
+            shape = check_shape(self.input_shape, f"{type(self).__name__}: input_shape")
             if int(np.prod(shape)) != X.shape[1]:
                 raise ValueError(f"{type(self).__name__}: input_shape={shape} holds "
                                  f"{int(np.prod(shape))} values, but X has {X.shape[1]} "
@@ -158,7 +159,10 @@ class _NNBase(BaseEstimator):
         state = self.random_state
         if state is None:
             return None
-        if isinstance(state, numbers.Integral):
+        if isinstance(state, numbers.Integral) and not isinstance(state, bool):
+            if not 0 <= state < 2**32:
+                raise ValueError(f"{type(self).__name__}: random_state must be None, an "
+                                 f"integer in [0, 2**32) or a numpy RandomState, got {state!r}")
             return int(state)
         if isinstance(state, np.random.RandomState):
             return int(state.randint(np.iinfo(np.int32).max))
@@ -167,7 +171,12 @@ class _NNBase(BaseEstimator):
 
     def _new_network(self, n_features: int, n_outputs: int, sample_shape) -> Network:
         if self.layers is not None:
-            layers = list(self.layers(n_features, n_outputs))
+            layers = self.layers(n_features, n_outputs)
+            if not isinstance(layers, (list, tuple)) or not layers:
+                raise TypeError(f"{type(self).__name__}: layers(n_features, n_outputs) must "
+                                f"return a non-empty list of nncore layers, it returned "
+                                f"{layers!r}")
+            layers = list(layers)
         else:
             sizes = self.hidden_layer_sizes
             sizes = (sizes,) if isinstance(sizes, numbers.Integral) else tuple(sizes)
@@ -281,6 +290,18 @@ class NNClassifier(ClassifierMixin, _NNBase):
             return losses.SparseCategoricalCrossentropy(from_logits=True)
         return losses.BinaryCrossentropy(from_logits=True)
 
+    def _classes(self, classes) -> np.ndarray:
+        """partial_fit's classes=, in any order, sorted as classes_ is."""
+        given = np.asarray(classes)
+        if given.ndim != 1:
+            raise ValueError(f"{type(self).__name__}.partial_fit: classes must be a 1-D list "
+                             f"of labels, got {classes!r}")
+        unique, counts = np.unique(given, return_counts=True)
+        if (counts > 1).any():
+            raise ValueError(f"{type(self).__name__}.partial_fit: classes={given.tolist()} "
+                             f"lists {unique[counts > 1].tolist()} more than once")
+        return unique
+
     def _encode(self, y, classes=None, reset=True) -> np.ndarray:
         """Targets for the network: class indices (multi-class), 0/1 columns
         (binary, multi-label).  Sets classes_ and the target kind on reset."""
@@ -301,7 +322,7 @@ class NNClassifier(ClassifierMixin, _NNBase):
                                   "expected; it is used as y.ravel()",
                                   _data_conversion_warning())
                     y = y.ravel()
-                self.classes_ = np.unique(y) if classes is None else np.asarray(classes)
+                self.classes_ = np.unique(y) if classes is None else self._classes(classes)
                 if classes is not None and len(np.setdiff1d(np.unique(y), self.classes_)):
                     raise ValueError(f"{type(self).__name__}: y holds classes not in "
                                      f"classes={self.classes_.tolist()}")

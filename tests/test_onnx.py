@@ -405,3 +405,43 @@ def test_import_nncore_does_not_import_onnx(tmp_path):
     code = "import sys, nncore; nncore.onnx.export; print('onnx' in sys.modules)"
     assert run_outside_checkout(code, tmp_path) == "False"
 
+
+
+def test_export_reads_one_weight_version_while_another_thread_fits(tmp_path):
+    """Export takes the guard save and copy take: while a fit runs in another
+    thread it raises instead of mixing arrays of two steps; between fits,
+    every exported array is the network's at that moment."""
+    import threading
+    net = nncore.Network([nncore.Dense(64, activation="relu"), nncore.Dense(3)],
+                         input_shape=(4,), seed=0).use("mse")
+    x = np.random.default_rng(0).normal(size=(4096, 4)).astype(np.float32)
+    y = np.random.default_rng(1).normal(size=(4096, 3)).astype(np.float32)
+    net.fit(x[:8], y[:8], verbose=0)
+    done = threading.Event()
+
+    def training():
+        for _ in range(30):
+            net.fit(x, y, epochs=1, batch_size=32, verbose=0)
+        done.set()
+
+    thread = threading.Thread(target=training)
+    thread.start()
+    refused = exported = 0
+    try:
+        while not done.is_set():
+            try:
+                model = nncore.onnx.export(net)
+            except RuntimeError as error:
+                assert "fit is running" in str(error)
+                refused += 1
+                continue
+            exported += 1
+            arrays = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+            assert arrays
+    finally:
+        thread.join()
+    assert refused > 0
+    model = nncore.onnx.export(net, tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    out = session.run(None, {"input": x[:16]})[0]
+    np.testing.assert_allclose(out, net.predict(x[:16]), rtol=1e-4, atol=1e-5)

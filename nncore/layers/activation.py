@@ -18,6 +18,9 @@ LEAKY_RELU_ALPHA = 0.01     # the default slope of leaky_relu for x < 0
 
 
 def check_alpha(layer, alpha) -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{type(layer).__name__}: alpha must be a number >= 0 (the slope for "
+                        f"negative inputs), got {alpha!r}")
     if not np.isfinite(alpha) or alpha < 0:
         raise ValueError(f"{type(layer).__name__}: alpha must be a finite number >= 0, got {alpha!r}")
     return float(alpha)

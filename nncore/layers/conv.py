@@ -58,7 +58,7 @@ class Conv2D(NativeLayer):
                                         kh * kw * channels, kh * kw * self.filters, self.dtype)
         self.bias = np.zeros(self.filters, self.dtype) if self.use_bias else None
         self.params = [self.kernel] if self.bias is None else [self.kernel, self.bias]
-        self.grads = [np.zeros_like(p) for p in self.params]
+        self.grads = [np.zeros(p.shape, p.dtype) for p in self.params]   # committed when used
         super().build(input_shape)
 
     def make_ops(self) -> list:

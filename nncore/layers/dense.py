@@ -57,7 +57,7 @@ class Dense(NativeLayer):
                                    n_in, self.units, self.dtype)
         self.b = np.zeros(self.units, self.dtype) if self.use_bias else None
         self.params = [self.W] if self.b is None else [self.W, self.b]
-        self.grads = [np.zeros_like(p) for p in self.params]
+        self.grads = [np.zeros(p.shape, p.dtype) for p in self.params]   # committed when used
         super().build(input_shape)
 
     def make_ops(self) -> list:

@@ -46,7 +46,7 @@ class BatchNormalization(NativeLayer):
         self.moving_mean = np.zeros(channels, self.dtype)
         self.moving_var = np.ones(channels, self.dtype)
         self.params = [self.gamma, self.beta]
-        self.grads = [np.zeros_like(p) for p in self.params]
+        self.grads = [np.zeros(p.shape, p.dtype) for p in self.params]   # committed when used
         self.state = [self.moving_mean, self.moving_var]
         super().build(input_shape)
 
