@@ -4,9 +4,9 @@ How README blocks are run (the convention for anyone writing README.md):
 
 * Every block fenced with ```python is a test; other fences (```bash, ```)
   are not run.  Its test id is `L<line>-<section heading>`.
-* A block runs alone, in a fresh namespace that already holds `np` (NumPy)
-  and `nncore`, in a fresh temporary working directory (files it writes go
-  there), with matplotlib on the Agg backend, and with nncore's class
+* A block runs alone, as pasted into a fresh interpreter: in an empty
+  namespace (it imports what it uses, and every name it reads is defined in
+  it), in a fresh temporary working directory (files it writes go there), with matplotlib on the Agg backend, and with nncore's class
   registries holding only nncore's own classes while it runs (a block may
   register its own classes, as in a fresh process).
 * An HTML comment on the line right before the fence (blank lines allowed in
@@ -15,16 +15,18 @@ How README blocks are run (the convention for anyone writing README.md):
       <!-- readme-test: setup=NAME[,NAME...] requires=MODULE[,MODULE...] -->
       <!-- readme-test: skip=REASON -->
 
-  `setup=` runs the setups named (the functions `setup_NAME` below, each
-  documenting what it provides: small synthetic data, a trained network, a
-  model file, a stand-in for a download) before the block.  `requires=`
+  `setup=` runs the setups named (the functions `setup_NAME` below) before
+  the block.  A setup only stands in for the world outside the block: a
+  download (patched to return small synthetic data) or a file that the
+  README's text or a shell block before it tells the reader to make.  It
+  has no access to the block's namespace.  `requires=`
   skips the block unless every module imports (for optional extras such as
   onnx, onnxruntime, sklearn, dask, distributed).  `skip=` never runs it and
   gives the reason; use it only for what cannot run in a test (a cluster
   address, a service), never to hide a broken snippet.
-* To add a setup, write `setup_NAME(namespace, monkeypatch)` here: it may add
-  names to `namespace`, write files into the current directory, and patch
-  with `monkeypatch` (undone after the block).  Keep data small: the whole
+* To add a setup, write `setup_NAME(monkeypatch)` here: it may write files
+  into the current directory and patch with `monkeypatch` (undone after the
+  block).  Keep data small: the whole
   README runs in a few seconds.
 """
 import importlib
@@ -96,24 +98,7 @@ def block_id(block):
 
 
 # ------------------------------------------------------------------ setups
-def setup_digits(namespace, monkeypatch):
-    """x (300 samples of 20 features, float32), labels (10 classes), x_test."""
-    rng = np.random.default_rng(0)
-    centres = rng.normal(scale=2.0, size=(10, 20))
-    labels = np.arange(400) % 10
-    x = (centres[labels] + rng.normal(size=(400, 20))).astype(np.float32)
-    namespace.update(x=x[:300], labels=labels[:300], x_test=x[300:])
-
-
-def setup_mnist_images(namespace, monkeypatch):
-    """x_train (64 MNIST-shaped images (28, 28, 1), float32 in [0, 1]) and
-    y_train (their labels, 0-9)."""
-    rng = np.random.default_rng(0)
-    namespace.update(x_train=rng.random((64, 28, 28, 1), dtype=np.float32),
-                     y_train=np.arange(64) % 10)
-
-
-def setup_mnist(namespace, monkeypatch):
+def setup_mnist(monkeypatch):
     """nncore.datasets.load_mnist returns small synthetic MNIST-shaped data
     (uint8 images, training labels sorted like the repository's train5k)
     instead of downloading."""
@@ -128,28 +113,10 @@ def setup_mnist(namespace, monkeypatch):
     monkeypatch.setattr(nncore.datasets, "load_mnist", load_mnist)
 
 
-def setup_net(namespace, monkeypatch):
-    """net: a small trained classifier with a loss, an Adam optimizer and metrics."""
-    setup_digits(namespace, monkeypatch)
-    net = nncore.Network([nncore.Dense(16, "relu"), nncore.Dense(10)], seed=0)
-    net.use(nncore.losses.SparseCategoricalCrossentropy(from_logits=True),
-            optimizer="adam", metrics=["accuracy"])
-    net.fit(namespace["x"], namespace["labels"], epochs=2, verbose=0)
-    namespace["net"] = net
-
-
-def setup_mnist_mlp_file(namespace, monkeypatch):
-    """mnist_mlp.nncore: a 784-256-128-10 network file in the working
-    directory; image: one (28, 28) float32 image."""
-    net = nncore.Network([nncore.Dense(256, "relu"), nncore.Dense(128, "relu"),
-                          nncore.Dense(10)], input_shape=(784,), seed=0)
-    net.save("mnist_mlp.nncore")
-    namespace["image"] = np.random.default_rng(0).random((28, 28), dtype=np.float32)
-
-
-def setup_mnist_cnn_onnx(namespace, monkeypatch):
-    """mnist_cnn.onnx: the (untrained) network of examples/mnist_cnn.py
-    exported to ONNX in the working directory."""
+def setup_mnist_cnn_onnx(monkeypatch):
+    """mnist_cnn.onnx, as the shell block before it makes: the (untrained)
+    network of examples/mnist_cnn.py exported to ONNX in the working
+    directory."""
     net = nncore.Network([
         nncore.Conv2D(32, 3, activation="relu"), nncore.MaxPool2D(2),
         nncore.Conv2D(64, 3, activation="relu"), nncore.MaxPool2D(2),
@@ -187,9 +154,9 @@ def test_readme_block_runs(block, tmp_path, monkeypatch, isolated_registries):
     except ImportError:
         pass
     monkeypatch.chdir(tmp_path)
-    namespace = {"__name__": "readme_block", "np": np, "nncore": nncore}
     for name in options.get("setup", []):
-        SETUPS[name](namespace, monkeypatch)
+        SETUPS[name](monkeypatch)
+    namespace = {"__name__": "readme_block"}
     try:
         exec(compile(code, f"README.md:{line}", "exec"), namespace)
     finally:
