@@ -19,6 +19,9 @@ cdef enum:
     WINDOW = 64          # samples per window of a deferred per-sample update
 
 
+cdef struct SampleWindow   # below: the deferred per-sample SGD of an op
+
+
 # One layer of the native core, in two parts with two owners.
 #
 # Set once by the op object that the Python layer creates, read-only after
@@ -35,7 +38,6 @@ cdef enum:
 #   work:  (n, work_size) scratch shared by all ops of a plan; an op that works
 #          through its samples in groups of at most work_group (> 0) needs
 #          (work_group, work_size) only
-#   window: (window_size) scratch of a deferred per-sample update (below)
 # Two plans never share these, so they may run the same op at once.
 cdef struct Op:
     int dtype
@@ -45,7 +47,6 @@ cdef struct Op:
     Py_ssize_t state_size
     Py_ssize_t work_size
     Py_ssize_t work_group
-    Py_ssize_t window_size
     const void* cfg
     # trainable parameters and their gradient arrays, in the network's order
     int n_params
@@ -64,19 +65,23 @@ cdef struct Op:
     void* cache
     double* state
     void* work
-    void* window
     void (*forward)(Op* op, Py_ssize_t n, bint training) noexcept nogil
     void (*backward)(Op* op, Py_ssize_t n) noexcept nogil
-    # Deferred per-sample SGD over a window of K <= WINDOW samples X (K, in_size)
-    # (NULL when the op cannot defer): `window_begin` prepares the window,
-    # `window_output(t)` writes the output of sample t into y as if the
-    # updates of samples 0..t-1 (learning rates rates[0..t-1], their output
-    # gradients read from dy after each step) had been applied, and
-    # `window_end` applies all K updates at once.
-    void (*window_begin)(Op* op, const void* X, Py_ssize_t K) noexcept nogil
-    void (*window_output)(Op* op, Py_ssize_t t, const double* rates) noexcept nogil
-    void (*window_end)(Op* op, const void* X, const double* rates,
-                       Py_ssize_t K) noexcept nogil
+    const SampleWindow* window     # NULL when the op cannot defer per-sample SGD
+
+
+# Deferred per-sample SGD of an op over a window of K <= WINDOW samples
+# X (K, in_size), in a scratch of `size` values that the plan owns: `begin`
+# prepares the window, `output(t)` writes the output of sample t into op.y as
+# if the updates of samples 0..t-1 (learning rates rates[0..t-1], their
+# output gradients read from op.dy after each step) had been applied, and
+# `end` applies all K updates at once.
+cdef struct SampleWindow:
+    Py_ssize_t size
+    void (*begin)(Op* op, void* scratch, const void* X, Py_ssize_t K) noexcept nogil
+    void (*output)(Op* op, void* scratch, Py_ssize_t t, const double* rates) noexcept nogil
+    void (*end)(Op* op, void* scratch, const void* X, const double* rates,
+                Py_ssize_t K) noexcept nogil
 
 
 # A loss over a batch of predictions: returns the mean loss of the batch and,

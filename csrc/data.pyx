@@ -6,15 +6,7 @@ from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_Release, PyBuffer_IsCo
                              PyBUF_STRIDES, PyBUF_ANY_CONTIGUOUS)
 from core cimport real, F32, F64, address, dtype_code
 cimport rng
-
-cdef extern from "runtime.h" nogil:
-    double now_seconds()
-
-cdef extern from "Python.h":
-    int PyErr_CheckSignals() except -1
-
-# a long check looks for pending signals (Ctrl-C) this often, in seconds
-cdef double SIGNAL_INTERVAL = 0.02
+from runtime cimport now_seconds, signals_due, PyErr_CheckSignals
 
 
 # True when no element of a (count) is NaN or inf (x - x is 0 only for finite
@@ -55,7 +47,7 @@ cdef bint _checked_finite(const void* a, Py_ssize_t count, int code) except -1:
             else:
                 finite = _all_finite(d + start, min(block, count - start))
             start += block
-            if start < count and now_seconds() - checked > SIGNAL_INTERVAL:
+            if start < count and signals_due(checked):
                 with gil:
                     PyErr_CheckSignals()
                 checked = now_seconds()

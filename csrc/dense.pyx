@@ -1,9 +1,10 @@
 # Fully connected layer: y = x @ W + b with W (n_in, n_out), through BLAS.
 # The op fuses plain SGD into backward and can defer per-sample SGD over a
-# window of samples (see window_begin).
+# window of samples (core.pxd: SampleWindow).
 from libc.string cimport memcpy, memset
 from cpython.pycapsule cimport PyCapsule_New
-from core cimport real, Op, F32, WINDOW, address, dtype_code, declare_params, column_totals
+from core cimport (real, Op, SampleWindow, F32, WINDOW, address, dtype_code, declare_params,
+                   column_totals)
 from blas cimport gemm, gemv, ger
 
 
@@ -101,10 +102,10 @@ cdef void dense_op_backward(Op* op, Py_ssize_t n) noexcept nogil:
 #   DY (WINDOW, n_out) = the output gradients of the window's samples.
 
 # P (K, n_out) = X (K, n_in) @ W + b;  G (K, K; rows WINDOW apart) = X @ X^T (+ 1 with bias)
-cdef void _window_begin(Op* op, const real* X, Py_ssize_t K) noexcept nogil:
+cdef void _window_begin(Op* op, real* scratch, const real* X, Py_ssize_t K) noexcept nogil:
     cdef const DenseCfg* c = <const DenseCfg*>op.cfg
-    cdef real* P = <real*>op.window
-    cdef real* G = <real*>op.window + WINDOW * c.n_out
+    cdef real* P = scratch
+    cdef real* G = scratch + WINDOW * c.n_out
     cdef Py_ssize_t t, j
     cdef real beta = 0
     if c.b != NULL:
@@ -122,11 +123,12 @@ cdef void _window_begin(Op* op, const real* X, Py_ssize_t K) noexcept nogil:
 
 # DY[t - 1] = dy (the last step's gradient);
 # y (n_out) = P[t] - sum_{j<t} rates[j] * G[t, j] * DY[j]
-cdef void _window_output(Op* op, Py_ssize_t t, const double* rates, real* y) noexcept nogil:
+cdef void _window_output(Op* op, real* scratch, Py_ssize_t t, const double* rates,
+                         real* y) noexcept nogil:
     cdef const DenseCfg* c = <const DenseCfg*>op.cfg
-    cdef const real* P = <const real*>op.window
-    cdef const real* G = <const real*>op.window + WINDOW * c.n_out
-    cdef real* DY = <real*>op.window + WINDOW * (c.n_out + WINDOW)
+    cdef const real* P = scratch
+    cdef const real* G = scratch + WINDOW * c.n_out
+    cdef real* DY = scratch + WINDOW * (c.n_out + WINDOW)
     cdef Py_ssize_t j, o, n_out = c.n_out
     cdef real scale
     if t > 0:
@@ -140,10 +142,10 @@ cdef void _window_output(Op* op, Py_ssize_t t, const double* rates, real* y) noe
 
 # DY[K - 1] = dy;  W (n_in, n_out) -= X^T (K, n_in)^T @ (rates * DY) (K, n_out);
 # b -= sum_t rates[t] DY[t]
-cdef void _window_end(Op* op, const real* X, const double* rates,
+cdef void _window_end(Op* op, real* scratch, const real* X, const double* rates,
                       Py_ssize_t K) noexcept nogil:
     cdef const DenseCfg* c = <const DenseCfg*>op.cfg
-    cdef real* DY = <real*>op.window + WINDOW * (c.n_out + WINDOW)
+    cdef real* DY = scratch + WINDOW * (c.n_out + WINDOW)
     cdef real* b = <real*>c.b
     cdef Py_ssize_t t, o
     memcpy(DY + (K - 1) * c.n_out, op.dy, c.n_out * sizeof(real))
@@ -158,36 +160,39 @@ cdef void _window_end(Op* op, const real* X, const double* rates,
                 b[o] -= DY[t * c.n_out + o]
 
 
-cdef void dense_window_begin(Op* op, const void* X, Py_ssize_t K) noexcept nogil:
+cdef void dense_window_begin(Op* op, void* scratch, const void* X,
+                             Py_ssize_t K) noexcept nogil:
     if op.dtype == F32:
-        _window_begin(op, <const float*>X, K)
+        _window_begin(op, <float*>scratch, <const float*>X, K)
     else:
-        _window_begin(op, <const double*>X, K)
+        _window_begin(op, <double*>scratch, <const double*>X, K)
 
 
-cdef void dense_window_output(Op* op, Py_ssize_t t, const double* rates) noexcept nogil:
+cdef void dense_window_output(Op* op, void* scratch, Py_ssize_t t,
+                              const double* rates) noexcept nogil:
     if op.dtype == F32:
-        _window_output(op, t, rates, <float*>op.y)
+        _window_output(op, <float*>scratch, t, rates, <float*>op.y)
     else:
-        _window_output(op, t, rates, <double*>op.y)
+        _window_output(op, <double*>scratch, t, rates, <double*>op.y)
 
 
-cdef void dense_window_end(Op* op, const void* X, const double* rates,
+cdef void dense_window_end(Op* op, void* scratch, const void* X, const double* rates,
                            Py_ssize_t K) noexcept nogil:
     if op.dtype == F32:
-        _window_end(op, <const float*>X, rates, K)
+        _window_end(op, <float*>scratch, <const float*>X, rates, K)
     else:
-        _window_end(op, <const double*>X, rates, K)
+        _window_end(op, <double*>scratch, <const double*>X, rates, K)
 
 
 cdef class DenseOp:
     """Native dense op over arrays owned by the Python layer.
 
     W, gW: (n_in, n_out); b, gb: (n_out,) or None; all C-contiguous, one dtype.
-    `rows_per_sample` lets a sample be (..., n_in) as in the article's (1, n_in).
+    `rows_per_sample` lets a sample be (..., n_in) rows, as (1, n_in).
     """
     cdef Op op
     cdef DenseCfg cfg
+    cdef SampleWindow window
     cdef tuple arrays
 
     def __cinit__(self, W, b, gW, gb, Py_ssize_t rows_per_sample=1):
@@ -207,10 +212,11 @@ cdef class DenseOp:
         declare_params(&self.op, ((W, gW), (b, gb)))
         self.op.fuses_sgd = True
         if rows_per_sample == 1:
-            self.op.window_size = WINDOW * (2 * self.cfg.n_out + WINDOW)
-            self.op.window_begin = dense_window_begin
-            self.op.window_output = dense_window_output
-            self.op.window_end = dense_window_end
+            self.window.size = WINDOW * (2 * self.cfg.n_out + WINDOW)
+            self.window.begin = dense_window_begin
+            self.window.output = dense_window_output
+            self.window.end = dense_window_end
+            self.op.window = &self.window
 
     def capsule(self):
         return PyCapsule_New(&self.op, "nncore.Op", NULL)

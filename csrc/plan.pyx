@@ -8,33 +8,55 @@
 # records and its own buffers (BLAS runs single-threaded inside, which the
 # caller arranges); training runs on one thread, where BLAS may use several.
 import numpy as np
-from nncore._budget import check as check_budget
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from libc.stdint cimport int64_t, uint64_t
 from cpython.pycapsule cimport PyCapsule_GetPointer
-from core cimport Op, Loss, Updater, WINDOW, address, dtype_code
+from core cimport Op, Loss, Updater, SampleWindow, WINDOW, address, dtype_code
+from runtime cimport (now_seconds, pause_briefly, flag_get, flag_set, counter_add,
+                      signals_due, PyErr_CheckSignals)
 cimport rng
-
-cdef extern from "runtime.h" nogil:
-    void gate_enter()
-    void gate_leave()
-    int gate_close(double timeout)
-    void gate_open()
-    void gate_reset()
-    double now_seconds()
-    int flag_get(int* flag)
-    void flag_set(int* flag, int value)
-
-cdef extern from "Python.h":
-    int PyErr_CheckSignals() except -1
 
 cdef enum:
     MAX_WORKERS = 64
 
-# a long predict looks for pending signals (Ctrl-C) this often, in seconds
-cdef double SIGNAL_INTERVAL = 0.02
+
+# The fork gate.  A fork while another thread is inside threaded BLAS leaves
+# the BLAS thread pool broken (the parent can deadlock in the runtime's fork
+# handler, the child in its next call).  Every native section that may call
+# BLAS runs between gate_enter() and gate_leave(); before a fork, gate_close()
+# stops new sections from starting and waits until the running ones have
+# left, so the fork happens with no nncore code inside BLAS.  Sections are
+# short (one chunk of samples or one training step).
+cdef int gate_busy = 0       # sections running now
+cdef int gate_closed = 0     # a fork is waiting for the sections to end
+
+
+cdef inline void gate_enter() noexcept nogil:
+    while True:
+        counter_add(&gate_busy, 1)
+        if not flag_get(&gate_closed):
+            return
+        counter_add(&gate_busy, -1)
+        while flag_get(&gate_closed):
+            pause_briefly()
+
+
+cdef inline void gate_leave() noexcept nogil:
+    counter_add(&gate_busy, -1)
+
+
+# 1 when no section is running (and none can start until fork_parent), 0 when
+# sections were still running after `timeout` seconds
+cdef int gate_close(double timeout) noexcept nogil:
+    cdef double deadline = now_seconds() + timeout
+    flag_set(&gate_closed, 1)
+    while flag_get(&gate_busy) > 0:
+        if now_seconds() > deadline:
+            return 0
+        pause_briefly()
+    return 1
 
 
 # An uninitialised C-contiguous array starting on a 64-byte boundary, so BLAS
@@ -55,6 +77,9 @@ cdef void _forward_ops(Op* ops, Py_ssize_t first, Py_ssize_t n_ops, Py_ssize_t n
         ops[i].forward(&ops[i], n, training)
 
 
+cdef class WindowBuffers      # below
+
+
 cdef Op* _op_pointer(obj) except NULL:
     return <Op*>PyCapsule_GetPointer(obj.capsule(), "nncore.Op")
 
@@ -69,6 +94,8 @@ cdef class Plan:
     other's state.  Buffers grow to the largest batch seen (`reserve`) and are
     then reused.  All arrays passed in are C-contiguous (n, size) arrays of
     the plan's dtype; the Python facade validates them before they get here.
+    Given `check_bytes`, the plan calls check_bytes(nbytes, what) before it
+    allocates buffers of nbytes bytes (which may refuse by raising).
     """
     cdef Op* ops           # the op records of worker 0, which also trains
     cdef Op* worker_ops[MAX_WORKERS]   # [w]: the op records of prediction worker w
@@ -92,20 +119,18 @@ cdef class Plan:
     cdef void* target_buffer
     cdef void* weight_buffer      # (capacity) weights of the batch being run
     cdef const char* weight_source  # (N) weights of the samples `train` runs on, or NULL
-    cdef bint last_deferred   # the last train call used the deferred-update window
-    # buffers of a deferred first-op update (per-sample plain SGD)
-    cdef object window_inputs, window_targets, window_weights, window
-    cdef void* window_inputs_ptr
-    cdef char* window_targets_ptr
-    cdef char* window_weights_ptr
+    cdef WindowBuffers window     # for a deferred first-op update, once used
+    cdef bint last_deferred   # the last train call used the window
     # a predict interrupted by a signal: the flag stops its workers, the
     # exception the signal handler raised is re-raised when they have stopped
     cdef int interrupted
     cdef object interruption
+    cdef object check_bytes   # check_bytes(nbytes, what) before buffers are allocated
 
-    def __cinit__(self, list op_objects, dtype):
+    def __cinit__(self, list op_objects, dtype, check_bytes=None):
         if not op_objects:
             raise ValueError("a plan needs at least one op")
+        self.check_bytes = check_bytes
         self.op_objects = list(op_objects)
         self.n_ops = len(op_objects)
         self.dtype = np.dtype(dtype)
@@ -154,8 +179,9 @@ cdef class Plan:
             work = max(work, ops[i].work_size * (min(n, ops[i].work_group)
                                                  if ops[i].work_group else n))
             per_sample += max(ops[i].cache_size, 1)
-        check_budget((n * per_sample + max(work, 1)) * self.itemsize,
-                     f"buffers for a batch of {n} samples")
+        if self.check_bytes is not None:
+            self.check_bytes((n * per_sample + max(work, 1)) * self.itemsize,
+                             f"buffers for a batch of {n} samples")
         buffers = ([aligned_empty((n, s), self.dtype) for s in sizes],
                    [aligned_empty((n, s), self.dtype) for s in sizes],
                    [aligned_empty((n, max(ops[i].cache_size, 1)), self.dtype)
@@ -274,8 +300,8 @@ cdef class Plan:
 
     # worker w of `count` runs chunks w, w + count, ... of src (total rows) into
     # dst, pointing its first op's input and last op's output there meanwhile.
-    # Worker 0 (the calling thread) looks for pending signals every
-    # SIGNAL_INTERVAL seconds; when a handler raises, every worker stops.
+    # Worker 0 (the calling thread) looks for pending signals now and then
+    # (signals_due); when a handler raises, every worker stops.
     cdef void _predict_chunks(self, int w, int count, char* src, char* dst, Py_ssize_t total,
                               Py_ssize_t chunk) noexcept nogil:
         cdef Op* ops = self.worker_ops[w]
@@ -293,7 +319,7 @@ cdef class Plan:
             _forward_ops(ops, 0, self.n_ops, n, False)
             gate_leave()
             start += count * chunk
-            if w == 0 and start < total and now_seconds() - checked > SIGNAL_INTERVAL:
+            if w == 0 and start < total and signals_due(checked):
                 self._check_signals()
                 checked = now_seconds()
         first.x = own_input
@@ -352,8 +378,8 @@ cdef class Plan:
         cdef const char* ys = <char*>address(y)
         cdef uint64_t* state = &shuffle_state[0] if shuffle_state is not None else NULL
         cdef bint deferred = self.step_alignment(batch_size) > 1
-        if deferred:
-            self._reserve_window()
+        if deferred and self.window is None:
+            self.window = WindowBuffers(self, self.ops[0].window.size)
         self.last_deferred = deferred
         self.weight_source = <const char*>address(weights) if weights is not None else NULL
         self.loss.weights = NULL
@@ -382,14 +408,14 @@ cdef class Plan:
         """WINDOW when `train` defers the first op's updates (per-sample plain
         SGD, windows aligned to the epoch), else 1: calls that start and end
         at multiples of it give results independent of how steps are split."""
-        if self.plain_sgd and batch_size == 1 and self.ops[0].window_begin != NULL:
+        if self.plain_sgd and batch_size == 1 and self.ops[0].window != NULL:
             return WINDOW
         return 1
 
     def last_batch(self, Py_ssize_t n):
         """(outputs (n, out_size), targets (n, target_size)) of a `train` call
         that ran one step of n samples: views of plan buffers."""
-        targets = self.window_targets if self.last_deferred else self.targets
+        targets = self.window.targets if self.last_deferred else self.targets
         return self.acts[self.n_ops][:n], targets[:n]
 
     # one training step on the n samples listed in index; returns the batch loss
@@ -421,35 +447,24 @@ cdef class Plan:
                        self.weight_source + index[r] * self.itemsize, self.itemsize)
             self.loss.weights = weights
 
-    def _reserve_window(self):
-        if self.window is not None:
-            return
-        self.window_inputs = aligned_empty((WINDOW, self.in_size), self.dtype)
-        self.window_targets = aligned_empty((WINDOW, max(self.loss.target_size, 1)),
-                                            self.dtype)
-        self.window = aligned_empty((self.ops[0].window_size,), self.dtype)
-        self.ops[0].window = address(self.window)
-        self.window_inputs_ptr = address(self.window_inputs)
-        self.window_targets_ptr = <char*>address(self.window_targets)
-        self.window_weights = aligned_empty((WINDOW,), self.dtype)
-        self.window_weights_ptr = <char*>address(self.window_weights)
-
     # Per-sample plain SGD over `count` samples, with the first op's update
-    # deferred to the end of the window (see Op.window_begin).
+    # deferred to the end of the window (see core.pxd: SampleWindow).
     cdef void _deferred_steps(self, const char* xs, const char* ys, const int64_t* index,
                               Py_ssize_t count, const double* rates,
                               double* losses) noexcept nogil:
         cdef Py_ssize_t t
         cdef Op* first = &self.ops[0]
         cdef Op* last = &self.ops[self.n_ops - 1]
-        cdef void* inputs = self.window_inputs_ptr
-        cdef char* targets = self.window_targets_ptr
+        cdef const SampleWindow* window = first.window
+        cdef void* scratch = self.window.scratch_ptr
+        cdef void* inputs = self.window.inputs_ptr
+        cdef char* targets = self.window.targets_ptr
         cdef Py_ssize_t target_bytes = self.loss.target_size * self.itemsize
-        cdef char* weights = self.window_weights_ptr
+        cdef char* weights = self.window.weights_ptr
         self._gather(<char*>inputs, targets, weights, xs, ys, index, count)
-        first.window_begin(first, inputs, count)
+        window.begin(first, scratch, inputs, count)
         for t in range(count):
-            first.window_output(first, t, rates)
+            window.output(first, scratch, t, rates)
             _forward_ops(self.ops, 1, self.n_ops, 1, True)
             if self.weight_source != NULL:
                 self.loss.weights = weights + t * self.itemsize
@@ -457,7 +472,27 @@ cdef class Plan:
                                            last.dy)
             self._backward(1, 1, True, rates[t])
             self._update(1, rates[t])
-        first.window_end(first, inputs, rates, count)
+        window.end(first, scratch, inputs, rates, count)
+
+
+# The buffers of a deferred first-op update (per-sample plain SGD): a window's
+# inputs, targets and weights, and the op's scratch of `scratch_size` values.
+cdef class WindowBuffers:
+    cdef object inputs, targets, weights, scratch
+    cdef void* inputs_ptr
+    cdef char* targets_ptr
+    cdef char* weights_ptr
+    cdef void* scratch_ptr
+
+    def __cinit__(self, Plan plan, Py_ssize_t scratch_size):
+        self.inputs = aligned_empty((WINDOW, plan.in_size), plan.dtype)
+        self.targets = aligned_empty((WINDOW, max(plan.loss.target_size, 1)), plan.dtype)
+        self.weights = aligned_empty((WINDOW,), plan.dtype)
+        self.scratch = aligned_empty((scratch_size,), plan.dtype)
+        self.inputs_ptr = address(self.inputs)
+        self.targets_ptr = <char*>address(self.targets)
+        self.weights_ptr = <char*>address(self.weights)
+        self.scratch_ptr = address(self.scratch)
 
 
 def fork_prepare(double timeout):
@@ -472,9 +507,10 @@ def fork_prepare(double timeout):
 
 def fork_parent():
     """After a fork, in the parent: let native sections run again."""
-    gate_open()
+    flag_set(&gate_closed, 0)
 
 
 def fork_child():
     """After a fork, in the child: forget the parent's threads at the gate."""
-    gate_reset()
+    flag_set(&gate_busy, 0)
+    flag_set(&gate_closed, 0)

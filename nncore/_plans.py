@@ -11,6 +11,7 @@ from typing import Optional
 
 import numpy as np
 
+from . import _budget
 from ._native.plan import Plan
 from .errors import in_layer
 from ._threads import get_num_threads, max_workers
@@ -39,6 +40,12 @@ def native_ops(layers) -> Optional[list]:
             return None
         ops.extend(layer_ops)
     return ops
+
+
+def new_plan(ops: list, dtype) -> Plan:
+    """A plan of these ops whose buffers are checked against the memory
+    budget before they are allocated."""
+    return Plan(ops, dtype, _budget.check)
 
 
 def checked_plan(net, plan: Plan) -> Plan:
@@ -89,7 +96,7 @@ class NetworkPlans:
         local = self._local
         if not hasattr(local, "plan"):
             ops = fused_ops(net.layers)
-            local.plan = checked_plan(net, Plan(ops, net.dtype)) if ops else None
+            local.plan = checked_plan(net, new_plan(ops, net.dtype)) if ops else None
         return local.plan
 
     def training_plan(self, net, loss_op, updater) -> Optional[Plan]:
@@ -100,7 +107,7 @@ class NetworkPlans:
             ops = fused_ops(net.layers)
             plan = None
             if ops is not None and loss_op is not None:
-                plan = checked_plan(net, Plan(ops, net.dtype))
+                plan = checked_plan(net, new_plan(ops, net.dtype))
                 plan.set_training(loss_op, updater, net.params)
             self._train_plan, self._train_for = plan, (updater, net.loss)
         return self._train_plan

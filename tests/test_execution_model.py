@@ -9,6 +9,7 @@ bit for bit the same.
 """
 import ast
 import hashlib
+import re
 import sys
 import threading
 from pathlib import Path
@@ -396,6 +397,19 @@ def test_the_package_has_no_import_cycles():
         if node not in state:
             visit(node, [])
     assert len(graph) > 20 and cycles == []
+
+
+def test_the_native_core_imports_nothing_from_python():
+    # csrc imports only csrc: what Python decides (the memory budget, say)
+    # reaches the core as arguments
+    csrc = Path(__file__).resolve().parents[1] / "csrc"
+    sources = sorted(csrc.glob("*.pyx")) + sorted(csrc.glob("*.pxd"))
+    assert len(sources) > 10
+    imports = [(path.name, line) for path in sources
+               for line in path.read_text().splitlines()
+               if re.match(r"\s*(from\s+\S+\s+)?c?import\b", line)]
+    assert len(imports) > 20
+    assert [item for item in imports if "nncore" in item[1]] == []
 
 
 # ---------------------------------------------------------------- threads

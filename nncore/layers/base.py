@@ -6,6 +6,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .. import _budget
 from .._data import as_float_array
 from .._native.plan import Plan
 from ..registry import auto_register, register
@@ -162,7 +163,7 @@ class NativeLayer(Layer):
             self.build(x.shape[1:])
         x = self._checked(x, self._built_input_shape(), "input")   # no copy: already converted
         if self._plan is None:
-            self._plan = Plan(self._ops, self.dtype)
+            self._plan = Plan(self._ops, self.dtype, _budget.check)
         n = x.shape[0]
         self._batch = n
         y = self._plan.forward(x.reshape(n, -1), training)
