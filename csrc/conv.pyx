@@ -28,8 +28,7 @@ cdef void col2im(real* x, const real* cols, const ConvCfg* c) noexcept nogil:
 
 
 # im2col / col2im of n samples.  Serial: GEMM dominates and gets the threads
-# (BLAS); an OpenMP loop over the samples here was measured slower than serial
-# on the shared 2-core machine in every OpenMP/BLAS thread combination.
+# (BLAS); an OpenMP loop over the samples here would compete with them.
 cdef void im2col_batch(real* cols, const real* x, Py_ssize_t n,
                        const ConvCfg* c) noexcept nogil:
     cdef Py_ssize_t s, x_size = c.H * c.W * c.C, col_size = c.OH * c.OW * c.kh * c.kw * c.C

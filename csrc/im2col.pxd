@@ -1,5 +1,5 @@
 # The geometry of a 2-D convolution over NHWC samples and one im2col row,
-# shared by the convolution op and the fused inference op (convpool.pyx).
+# shared by the convolution op and the fused convolution + pooling op (convpool.pyx).
 from libc.string cimport memset
 from core cimport real, address
 

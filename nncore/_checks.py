@@ -1,6 +1,6 @@
 """Checks that catch common mistakes early: a loss that does not match what
-the last layer outputs, Keras file names given to nncore's writer, and the
-rule that picks the article's training style."""
+the last layer outputs, a validation split of data sorted by label, and
+Keras file names given to nncore's writer."""
 from __future__ import annotations
 
 import os
@@ -11,9 +11,7 @@ from typing import Optional
 
 import numpy as np
 
-from .layers import ActivationLayer, ConvLayer, FCLayer, FlattenLayer
-from .losses import (BinaryCrossentropy, CategoricalCrossentropy, FunctionLoss,
-                     SparseCategoricalCrossentropy)
+from .losses import BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy
 
 # last-layer activations whose outputs are probabilities
 PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid")
@@ -24,15 +22,6 @@ RANGE_TOLERANCE = 1e-6
 SUM_TOLERANCE = 1e-3
 # rows of the first batch that the output check looks at, at most
 CHECK_ROWS = 256
-
-
-def is_article_style(net) -> bool:
-    """True for the article's way of training (per-sample SGD by default and
-    the `epoch i/N   error=...` line): the loss was given as functions, as in
-    `use(mse, mse_prime)`, or every layer is one of the article's classes."""
-    article_layers = (FCLayer, ActivationLayer, ConvLayer, FlattenLayer)
-    return bool(net.article_loss) or isinstance(net.loss, FunctionLoss) or (
-        bool(net.layers) and all(isinstance(layer, article_layers) for layer in net.layers))
 
 
 def check_save_path(path, what: str) -> None:

@@ -17,7 +17,10 @@ class RunGuard:
     prediction from another thread while a fit runs.  The fitting thread
     itself may predict (validation, callbacks).  A writer may wait for the
     network to be free (`wait` seconds); while one waits, new predictions
-    are refused, so that a stream of them cannot keep it out."""
+    are refused, so that a stream of them cannot keep it out.  Every entry
+    point holds it as a context manager: `with guard.reading("Network.save"):`
+    for calls that read the weights, `with guard.writing("Network.fit"):` for
+    calls that change them."""
 
     __slots__ = ("_lock", "_free", "_fit_thread", "_predictions", "_waiting", "__weakref__")
 
@@ -41,6 +44,15 @@ class RunGuard:
             finally:
                 self._waiting -= deadline is not None
             self._fit_thread = threading.get_ident()
+
+    def reading(self, caller: str) -> "_Claim":
+        """A context that holds the network for a call that reads its weights."""
+        return _Claim(self.begin_predict, self.end_predict, caller)
+
+    def writing(self, caller: str = "Network.fit", wait: Optional[float] = None) -> "_Claim":
+        """A context that holds the network for a call that changes its
+        weights (waiting up to `wait` seconds, as begin_fit)."""
+        return _Claim(lambda who: self.begin_fit(who, wait), self.end_fit, caller)
 
     def _busy(self, caller: str, wait: Optional[float]) -> str:
         waited = f" (waited {wait:g} s)" if wait else "; pass wait=seconds to wait for it"
@@ -86,3 +98,18 @@ class RunGuard:
         self._fit_thread: Optional[int] = None
         self._predictions = 0
         self._waiting = 0
+
+
+class _Claim:
+    """`with`: begin(caller) on entry, end() on exit."""
+
+    __slots__ = ("begin", "end", "caller")
+
+    def __init__(self, begin, end, caller: str) -> None:
+        self.begin, self.end, self.caller = begin, end, caller
+
+    def __enter__(self) -> None:
+        self.begin(self.caller)
+
+    def __exit__(self, *exc) -> None:
+        self.end()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Optional
 
 BAR_WIDTH = 30
 REFRESH_SECONDS = 0.1
@@ -29,9 +30,14 @@ def _format_seconds(seconds: float) -> str:
 
 
 class Progress:
-    def __init__(self, verbose: int, epochs: int, steps: int, stream=None):
+    """The printer of `fit` (see nncore.article for the article's): `steps`
+    batches per epoch, None when unknown (a stream; then no live bar)."""
+
+    needs_epochs = True     # prints at every epoch's end
+
+    def __init__(self, verbose: int, epochs: int, steps: Optional[int], stream=None):
         self.stream = stream if stream is not None else sys.stdout
-        self.live = verbose == 1 and _is_terminal(self.stream)
+        self.live = verbose == 1 and steps is not None and _is_terminal(self.stream)
         self.epochs = epochs
         self.steps = steps
 
@@ -68,14 +74,15 @@ class Progress:
         """Mark the end of the epoch's training steps (validation comes after)."""
         self.trained = time.perf_counter() - self.began
 
-    def epoch_end(self, epoch: int, samples: int, logs: dict) -> None:
+    def epoch_end(self, epoch: int, samples: int, logs: dict, steps: int) -> None:
+        """After the epoch's `steps` batches of `samples` samples."""
         elapsed = max(getattr(self, "trained", 0.0) or time.perf_counter() - self.began, 1e-9)
         rate = f"{_format_seconds(elapsed)} - {samples / elapsed:,.0f} samples/s"
         if self.live:
             line = f"\r{self.steps}/{self.steps} [{self._bar(self.steps)}] - {rate}"
             end = "\x1b[K\n"
         else:
-            line = f"Epoch {epoch + 1}/{self.epochs} - {self.steps} steps - {rate}"
+            line = f"Epoch {epoch + 1}/{self.epochs} - {steps} steps - {rate}"
             end = "\n"
         self.stream.write(line + _format_logs(logs) + end)
         self.stream.flush()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ._plans import NetworkPlans
 
-NETWORK_FIELDS = ("input_shape", "built", "loss", "optimizer", "metrics", "article_loss",
+NETWORK_FIELDS = ("input_shape", "built", "loss", "optimizer", "metrics", "loss_from_functions",
                   "history", "training_optimizer", "default_optimizer", "stop_training",
                   "stopped_on_nan")
 

@@ -238,8 +238,9 @@ class ModelCheckpoint(Callback):
 
 
 class LearningRateScheduler(Callback):
-    """Set the optimizer's learning rate at the start of each epoch to
-    `schedule(epoch, current_rate)` (epoch counted from 0)."""
+    """Set the learning rate of the fit at the start of each epoch to
+    `schedule(epoch, current_rate)` (epoch counted from 0): the optimizer's,
+    or, when fit was given `learning_rate`, that of the call only."""
 
     def __init__(self, schedule: Callable[[int, float], float], verbose: int = 0):
         if not callable(schedule):
@@ -248,19 +249,19 @@ class LearningRateScheduler(Callback):
         self.verbose = int(verbose)
 
     def on_epoch_begin(self, epoch, logs=None):
-        optimizer = self.network.training_optimizer
-        current = optimizer.learning_rate_at(optimizer.iterations)
+        run = self.network.trainer
+        current = run.learning_rate_at(run.optimizer.iterations)
         rate = float(self.schedule(epoch, current))
         if not math.isfinite(rate) or rate <= 0:
             raise ValueError(f"LearningRateScheduler: the schedule returned {rate!r} "
                              f"for epoch {epoch}")
-        optimizer.learning_rate = rate
+        run.learning_rate = rate
         if self.verbose:
             print(f"Epoch {epoch + 1}: learning rate {rate:g}")
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
-            logs["learning_rate"] = self.network.training_optimizer.learning_rate
+            logs["learning_rate"] = self.network.trainer.learning_rate
 
 
 class TerminateOnNaN(Callback):

@@ -19,7 +19,7 @@ except ImportError as error:                                   # pragma: no cove
     raise ImportError("nncore.dask needs dask: pip install 'nncore[dask]' "
                       "(or pip install 'dask[array]' distributed)") from error
 
-from ._streaming import is_dask_array
+from ._adapters import is_dask_array
 from ._threads import get_num_threads, set_num_threads
 from .network import Network, load
 

@@ -66,8 +66,7 @@ class InferenceSession:
             if fits < 0:
                 raise ValueError("InferenceSession.predict: out overlaps x; pass a separate "
                                  "output array")
-        network.guard.begin_predict("InferenceSession.predict")
-        try:
+        with network.guard.reading("InferenceSession.predict"):
             plan = network.plans.predict_plan(network)
             assert plan is not None  # every layer is native: checked in __init__
             chunk, workers, blas_threads = network.plans.predict_schedule(network, n,
@@ -77,6 +76,4 @@ class InferenceSession:
                 plan.predict(x, out, chunk, workers)
             finally:
                 end_native_run()
-        finally:
-            network.guard.end_predict()
         return out

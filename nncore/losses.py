@@ -3,7 +3,7 @@ as Keras does; per-sample weights w make it sum_i w_i loss_i / n.  The article's
 passing them to `Network.use` selects the native MSE kernel."""
 from __future__ import annotations
 
-from typing import Callable, Optional, Union
+from typing import Union
 
 import numpy as np
 
@@ -127,26 +127,6 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     sparse = True
 
 
-class FunctionLoss:
-    """A loss given as two Python functions loss(y_true, y_pred) and
-    loss_prime(y_true, y_pred), as in the article.  Runs in Python."""
-
-    sparse = False
-
-    def __init__(self, loss: Callable, loss_prime: Callable):
-        self.function = loss
-        self.function_prime = loss_prime
-
-    def __call__(self, y_true, y_pred) -> float:
-        return float(self.function(y_true, y_pred))
-
-    def gradient(self, y_true, y_pred) -> np.ndarray:
-        return np.asarray(self.function_prime(y_true, y_pred))
-
-    def __repr__(self) -> str:
-        return f"FunctionLoss({getattr(self.function, '__name__', 'custom')})"
-
-
 def mse(y_true, y_pred):
     """The article's mean squared error."""
     return np.mean(np.power(np.asarray(y_true) - np.asarray(y_pred), 2))
@@ -164,20 +144,13 @@ _BY_NAME = {"mse": MSE, "mean_squared_error": MSE,
             "sparse_categorical_crossentropy": SparseCategoricalCrossentropy}
 
 
-def get(identifier: Union[str, Loss, Callable], prime: Optional[Callable] = None):
-    """A loss from a name, a Loss object, or the article's (loss, loss_prime) pair."""
-    if isinstance(identifier, (Loss, FunctionLoss)):
+def get(identifier: Union[str, Loss]) -> Loss:
+    """A loss from a name or a Loss object."""
+    if isinstance(identifier, Loss):
         return identifier
     if isinstance(identifier, str):
         try:
             return _BY_NAME[identifier]()
         except KeyError:
             raise ValueError(unknown_name("loss", identifier, _BY_NAME)) from None
-    if callable(identifier):
-        if identifier is mse and prime in (mse_prime, None):
-            return MSE()
-        if prime is None or not callable(prime):
-            raise TypeError("a loss given as a function needs its derivative too: "
-                            "use(loss, loss_prime)")
-        return FunctionLoss(identifier, prime)
-    raise TypeError(f"expected a loss name, a Loss or a function, got {identifier!r}")
+    raise TypeError(f"expected a loss name or a Loss, got {identifier!r}")

@@ -1,25 +1,26 @@
 """The Network: a stack of layers trained with a loss and an optimizer.
 
 The network owns the structure (layers, loss, optimizer, metrics, dtype,
-random state); training runs in `_training.Trainer`, native plans come from
-`_plans.NetworkPlans`, input checks from `_data`, and the model file from
-`saving`."""
+random state); training runs in `_training.Trainer` over the data adapters
+of `_adapters`, native plans come from `_plans.NetworkPlans`, input checks
+from `_data`, and the model file from `saving`."""
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence
 
 import threading
 import weakref
+from contextlib import nullcontext
 
 import numpy as np
 
-from . import _budget, _checks, _streaming, _summary, _training, _weights_file
+from . import _adapters, _budget, _checks, _summary, _training, _weights_file, article
 from ._undo import Snapshot
-from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from . import saving
 from ._data import check_positive_int, check_shape, network_inputs
+from ._fit_config import FitConfig
 from ._guard import RunGuard
 from ._plans import NetworkPlans
 from ._threads import begin_native_run, end_native_run
@@ -53,14 +54,15 @@ class Network:
         self.layers: List[Layer] = []
         self.input_shape = None if input_shape is None else \
             check_shape(input_shape, "Network: input_shape")
-        self.loss: Optional[Union[losses_module.Loss, losses_module.FunctionLoss]] = None
+        self.loss = None        # a losses.Loss or article.FunctionLoss
         self.optimizer: Optional[optimizers_module.Optimizer] = None
         self.metrics: list = []
-        self.article_loss = False        # the loss was given as the article's functions
+        self.loss_from_functions = False   # use(loss, loss_prime) was given functions
         self.history: Optional[History] = None
         self.stop_training = False       # set by callbacks to end fit after this batch
         self.stopped_on_nan = False      # set by TerminateOnNaN
         self.training_optimizer: Optional[optimizers_module.Optimizer] = None
+        self.trainer: Optional[_training.Trainer] = None   # the fit running now
         self.default_optimizer: Optional[optimizers_module.Optimizer] = None
         self.shuffle_state: Optional[np.ndarray] = None   # see Trainer.shuffle_state
         self.built = False
@@ -97,12 +99,12 @@ class Network:
         return self
 
     def use(self, loss, loss_prime=None, optimizer=None, metrics=None) -> "Network":
-        """Set the loss (a name, a Loss, or the article's loss and loss_prime
-        functions), optionally the optimizer (a name or an Optimizer) and the
+        """Set the loss (a name, a Loss, or loss and loss_prime functions as
+        in the article), optionally the optimizer (a name or an Optimizer) and the
         metrics reported by fit and evaluate (names such as 'accuracy',
         'top_k_accuracy', 'mae', Metric objects or functions).  Everything is
         checked before anything is set: a call that raises changes nothing."""
-        new_loss = losses_module.get(loss, loss_prime)
+        new_loss, from_functions = article.use_loss(loss, loss_prime)
         new_optimizer = None if optimizer is None else optimizers_module.get(optimizer)
         if isinstance(metrics, (str, bytes)) or (metrics is not None and
                                                  not isinstance(metrics, (list, tuple))):
@@ -112,8 +114,7 @@ class Network:
         for metric in new_metrics:
             metrics_module.get(metric)  # unknown names fail here, not in fit
         self.loss, self.optimizer, self.metrics = new_loss, new_optimizer, new_metrics
-        self.article_loss = callable(loss) and not isinstance(
-            loss, (losses_module.Loss, losses_module.FunctionLoss))
+        self.loss_from_functions = from_functions
         self.plans.forget_training()
         return self
 
@@ -163,15 +164,15 @@ class Network:
         x may also be a dask array (y a dask or NumPy array of targets) or a
         sequence or iterable of (x, y) or (x, y, sample_weight) batches (y
         None): fit then streams one block or batch at a time (see
-        nncore/_streaming.py).  `sample_weight` (n,) weighs each sample's
+        nncore/_adapters.py).  `sample_weight` (n,) weighs each sample's
         loss (a batch's loss is sum_i w_i loss_i / batch size, as in Keras);
         `class_weight` maps class indices to weights that multiply it.
 
-        Article-style networks -- the loss was given as functions
-        (`use(mse, mse_prime)`), or every layer is one of the article's
-        `FCLayer`, `ActivationLayer`, `ConvLayer`, `FlattenLayer` -- default
-        to batch_size=1 (per-sample SGD) and print the article's
-        `epoch i/N   error=...` line per epoch when verbose (followed by the
+        The training style is chosen once per fit (nncore/article.py):
+        networks whose loss was given as functions (`use(mse, mse_prime)`),
+        or made only of `FCLayer`, `ActivationLayer`, `ConvLayer` and
+        `FlattenLayer`, default to batch_size=1 (per-sample SGD) and print
+        `epoch i/N   error=...` per epoch when verbose (followed by the
         metrics and validation figures, if any).  All other networks default
         to batch_size=32 and, with verbose=1, show a progress bar (one line
         per epoch when the output is not a terminal; verbose=2 always one line
@@ -191,10 +192,22 @@ class Network:
         to be free (new predictions are refused while it waits).
         """
         wait = _checked_wait(wait, "Network.fit")
-        run = _streaming.fit if _streaming.is_stream(x) else _training.fit
-        return run(self, x, y, epochs, batch_size, validation_data, validation_split, shuffle,
-                   verbose, callbacks, initial_epoch, learning_rate, sample_weight,
-                   class_weight, wait=wait)
+        if self.loss is None:
+            raise RuntimeError("Network.fit: set a loss with use(...) before fit")
+        config = FitConfig(epochs=epochs, batch_size=batch_size,
+                           validation_data=validation_data, validation_split=validation_split,
+                           shuffle=shuffle, verbose=verbose, callbacks=callbacks,
+                           initial_epoch=initial_epoch, learning_rate=learning_rate,
+                           sample_weight=sample_weight, class_weight=class_weight)
+        with self.guard.writing("Network.fit", wait):
+            undo = Snapshot(self)
+            try:
+                trainer = _training.Trainer(self, config,
+                                            _adapters.fit_data(self, x, y, config))
+            except BaseException:
+                undo.restore()            # fit's set-up changes nothing when it fails
+                raise
+            return trainer.run(undo)
 
     def evaluate(self, x, y=None, batch_size: Optional[int] = None, verbose=0,
                  return_dict: bool = True, sample_weight=None):
@@ -205,10 +218,7 @@ class Network:
         a dask array or batches, as in fit.  `verbose` is accepted for Keras
         code; evaluate prints nothing."""
         _checks.check_verbose(verbose, "Network.evaluate")
-        if _streaming.is_stream(x):
-            scores = _streaming.evaluate(self, x, y, batch_size, sample_weight)
-        else:
-            scores = _training.evaluate(self, x, y, batch_size, sample_weight)
+        scores = _training.evaluate(self, x, y, batch_size, sample_weight)
         if return_dict:
             return scores
         return scores["loss"] if len(scores) == 1 else list(scores.values())
@@ -226,14 +236,13 @@ class Network:
         if not self.built and self.input_shape is None:
             raise RuntimeError("Network.predict: the network is not built yet; "
                                "fit it, call build(input_shape) or pass input_shape=")
-        if _streaming.is_stream(x):
-            return _streaming.predict(self, x, batch_size)
+        if _adapters.is_stream(x):
+            return _predict_stream(self, x, batch_size)
         x = network_inputs(self, x)
         n = x.shape[0]
         if batch_size is not None:
             batch_size = check_positive_int(batch_size, "batch_size")
-        self.guard.begin_predict("Network.predict")
-        try:
+        with self.guard.reading("Network.predict"):
             plan = self.plans.predict_plan(self)
             chunk, workers, blas_threads = self.plans.predict_schedule(self, n, batch_size)
             if plan is None:
@@ -245,8 +254,6 @@ class Network:
             finally:
                 end_native_run()
             return out.reshape((n,) + self.output_shape)
-        finally:
-            self.guard.end_predict()
 
     def predict_classes(self, x, batch_size: Optional[int] = None) -> np.ndarray:
         """Class indices: argmax over the last axis, or output > 0.5 for a
@@ -286,15 +293,13 @@ class Network:
     def save(self, path, include_optimizer: bool = True) -> None:
         """Write the network to `path` (atomically); `nncore.load(path)` reads it."""
         _checks.check_save_path(path, "Network.save")
-        self.guard.begin_predict("Network.save")
-        try:
+        with self.guard.reading("Network.save"):
             saving.save(self, path, include_optimizer)
-        finally:
-            self.guard.end_predict()
 
     def save_weights(self, path) -> None:
         """Write only the weights (and layer state) to `path`, atomically."""
-        _weights_file.save_weights(self, path)
+        with self.guard.reading("Network.save_weights"):
+            _weights_file.save_weights(self, path)
 
     def load_weights(self, path) -> None:
         """Read `save_weights` arrays into this (built) network, checking them
@@ -319,11 +324,8 @@ class Network:
 
     def get_weights(self) -> List[np.ndarray]:
         """Copies of every layer's parameters and state arrays, in layer order."""
-        self.guard.begin_predict("Network.get_weights")
-        try:
+        with self.guard.reading("Network.get_weights"):
             return [w for layer in self.layers for w in layer.get_weights()]
-        finally:
-            self.guard.end_predict()
 
     def set_weights(self, weights: Sequence[np.ndarray], wait: Optional[float] = None) -> None:
         """Copy `get_weights()`-style arrays into the network, checking the
@@ -346,15 +348,11 @@ class Network:
             except (ValueError, TypeError) as error:
                 raise type(error)(in_layer(index, layer, error)) from None
             start += count
-        claim = not self.guard.fitting_here()     # a callback of this thread's fit may
-        if claim:
-            self.guard.begin_fit("Network.set_weights", wait=wait)
-        try:
+        # a callback of this thread's fit may set the weights: the fit holds the guard
+        with (nullcontext() if self.guard.fitting_here()
+              else self.guard.writing("Network.set_weights", wait)):
             for layer, arrays in zip(self.layers, checked):
                 layer.set_weights(arrays)
-        finally:
-            if claim:
-                self.guard.end_fit()
 
     def copy(self) -> "Network":
         """An independent copy (weights, optimizer state and random state)."""
@@ -365,11 +363,8 @@ class Network:
         return (loads, (self._dumps("pickling a Network"),))
 
     def _dumps(self, caller: str) -> bytes:
-        self.guard.begin_predict(caller)
-        try:
+        with self.guard.reading(caller):
             return saving.dumps(self)
-        finally:
-            self.guard.end_predict()
 
 
 def _checked_wait(wait, caller: str) -> Optional[float]:
@@ -416,6 +411,21 @@ def _budgeted_params(net: Network, layer: Layer, shape, before: int) -> int:
         f"{count:,} parameters (and {before:,} in the layers before)"
     _budget.check((before + count) * net.dtype.itemsize, what)
     return count
+
+
+def _predict_stream(net: Network, x, batch_size: Optional[int]) -> np.ndarray:
+    """Network.predict over a stream: the outputs of every block, in order."""
+    blocks = _adapters.Blocks(x)
+    if not _adapters.is_dask_array(x):
+        return np.concatenate([net.predict(xb, batch_size) for xb, _, _ in blocks.batches()])
+    net.build()
+    out = np.empty((len(x),) + tuple(net.output_shape), net.dtype)
+    start = 0
+    for xb, _, _ in blocks.batches():
+        part = net.predict(xb, batch_size)
+        out[start:start + len(part)] = part
+        start += len(part)
+    return out
 
 
 def _predict_python(net: Network, x: np.ndarray, chunk: int) -> np.ndarray:

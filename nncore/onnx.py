@@ -65,13 +65,10 @@ def export(network, path=None, *, opset: int = DEFAULT_OPSET) -> "onnx.ModelProt
     tensor = _Tensor(INPUT, tuple(network.input_shape), channels_first=False)
     # the weights are read under the guard of save and copy: one weight version,
     # never the arrays of a fit running in another thread
-    network.guard.begin_predict("nncore.onnx.export")
-    try:
+    with network.guard.reading("nncore.onnx.export"):
         for index, (layer, convert) in enumerate(zip(network.layers, converters)):
             graph.prefix = f"layer{index}_{type(layer).__name__}"
             tensor = convert(graph, layer, tensor)
-    finally:
-        network.guard.end_predict()
     graph.prefix = "output"
     graph.name_output(_channels_last(graph, tensor).name)
     model = graph.model(tuple(network.input_shape), tuple(network.output_shape), opset,

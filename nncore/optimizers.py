@@ -80,11 +80,14 @@ class Optimizer:
         rate = self.learning_rate
         return float(rate(step)) if callable(rate) else rate
 
-    def learning_rates(self, first_step: int, count: int) -> np.ndarray:
-        """The rates of steps first_step .. first_step + count - 1 (float64);
+    def learning_rates(self, first_step: int, count: int, rate: LearningRate = None
+                       ) -> np.ndarray:
+        """The rates of steps first_step .. first_step + count - 1 (float64)
+        from `rate` (a number or schedule; None: the optimizer's own);
         ValueError naming the step when a schedule gives a rate that is not
         a positive finite number."""
-        rate = self.learning_rate
+        if rate is None:
+            rate = self.learning_rate
         if isinstance(rate, schedules.LearningRateSchedule):
             rates = np.asarray(rate.rates(first_step, count), dtype=np.float64)
         elif callable(rate):

@@ -1,6 +1,6 @@
-"""The fused inference op for a convolution followed by max pooling: the
-same outputs as the two ops it replaces, through im2col + GEMM and through
-Winograd's F(2x2, 3x3), in both dtypes."""
+"""The fused op for a convolution followed by max pooling (inference and
+training): the same outputs as the two ops it replaces, through im2col +
+GEMM and through Winograd's F(2x2, 3x3), in both dtypes."""
 import numpy as np
 import pytest
 

@@ -251,6 +251,36 @@ def one_trial(net, x, y, threads_per_trial):
     assert (len(ran), len(refused)) == (1, threads_per_trial - 1)
 
 
+def test_every_entry_point_is_refused_while_another_thread_fits(tmp_path):
+    x, y = sparse_data((6,), 64, 3, 7)
+    net = nncore.Network([nncore.Dense(8, activation="relu"), nncore.Dense(3)], seed=0)
+    net.use(nncore.losses.SparseCategoricalCrossentropy(from_logits=True), optimizer="adam")
+    net.fit(x, y, epochs=1, verbose=0)
+    done = threading.Event()
+    hold, started = hold_fit_until(done.is_set)
+    worker = threading.Thread(target=lambda: net.fit(x, y, epochs=1, verbose=0,
+                                                     callbacks=[hold]))
+    worker.start()
+    try:
+        assert started.wait(30)
+        calls = {"Network.predict": lambda: net.predict(x),
+                 "Network.evaluate": lambda: net.evaluate(x, y),
+                 "Network.save": lambda: net.save(tmp_path / "a.nncore"),
+                 "Network.save_weights": lambda: net.save_weights(tmp_path / "w.nncore"),
+                 "Network.get_weights": net.get_weights,
+                 "Network.copy": net.copy,
+                 "Network.set_weights": lambda: net.set_weights(net.get_weights()),
+                 "Network.fit": lambda: net.fit(x, y, verbose=0)}
+        for caller, call in calls.items():
+            with pytest.raises(RuntimeError, match="fit is running|already being trained"):
+                call()
+        assert not (tmp_path / "w.nncore").exists()
+    finally:
+        done.set()
+        worker.join(30)
+    net.save_weights(tmp_path / "w.nncore")       # free again once fit returned
+
+
 def test_threads_building_one_network_at_once_get_one_set_of_weights():
     x = np.random.default_rng(11).normal(size=(5, 4)).astype(np.float32)
     switch = sys.getswitchinterval()

@@ -82,7 +82,7 @@ def test_per_sample_fast_path_matches_python_path(dtype, rtol):
     # the result must match the plain per-sample loop run in Python
     x, y = data(n=150)
     fast = native_net(dtype).use(mse, mse_prime)
-    slow = native_net(dtype).use(losses.FunctionLoss(mse, mse_prime))
+    slow = native_net(dtype).use(nncore.article.FunctionLoss(mse, mse_prime))
     h_fast = fast.fit(x, y, epochs=2, learning_rate=0.1, verbose=0)
     h_slow = slow.fit(x, y, epochs=2, learning_rate=0.1, verbose=0)
     np.testing.assert_allclose(h_fast["loss"], h_slow["loss"], rtol=rtol)

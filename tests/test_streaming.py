@@ -169,3 +169,49 @@ def test_dask_arrays_on_the_local_scheduler():
         a.fit(X, y[:-1], verbose=0)
     with pytest.raises(ValueError, match="y must be its targets"):
         a.fit(X, verbose=0)
+
+
+def test_streams_and_arrays_report_through_one_loop(capsys):
+    # batch callbacks see the batch index within the epoch, whatever block
+    # it came from, and the epoch line is the one array fits print
+    x, y = data(300)
+    seen = []
+
+    class Batches_(callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            seen.append((batch, logs["size"]))
+
+    net = classifier(metrics=["accuracy"])
+    history = net.fit(Batches(x, y, 100), epochs=2, batch_size=40, verbose=2,
+                      callbacks=[Batches_()])
+    assert seen == [(i, size) for i, size in enumerate([40, 40, 20] * 3)] * 2
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" - ")[:2] for line in lines] == [["Epoch 1/2", "9 steps"],
+                                                        ["Epoch 2/2", "9 steps"]]
+    assert f"loss: {history['loss'][1]:.4f}" in lines[1]
+    assert f"accuracy: {history['accuracy'][1]:.4f}" in lines[1]
+    article = nncore.Network([nncore.FCLayer(5, 2)], seed=0).use("mse")
+    article.fit([(x[:50], np.eye(2)[y[:50]])], epochs=1, verbose=1)
+    assert capsys.readouterr().out.startswith("epoch 1/1   error=")
+
+
+def test_learning_rate_of_the_call_is_what_callbacks_see_and_set():
+    x, y = data(200)
+    net = classifier()
+    rates = []
+
+    class Record(callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            rates.append((self.network.trainer.learning_rate,
+                          self.network.optimizer.learning_rate))
+
+    net.fit(x, y, epochs=3, verbose=0, learning_rate=0.1,
+            callbacks=[callbacks.LearningRateScheduler(lambda epoch, rate: rate / 2), Record()])
+    assert rates == [(0.05, 0.001), (0.025, 0.001), (0.0125, 0.001)]
+    assert net.optimizer.learning_rate == 0.001 and net.trainer is None
+    # without a rate for the call, the scheduler sets the optimizer's, which keeps it
+    rates.clear()
+    net.fit(Batches(x, y, 50), epochs=2, verbose=0,
+            callbacks=[callbacks.LearningRateScheduler(lambda epoch, rate: rate / 2), Record()])
+    assert rates == [(0.0005, 0.0005), (0.00025, 0.00025)]
+    assert net.optimizer.learning_rate == 0.00025

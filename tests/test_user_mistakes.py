@@ -215,7 +215,8 @@ def test_fit_learning_rate_applies_to_the_call_only():
 
     class Interrupt(nncore.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            assert self.network.optimizer.learning_rate == 0.5   # in use during the call
+            assert self.network.trainer.learning_rate == 0.5     # the rate of the call
+            assert self.network.optimizer.learning_rate == 0.001  # never written
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

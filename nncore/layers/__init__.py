@@ -1,13 +1,14 @@
-from .activation import (Activation, ActivationLayer, LeakyReLU, ReLU, Sigmoid, Softmax,
-                         Tanh)
+from .activation import Activation, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .base import Layer, NativeLayer
-from .conv import Conv2D, ConvLayer
-from .dense import Dense, FCLayer
+from .conv import Conv2D
+from .dense import Dense
 from .dropout import Dropout
 from .normalization import BatchNormalization
 from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, MaxPool2D,
                       MaxPooling2D)
-from .reshape import Flatten, FlattenLayer
+from .reshape import Flatten
+# the article's layers, built on the ones above
+from ..article import ActivationLayer, ConvLayer, FCLayer, FlattenLayer
 
 __all__ = ["Layer", "NativeLayer", "Dense", "FCLayer", "Activation", "ActivationLayer",
            "Tanh", "Sigmoid", "ReLU", "LeakyReLU", "Softmax",

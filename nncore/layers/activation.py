@@ -1,13 +1,12 @@
 """Activation layers: `Activation(name)`, `Tanh`, `Sigmoid`, `ReLU`,
-`LeakyReLU`, `Softmax`, and the article's `ActivationLayer(f, f_prime)`."""
+`LeakyReLU`, `Softmax` (nncore.article adds `ActivationLayer(f, f_prime)`)."""
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Optional, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
-from .. import activations as article
 from .._native.activation import KINDS, ActivationOp
 from ..errors import unknown_name
 from .base import NativeLayer
@@ -83,68 +82,6 @@ class Softmax(Activation):
         super().__init__("softmax", name=name)
 
 
-# the article's functions that have a native kernel
-_ARTICLE_PAIRS = {(article.tanh, article.tanh_prime): "tanh",
-                  (article.sigmoid, article.sigmoid_prime): "sigmoid",
-                  (article.relu, article.relu_prime): "relu"}
-
-
-class ActivationLayer(Activation):
-    """The article's activation layer: ActivationLayer(activation, activation_prime).
-
-    nncore's own `nncore.activations` functions run natively; any other pair
-    of Python functions f(x), f_prime(x) runs in Python.  The article's older
-    form ActivationLayer(shape, f, f_prime) is accepted too.
-    """
-
-    def __init__(self, *args, name: Optional[str] = None):
-        if len(args) == 3:
-            args = args[1:]
-        if len(args) != 2 or not all(callable(f) for f in args):
-            raise TypeError("ActivationLayer takes (activation, activation_prime) functions")
-        self.function: Callable = args[0]
-        self.function_prime: Callable = args[1]
-        native = _ARTICLE_PAIRS.get((self.function, self.function_prime))
-        super().__init__(native or "identity", name=name)
-        self.is_native = native is not None
-
-    def native_ops(self) -> Optional[list]:
-        return super().native_ops() if self.is_native else None
-
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        if self.is_native:
-            return super().forward(x, training)
-        if not self.built:
-            self.build(np.shape(x)[1:])
-        self._x = np.asarray(x)
-        return np.asarray(self.function(self._x), dtype=self.dtype)
-
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        if self.is_native:
-            return super().backward(dy)
-        return np.asarray(self.function_prime(self._x) * dy, dtype=self.dtype)
-
-    def get_config(self) -> dict:
-        if not self.is_native:
-            raise ValueError("ActivationLayer with arbitrary Python functions cannot be "
-                             "saved; use Activation(name) or a registered Layer subclass")
-        return {"activation": self.activation, "name": self.name}
-
-    @classmethod
-    def from_config(cls, config: dict) -> "ActivationLayer":
-        config = dict(config)
-        activation = config.pop("activation", None)
-        pairs = {name: pair for pair, name in _ARTICLE_PAIRS.items()}
-        if activation not in pairs:
-            raise ValueError(f"ActivationLayer: activation must be one of "
-                             f"{sorted(pairs)}, got {activation!r}")
-        return cls(*pairs[activation], **config)
-
-    def __repr__(self) -> str:
-        name = getattr(self.function, "__name__", "custom")
-        return f"ActivationLayer({name})"
-
-
 ActivationSpec = Union[None, str, Activation, dict]
 
 
@@ -156,7 +93,7 @@ def fused_activation(layer, activation: ActivationSpec) -> Tuple[Optional[str], 
         return None, LEAKY_RELU_ALPHA
     if isinstance(activation, dict) and set(activation) == {"name", "alpha"}:
         return fused_activation(layer, Activation(activation["name"], activation["alpha"]))
-    if isinstance(activation, Activation) and type(activation) is not ActivationLayer:
+    if isinstance(activation, Activation) and getattr(activation, "fusable", True):
         return activation.activation, activation.alpha
     if isinstance(activation, str) and activation in ACTIVATION_NAMES:
         return activation, LEAKY_RELU_ALPHA

@@ -1,4 +1,4 @@
-"""Convolution layers: the modern `Conv2D` and the article's `ConvLayer`."""
+"""The convolution layer `Conv2D` (nncore.article adds `ConvLayer`)."""
 from __future__ import annotations
 
 from typing import Any, List, Optional, Sequence
@@ -12,6 +12,7 @@ from .._native.convpool import ConvPoolOp
 from ._window import as_pair, check_padding, image_shape, window_geometry
 from .activation import ActivationSpec, activation_config, fused_activation
 from .base import NativeLayer, Shape
+from .pooling import MaxPool2D
 
 
 class Conv2D(NativeLayer):
@@ -77,7 +78,6 @@ class Conv2D(NativeLayer):
     def pooled_op(self, pool) -> Optional[ConvPoolOp]:
         """One op for this layer followed by the MaxPool2D layer `pool`, when
         the pool's windows do not overlap and it has no padding (else None)."""
-        from .pooling import MaxPool2D
         if (type(pool) is not MaxPool2D or self.activation not in (None, "relu")
                 or pool.strides != pool.pool_size or pool.padding not in ("valid", (0, 0))):
             return None
@@ -115,35 +115,3 @@ class Conv2D(NativeLayer):
         return text + ")"
 
 
-class ConvLayer(Conv2D):
-    """The article's convolution layer: ConvLayer(input_shape, kernel_shape, layer_depth).
-
-    Stride 1, no padding; samples are (h, w, d) arrays and the output is
-    (h - kh + 1, w - kw + 1, layer_depth).  Unlike the article's own code, the
-    bias is added once per output value and its gradient is the plain sum of
-    the output gradient (the article adds it once per input channel but scales
-    its gradient by the number of output channels).  Weights use Glorot
-    initialization; pass `kernel_initializer='uniform'` for the article's.
-    """
-
-    def __init__(self, input_shape: Sequence[int], kernel_shape, layer_depth: int,
-                 kernel_initializer="glorot_uniform", name: Optional[str] = None):
-        super().__init__(layer_depth, kernel_shape, kernel_initializer=kernel_initializer,
-                         name=name)
-        self.expected_input = image_shape(self, tuple(input_shape))
-
-    def compute_output_shape(self, input_shape: Shape) -> Shape:
-        if tuple(input_shape) != self.expected_input:
-            raise ValueError(f"{type(self).__name__}: expected input of shape "
-                             f"{(None,) + self.expected_input}, received "
-                             f"{(None,) + tuple(input_shape)}")
-        return super().compute_output_shape(input_shape)
-
-    def get_config(self) -> dict:
-        return {"input_shape": list(self.expected_input),
-                "kernel_shape": list(self.kernel_size), "layer_depth": self.filters,
-                "kernel_initializer": initializers.name_of(self.kernel_initializer),
-                "name": self.name}
-
-    def __repr__(self) -> str:
-        return f"ConvLayer({self.expected_input}, {self.kernel_size}, {self.filters})"

@@ -1,7 +1,7 @@
-"""Fully connected layers: the modern `Dense` and the article's `FCLayer`."""
+"""The fully connected layer `Dense` (nncore.article adds `FCLayer`)."""
 from __future__ import annotations
 
-from typing import Any, List, Optional, Sequence, Union
+from typing import Any, List, Optional, Sequence
 
 import numpy as np
 
@@ -86,27 +86,3 @@ class Dense(NativeLayer):
         return [(n_in, self.units)] + ([(self.units,)] if self.use_bias else [])
 
 
-class FCLayer(Dense):
-    """The article's fully connected layer: FCLayer(input_size, output_size).
-
-    Sizes may also be given as the article's older (1, n) shapes.  Weights
-    use Glorot initialization (the article's uniform [-0.5, 0.5) saturates
-    tanh on wide inputs); pass `kernel_initializer='uniform'` for the original.
-    """
-
-    def __init__(self, input_size: Union[int, Sequence[int]], output_size: Union[int, Sequence[int]],
-                 kernel_initializer="glorot_uniform", name: Optional[str] = None):
-        super().__init__(_last(output_size), input_size=_last(input_size),
-                         kernel_initializer=kernel_initializer, name=name)
-
-    def __repr__(self) -> str:
-        return f"FCLayer({self.input_size}, {self.units})"
-
-    def get_config(self) -> dict:
-        return {"input_size": self.input_size, "output_size": self.units,
-                "kernel_initializer": initializers.name_of(self.kernel_initializer),
-                "name": self.name}
-
-
-def _last(size):
-    return size[-1] if isinstance(size, (tuple, list)) else size

@@ -1,4 +1,4 @@
-"""Flatten layers: the modern `Flatten` and the article's `FlattenLayer`."""
+"""The `Flatten` layer (nncore.article adds `FlattenLayer`)."""
 from __future__ import annotations
 
 import numpy as np
@@ -20,9 +20,3 @@ class Flatten(NativeLayer):
         return f"{type(self).__name__}()"
 
 
-class FlattenLayer(Flatten):
-    """The article's flatten layer: each sample becomes a (1, h*w*d) row,
-    ready for the article's FCLayer."""
-
-    def compute_output_shape(self, input_shape: Shape) -> Shape:
-        return (1,) + super().compute_output_shape(input_shape)
