@@ -121,18 +121,6 @@ cdef extern from *:
     double select_d "NNCORE_SELECT"(bint c, double a, double b) noexcept nogil
 
 
-# totals (F) = the column sums of a (rows, F) in double, row after row (the
-# inner loop runs along a row, so it vectorizes)
-cdef inline void column_totals(double* totals, const real* a, Py_ssize_t rows,
-                               Py_ssize_t F) noexcept nogil:
-    cdef Py_ssize_t r, f
-    for f in range(F):
-        totals[f] = 0
-    for r in range(rows):
-        for f in range(F):
-            totals[f] += a[r * F + f]
-
-
 # the larger of a and b as one C expression (no branch: loops using it vectorize)
 cdef inline real r_max(real a, real b) noexcept nogil:
     if real is float:
