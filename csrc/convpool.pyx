@@ -244,13 +244,13 @@ cdef void winograd_pooled(real* y, const real* m, const real* bias, Py_ssize_t T
     epilogue_forward(y, bias, T, F, c.activation, <real>c.alpha)
 
 
-# y (n, PH, PW, F) through Winograd; work: V (16, T, C), m (16, T, F); in the op's
-# state, after the bias sums: U (16, C, F) from winograd_kernel and a tile (16, C)
+# y (n, PH, PW, F) through Winograd; work: V (16, T, C), m (16, T, F); kept by
+# the plan (op.keep): U (16, C, F) from winograd_kernel, then a tile (16, C)
 cdef void _winograd_forward(Op* op, Py_ssize_t n, real* y, const real* x,
                             real* work) noexcept nogil:
     cdef const ConvPoolCfg* c = <const ConvPoolCfg*>op.cfg
     cdef Py_ssize_t k, C = c.conv.C, F = c.conv.F, T = n * c.PH * c.PW
-    cdef real* U = <real*>(op.state + c.conv.F)
+    cdef real* U = <real*>op.keep
     cdef real* tile = U + 16 * C * F
     cdef real* V = work
     cdef real* m = work + 16 * T * C
@@ -313,15 +313,14 @@ cdef void _backward(Op* op, Py_ssize_t n, real* dx, const real* dy, const real* 
 
 
 # the samples in groups of at most op.work_group; Winograd at inference when the
-# groups have enough tiles.  The op's state holds, after F float64 sums for the
-# bias gradient, U (16, C, F), the tile (16, C),
-# rows (12, F) and the kernel (9, C, F) that U was transformed from: U is
-# transformed again only when the kernel has changed since.
+# groups have enough tiles.  The plan keeps for the op (op.keep) U (16, C, F),
+# the tile (16, C), rows (12, F) and the kernel (9, C, F) that U was
+# transformed from: U is transformed again only when the kernel has changed.
 cdef void _grouped(Op* op, Py_ssize_t n, real* y, real* arg, const real* x,
                    real* work) noexcept nogil:
     cdef const ConvPoolCfg* c = <const ConvPoolCfg*>op.cfg
     cdef Py_ssize_t s = 0, g, C = c.conv.C, F = c.conv.F
-    cdef real* U = <real*>(op.state + F)
+    cdef real* U = <real*>op.keep
     cdef real* rows = U + 16 * (C * F + C)
     cdef real* source = rows + 12 * F
     cdef bint winograd = (c.winograd and arg == NULL and
@@ -407,9 +406,8 @@ cdef class ConvPoolOp:
         if self.cfg.winograd:
             self.op.work_size = max(self.op.work_size,
                                     16 * self.cfg.PH * self.cfg.PW * (c.C + c.F))
-            # then U, a tile, kernel rows and the kernel U came from (float64 words)
-            self.op.state_size += ((16 * (c.F + 1) + 9 * c.F) * c.C + 12 * c.F) \
-                * kernel.itemsize // 8 + 1
+            # U, a tile, kernel rows and the kernel U came from
+            self.op.keep_size = (16 * (c.F + 1) + 9 * c.F) * c.C + 12 * c.F
         self.op.work_group = max(1, GROUP_BYTES // (self.op.work_size * kernel.itemsize))
         self.op.cfg = &self.cfg
         self.op.forward = convpool_op_forward

@@ -18,6 +18,7 @@ do not change); only the folding and the conv+pool op round differently,
 within a few units in the last place."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, List, Optional, Tuple
 
@@ -54,7 +55,7 @@ def lower(layers, training: bool) -> Optional[List[Step]]:
         if _is_product(layer):
             step, index = _lower_product(layers, index, training, not steps)
         elif not training and isinstance(layer, (Dropout, Flatten)):
-            what = "view" if isinstance(layer, Flatten) else "identity at inference"
+            what = "view, no op" if isinstance(layer, Flatten) else "no op at inference"
             step, index = Step([], (index,), what), index + 1
         else:
             step = Step(list(layer.native_ops()), (index,), _describe_other(layer))
@@ -103,11 +104,14 @@ def _lower_product(layers, index: int, training: bool, first: bool):
         activation = None
     fusable = activation is None or activation[0] in EPILOGUE
     bias = weights[1] is not None
+    note = ""
     if isinstance(layer, Dense):
         fuse = not (training and first)
         ops = layer.dense_ops(weights, activation, fuse)
-        text = "dense: GEMM" + _epilogue_text(bias, activation if fuse and fusable else None,
-                                                folds)
+        text = "dense, GEMM"
+        epilogue = _epilogue_parts(bias, activation if fuse and fusable else None)
+        if not fuse and activation is not None:
+            note = " (the first dense op of a training plan: per-sample SGD defers its updates)"
     else:
         pool = layers[following] if following < len(layers) else None
         if fusable and _fuses_pool(pool):
@@ -116,15 +120,22 @@ def _lower_product(layers, index: int, training: bool, first: bool):
         else:
             pool = None
         ops = layer.conv_ops(weights, activation, pool)
-        text = (("conv+pool: " + _convpool_text(ops[0], training)) if pool is not None
-                else "conv: " + ("GEMM (1x1: x is its own im2col)" if ops[0].direct
-                                 else "im2col + GEMM"))
-        text += _epilogue_text(bias, activation if fusable else None, folds)
+        epilogue = _epilogue_parts(bias, activation if fusable else None)
         if pool is not None:
-            text += " + max"
+            text = "conv+pool, " + _convpool_text(ops[0], training)
+            epilogue = ["max"] + epilogue
+            if ops[0].winograd and not training:
+                note = " (im2col + GEMM for calls of under 16 pool windows)"
+        else:
+            text = "conv, " + ("GEMM (1x1: x is its own im2col)" if ops[0].direct
+                               else "im2col + GEMM")
+    if epilogue:
+        text += ", epilogue " + " + ".join(epilogue)
+    if folds:
+        text += ", batch normalization folded into the weights"
     if len(ops) > 1:
         text += f"; {activation[0]} as an op of its own"
-    return Step(ops, tuple(covered), text, folds), following
+    return Step(ops, tuple(covered), text + note, folds), following
 
 
 def _fuses_pool(pool) -> bool:
@@ -134,26 +145,22 @@ def _fuses_pool(pool) -> bool:
 
 def _convpool_text(op, training: bool) -> str:
     if op.winograd and not training:
-        return "Winograd F(2x2,3x3) (im2col + GEMM below 16 windows a call)"
+        return "Winograd F(2x2,3x3)"
     if op.by_tap:
-        return "tap-by-tap im2col + GEMM"
+        return "im2col tap by tap + GEMM"
     return "im2col + GEMM"
 
 
-def _epilogue_text(bias: bool, activation, folds) -> str:
-    parts = (["bias"] if bias else []) + ([activation[0]] if activation else [])
-    text = "".join(" + " + part for part in parts)
-    if folds:
-        text += " (batch normalization folded into the weights)"
-    return text
+def _epilogue_parts(bias: bool, activation) -> List[str]:
+    return (["bias"] if bias else []) + ([activation[0]] if activation else [])
 
 
 def _describe_other(layer) -> str:
     if isinstance(layer, Activation):
-        return f"activation: {layer.activation}"
+        return f"activation, {layer.activation}"
     if isinstance(layer, Flatten):
         return "copy"
-    return type(layer).__name__.lower()
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z][a-z])", "_", type(layer).__name__).lower()
 
 
 class FoldedBatchNorm:

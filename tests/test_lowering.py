@@ -215,3 +215,71 @@ def test_a_dense_subclass_with_its_own_ops_is_left_alone():
     layers = [Scaled(3), nncore.ReLU()]
     net = nncore.Network(layers, input_shape=(4,), seed=0)
     assert op_kinds(fused_ops(net.layers)) == ["DenseOp", "ActivationOp"]
+
+
+README_CNN_PLAN = """\
+Plan for inference:
+  conv2d_0 + max_pool2d_1 -> conv+pool, im2col tap by tap + GEMM, epilogue max + bias + relu
+  conv2d_2 + max_pool2d_3 -> conv+pool, Winograd F(2x2,3x3), epilogue max + bias + relu \
+(im2col + GEMM for calls of under 16 pool windows)
+  flatten_4               -> view, no op
+  dense_5                 -> dense, GEMM, epilogue bias + relu
+  dropout_6               -> no op at inference
+  dense_7                 -> dense, GEMM, epilogue bias
+Plan for training:
+  conv2d_0 + max_pool2d_1 -> conv+pool, im2col tap by tap + GEMM, epilogue max + bias + relu
+  conv2d_2 + max_pool2d_3 -> conv+pool, im2col + GEMM, epilogue max + bias + relu
+  flatten_4               -> copy
+  dense_5                 -> dense, GEMM, epilogue bias + relu
+  dropout_6               -> dropout
+  dense_7                 -> dense, GEMM, epilogue bias"""
+
+README_MLP_PLAN = """\
+Plan for inference:
+  dense_0 -> dense, GEMM, epilogue bias + relu
+  dense_1 -> dense, GEMM, epilogue bias
+Plan for training:
+  dense_0 -> dense, GEMM, epilogue bias; relu as an op of its own (the first dense op of a \
+training plan: per-sample SGD defers its updates)
+  dense_1 -> dense, GEMM, epilogue bias"""
+
+
+def readme_cnn(separate: bool):
+    def conv(filters):
+        return ([nncore.Conv2D(filters, 3), nncore.ReLU()] if separate
+                else [nncore.Conv2D(filters, 3, activation="relu")])
+    dense = ([nncore.Dense(128), nncore.Activation("relu")] if separate
+             else [nncore.Dense(128, activation="relu")])
+    return nncore.Network(conv(32) + [nncore.MaxPool2D(2)] + conv(64)
+                          + [nncore.MaxPool2D(2), nncore.Flatten()] + dense
+                          + [nncore.Dropout(0.5), nncore.Dense(10)],
+                          input_shape=(28, 28, 1), seed=0)
+
+
+def test_summary_prints_the_plans_of_the_readme_networks():
+    text = readme_cnn(False).summary(print_fn=None, plan=True)
+    assert text.endswith("\n\n" + README_CNN_PLAN)
+    mlp = nncore.Network([nncore.Dense(128, activation="relu"), nncore.Dense(10)],
+                         input_shape=(64,), seed=0)
+    assert mlp.summary(print_fn=None, plan=True).endswith("\n\n" + README_MLP_PLAN)
+
+
+def test_summary_shows_the_separate_spelling_running_the_same_ops():
+    def steps(text):
+        plan = text[text.index("Plan for inference"):]
+        return [line.split(" -> ") for line in plan.splitlines() if " -> " in line]
+    separate = steps(readme_cnn(True).summary(print_fn=None, plan=True))
+    joined = steps(README_CNN_PLAN)
+    assert [how for _, how in separate] == [how for _, how in joined]
+    assert [layers.strip() for layers, _ in separate[:6]] == [
+        "conv2d_0 + relu_1 + max_pool2d_2", "conv2d_3 + relu_4 + max_pool2d_5", "flatten_6",
+        "dense_7 + activation_8", "dropout_9", "dense_10"]
+
+
+def test_summary_of_a_network_before_it_is_built_and_with_python_layers():
+    net = nncore.Network([nncore.Dense(3)])
+    assert net.summary(print_fn=None, plan=True).endswith(
+        "Plan: made when the network is built (fit, predict or build(input_shape))")
+    layers = [nncore.Dense(3), nncore.ActivationLayer(np.tanh, lambda v: 1 - np.tanh(v) ** 2)]
+    text = nncore.Network(layers, input_shape=(4,)).summary(print_fn=None, plan=True)
+    assert "the layers run one by one in Python" in text
