@@ -54,7 +54,7 @@ def lower(layers, training: bool) -> Optional[List[Step]]:
         layer = layers[index]
         if _is_product(layer):
             step, index = _lower_product(layers, index, training, not steps)
-        elif not training and isinstance(layer, (Dropout, Flatten)):
+        elif not training and _keeps_ops_of(layer, (Dropout, Flatten)):
             what = "view, no op" if isinstance(layer, Flatten) else "no op at inference"
             step, index = Step([], (index,), what), index + 1
         else:
@@ -68,9 +68,14 @@ def lower(layers, training: bool) -> Optional[List[Step]]:
 
 
 def _is_product(layer) -> bool:
-    """A Dense or Conv2D (or a subclass) whose ops are the class's own."""
+    return _keeps_ops_of(layer, (Dense, Conv2D))
+
+
+def _keeps_ops_of(layer, classes) -> bool:
+    """`layer` is one of `classes` or a subclass that keeps the class's ops
+    (a subclass with ops of its own is left as it is)."""
     return any(isinstance(layer, cls) and type(layer).make_ops is cls.make_ops
-               for cls in (Dense, Conv2D))
+               for cls in classes)
 
 
 def ops_of(steps: List[Step]) -> list:

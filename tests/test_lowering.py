@@ -283,3 +283,14 @@ def test_summary_of_a_network_before_it_is_built_and_with_python_layers():
     layers = [nncore.Dense(3), nncore.ActivationLayer(np.tanh, lambda v: 1 - np.tanh(v) ** 2)]
     text = nncore.Network(layers, input_shape=(4,)).summary(print_fn=None, plan=True)
     assert "the layers run one by one in Python" in text
+
+
+def test_an_activation_subclass_with_its_own_ops_is_not_fused():
+    class Doubled(nncore.Activation):
+        def __init__(self):
+            super().__init__("relu")
+
+        def make_ops(self):
+            return super().make_ops()
+    net = nncore.Network([nncore.Dense(3), Doubled()], input_shape=(4,), seed=0)
+    assert op_kinds(fused_ops(net.layers)) == ["DenseOp", "ActivationOp"]

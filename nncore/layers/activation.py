@@ -184,7 +184,8 @@ def epilogue_kind(activation: Optional[Tuple[str, float]]) -> Tuple[int, float]:
 def epilogue_activation(layer) -> Optional[Tuple[str, float]]:
     """(name, alpha) when `layer` is a native activation an epilogue can
     apply, else None."""
-    if not isinstance(layer, Activation) or layer.activation not in EPILOGUE:
+    if (not isinstance(layer, Activation) or layer.activation not in EPILOGUE
+            or type(layer).make_ops is not Activation.make_ops):
         return None
     if isinstance(layer, ActivationLayer) and not layer.is_native:
         return None
