@@ -32,6 +32,9 @@ cdef enum:
 #   cache: (n, cache_size) per-sample values kept from forward to backward
 #   state: (state_size) float64 values kept from forward to backward
 #          (batch statistics, flags)
+#   keep:  (keep_size) values of the op's dtype that persist from run to run
+#          of the plan: caches derived from the weights (convpool's Winograd
+#          kernel), which the op checks against the weights before use
 #   work:  (n, work_size) scratch shared by all ops of a plan; an op that works
 #          through its samples in groups of at most work_group (> 0) needs
 #          (work_group, work_size) only
@@ -43,6 +46,7 @@ cdef struct Op:
     Py_ssize_t out_size
     Py_ssize_t cache_size
     Py_ssize_t state_size
+    Py_ssize_t keep_size
     Py_ssize_t work_size
     Py_ssize_t work_group
     Py_ssize_t window_size
@@ -63,6 +67,7 @@ cdef struct Op:
     void* dy
     void* cache
     double* state
+    void* keep
     void* work
     void* window
     void (*forward)(Op* op, Py_ssize_t n, bint training) noexcept nogil
@@ -119,18 +124,6 @@ cdef extern from *:
     double max_d "NNCORE_MAX"(double a, double b) noexcept nogil
     float select_f "NNCORE_SELECT"(bint c, float a, float b) noexcept nogil
     double select_d "NNCORE_SELECT"(bint c, double a, double b) noexcept nogil
-
-
-# totals (F) = the column sums of a (rows, F) in double, row after row (the
-# inner loop runs along a row, so it vectorizes)
-cdef inline void column_totals(double* totals, const real* a, Py_ssize_t rows,
-                               Py_ssize_t F) noexcept nogil:
-    cdef Py_ssize_t r, f
-    for f in range(F):
-        totals[f] = 0
-    for r in range(rows):
-        for f in range(F):
-            totals[f] += a[r * F + f]
 
 
 # the larger of a and b as one C expression (no branch: loops using it vectorize)

@@ -146,7 +146,7 @@ cdef class Plan:
 
     cdef tuple _own_buffers(self, Op* ops, Py_ssize_t n):
         # buffers for n samples, with the op records pointing at them:
-        # (activations, gradients, caches, states, work)
+        # (activations, gradients, caches, states, work, kept caches)
         cdef Py_ssize_t i, work = 0
         sizes = [self.in_size] + [ops[i].out_size for i in range(self.n_ops)]
         per_sample = 2 * sum(sizes)          # activations and their gradients
@@ -161,8 +161,9 @@ cdef class Plan:
                    [aligned_empty((n, max(ops[i].cache_size, 1)), self.dtype)
                     for i in range(self.n_ops)],
                    [np.zeros(max(ops[i].state_size, 1)) for i in range(self.n_ops)],
-                   aligned_empty((max(work, 1),), self.dtype))
-        acts, deltas, caches, states, work_buffer = buffers
+                   aligned_empty((max(work, 1),), self.dtype),
+                   [np.zeros(max(ops[i].keep_size, 1), self.dtype) for i in range(self.n_ops)])
+        acts, deltas, caches, states, work_buffer, kept = buffers
         for i in range(self.n_ops):
             ops[i].x = address(acts[i])
             ops[i].y = address(acts[i + 1])
@@ -170,6 +171,7 @@ cdef class Plan:
             ops[i].dy = address(deltas[i + 1])
             ops[i].cache = address(caches[i])
             ops[i].state = <double*>address(states[i])
+            ops[i].keep = address(kept[i])
             ops[i].work = address(work_buffer)
         return buffers
 

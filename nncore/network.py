@@ -257,10 +257,14 @@ class Network:
         return out.argmax(-1)
 
     # ---------------------------------------------------------------- summary
-    def summary(self, print_fn=print) -> str:
+    def summary(self, print_fn=print, plan: bool = False) -> str:
         """A table of the layers, their output shapes and parameter counts
-        (before the network is built: those the layers' own sizes give)."""
+        (before the network is built: those the layers' own sizes give).
+        With `plan`, then the native ops that run the network for inference
+        and for training, the layers each computes and the algorithm."""
         text = _summary.summary_text(self)
+        if plan:
+            text += "\n\n" + _summary.plan_text(self)
         if print_fn is not None:
             print_fn(text)
         return text

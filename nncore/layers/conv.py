@@ -10,7 +10,8 @@ from .._native.activation import ActivationOp
 from .._native.conv import ConvOp
 from .._native.convpool import ConvPoolOp
 from ._window import as_pair, check_padding, image_shape, window_geometry
-from .activation import ActivationSpec, activation_config, fused_activation
+from .activation import (EPILOGUE, ActivationSpec, activation_config, epilogue_kind,
+                         fused_activation, own_gradients)
 from .base import NativeLayer, Shape
 
 
@@ -62,31 +63,31 @@ class Conv2D(NativeLayer):
         super().build(input_shape)
 
     def make_ops(self) -> list:
-        shape = image_shape(self, self._built_input_shape())
-        (oh, ow), pad = self._geometry(shape)
-        g_bias = self.grads[1] if self.use_bias else None
-        relu = self.activation == "relu"          # fused into the convolution
-        ops: List[Any] = [ConvOp(self.kernel, self.bias, self.grads[0], g_bias,
-                                 (shape[0], shape[1]), (oh, ow), self.strides, pad, relu)]
-        if self.activation is not None and not relu:
-            size = oh * ow * self.filters
-            ops.append(ActivationOp(self.activation, self.dtype, size,
-                                    self.filters, self.activation_alpha))
-        return ops
+        activation = None if self.activation is None else (self.activation,
+                                                           self.activation_alpha)
+        return self.conv_ops((self.kernel, self.bias), activation)
 
-    def pooled_op(self, pool) -> Optional[ConvPoolOp]:
-        """One op for this layer followed by the MaxPool2D layer `pool`, when
-        the pool's windows do not overlap and it has no padding (else None)."""
-        from .pooling import MaxPool2D
-        if (type(pool) is not MaxPool2D or self.activation not in (None, "relu")
-                or pool.strides != pool.pool_size or pool.padding not in ("valid", (0, 0))):
-            return None
+    def conv_ops(self, weights, activation, pool=None) -> list:
+        """The ops of this convolution over `weights` (kernel, bias: the
+        layer's own, or folded copies for inference), with `activation`
+        ((name, alpha) or None) in the epilogue when it is element-wise and
+        non-decreasing (else as an op of its own), fused with the MaxPool2D
+        layer `pool` when given (its windows must not overlap nor pad)."""
         shape = image_shape(self, self._built_input_shape())
         (oh, ow), pad = self._geometry(shape)
-        g_bias = self.grads[1] if self.use_bias else None
-        return ConvPoolOp(self.kernel, self.bias, self.grads[0], g_bias, (shape[0], shape[1]),
-                          (oh, ow), self.strides, pad, self.activation == "relu",
-                          pool.pool_size)
+        g_kernel, g_bias = own_gradients(self, weights)
+        geometry = ((shape[0], shape[1]), (oh, ow), self.strides, pad)
+        fused = activation if activation is None or activation[0] in EPILOGUE else None
+        kind, alpha = epilogue_kind(fused)
+        if pool is not None:
+            return [ConvPoolOp(weights[0], weights[1], g_kernel, g_bias, *geometry, kind, alpha,
+                               pool.pool_size)]
+        ops: List[Any] = [ConvOp(weights[0], weights[1], g_kernel, g_bias, *geometry, kind,
+                                 alpha)]
+        if fused is None and activation is not None:
+            ops.append(ActivationOp(activation[0], self.dtype, oh * ow * self.filters,
+                                    self.filters, activation[1]))
+        return ops
 
     def get_config(self) -> dict:
         return {"filters": self.filters, "kernel_size": list(self.kernel_size),

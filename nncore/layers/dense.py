@@ -8,7 +8,8 @@ import numpy as np
 from .. import initializers
 from .._native.activation import ActivationOp
 from .._native.dense import DenseOp
-from .activation import ActivationSpec, activation_config, fused_activation
+from .activation import (EPILOGUE, ActivationSpec, activation_config, epilogue_kind,
+                         fused_activation, own_gradients)
 from .base import NativeLayer, Shape
 
 
@@ -61,13 +62,24 @@ class Dense(NativeLayer):
         super().build(input_shape)
 
     def make_ops(self) -> list:
+        activation = None if self.activation is None else (self.activation,
+                                                           self.activation_alpha)
+        return self.dense_ops((self.W, self.b), activation, fuse=False)
+
+    def dense_ops(self, weights, activation, fuse: bool) -> list:
+        """The ops of this layer over `weights` (W, b: the layer's own, or
+        folded copies for inference) with `activation` ((name, alpha) or
+        None): in the dense op's epilogue when `fuse` and it is element-wise
+        and non-decreasing, else as an op of its own."""
         rows = int(np.prod(self._built_input_shape()[:-1], dtype=np.int64))
-        gb = self.grads[1] if self.use_bias else None
-        ops: List[Any] = [DenseOp(self.W, self.b, self.grads[0], gb, rows)]
-        if self.activation is not None:
-            size = rows * self.units
-            ops.append(ActivationOp(self.activation, self.dtype, size,
-                                    self.units, self.activation_alpha))
+        g_kernel, g_bias = own_gradients(self, weights)
+        fused = activation if fuse and activation is not None and \
+            activation[0] in EPILOGUE else None
+        kind, alpha = epilogue_kind(fused)
+        ops: List[Any] = [DenseOp(weights[0], weights[1], g_kernel, g_bias, rows, kind, alpha)]
+        if fused is None and activation is not None:
+            ops.append(ActivationOp(activation[0], self.dtype, rows * self.units,
+                                    self.units, activation[1]))
         return ops
 
     def __repr__(self) -> str:
