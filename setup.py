@@ -25,11 +25,11 @@ from setuptools.command.build_ext import build_ext
 
 MODULES = ["plan", "data", "dense", "activation", "loss", "optim", "openmp", "cpu", "convpool",
            "conv", "pool", "reshape", "dropout", "batchnorm"]
-MODULES += ["embedding", "conv1d", "layernorm"]          # sequences
+MODULES += ["embedding", "conv1d", "layernorm", "recurrent"]          # sequences
 # the modules whose loops do the element-wise work of training and inference
 KERNEL_MODULES = ["dense", "activation", "loss", "optim", "convpool", "conv", "pool",
                   "reshape", "dropout", "batchnorm"]
-KERNEL_MODULES += ["embedding", "conv1d", "layernorm"]
+KERNEL_MODULES += ["embedding", "conv1d", "layernorm", "recurrent"]
 SIMD_FLAGS = {"avx2": ["-mavx2", "-mfma"]}
 JOBS = os.cpu_count() or 1
 SIMD_SOURCES = os.path.join("build", "simd")

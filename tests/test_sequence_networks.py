@@ -22,14 +22,29 @@ def sequence_layers():
             nncore.GlobalMaxPooling1D(), nncore.Dense(2)]
 
 
-def every_layer_network(dtype="float32"):
-    """One network with every new layer (the pools and normalization included)."""
+def convolutional_network(dtype):
     return nncore.Network(
         [nncore.Embedding(6, 4), nncore.Conv1D(5, 3, padding="causal", dilation_rate=2),
          nncore.LayerNormalization(), nncore.AveragePooling1D(2),
          nncore.MaxPool1D(2, strides=1, padding="same"), nncore.Conv1D(3, 2, strides=2),
          nncore.GlobalAveragePooling1D(), nncore.Dense(2)],
         input_shape=(12,), dtype=dtype, seed=0).build()
+
+
+def recurrent_network(dtype):
+    return nncore.Network(
+        [nncore.Embedding(6, 4), nncore.LSTM(5, return_sequences=True),
+         nncore.GRU(4, return_sequences=True, go_backwards=True), nncore.SimpleRNN(3),
+         nncore.Dense(2)], input_shape=(12,), dtype=dtype, seed=0).build()
+
+
+NETWORKS = [convolutional_network, recurrent_network]
+
+
+@pytest.fixture(params=NETWORKS, ids=lambda f: f.__name__)
+def every_layer_network(request):
+    """A network builder; together they hold every sequence layer."""
+    return lambda dtype="float32": request.param(dtype)
 
 
 def test_embedding_conv1d_network_learns_an_ordered_motif():
@@ -44,7 +59,7 @@ def test_embedding_conv1d_network_learns_an_ordered_motif():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_save_load_and_copy_round_trips(tmp_path, dtype):
+def test_save_load_and_copy_round_trips(tmp_path, dtype, every_layer_network):
     net = every_layer_network(dtype)
     net.use(nncore.losses.SparseCategoricalCrossentropy(from_logits=True), optimizer="adam")
     x, y = motif_data(64, 2)
@@ -63,7 +78,7 @@ def test_save_load_and_copy_round_trips(tmp_path, dtype):
     np.testing.assert_array_equal(clone.predict(x), net.predict(x))
 
 
-def test_native_plan_matches_layer_by_layer_python():
+def test_native_plan_matches_layer_by_layer_python(every_layer_network):
     net = every_layer_network("float64")
     x, _ = motif_data(40, 3)
     out = x.astype(np.float64)
@@ -72,7 +87,7 @@ def test_native_plan_matches_layer_by_layer_python():
     np.testing.assert_allclose(net.predict(x), out, rtol=1e-13, atol=1e-13)
 
 
-def test_inference_session_and_threads_agree():
+def test_inference_session_and_threads_agree(every_layer_network):
     net = every_layer_network()
     x, _ = motif_data(700, 4)
     expected = net.predict(x)
@@ -82,7 +97,7 @@ def test_inference_session_and_threads_agree():
         np.testing.assert_array_equal(net.predict(x), expected)
 
 
-def test_dask_predict():
+def test_dask_predict(every_layer_network):
     da = pytest.importorskip("dask.array")
     import nncore.dask
     net = every_layer_network()

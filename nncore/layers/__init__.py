@@ -9,6 +9,7 @@ from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, MaxPo
                       MaxPooling2D)
 from .reshape import Flatten, FlattenLayer
 from .layer_normalization import LayerNormalization
+from .recurrent import GRU, LSTM, SimpleRNN
 from .sequence import (AveragePooling1D, AvgPool1D, Conv1D, Embedding, GlobalAveragePooling1D,
                        GlobalMaxPooling1D, MaxPool1D, MaxPooling1D)
 
@@ -20,4 +21,5 @@ __all__ = ["Layer", "NativeLayer", "Dense", "FCLayer", "Activation", "Activation
            "BatchNormalization",
            # sequences
            "Embedding", "Conv1D", "MaxPool1D", "MaxPooling1D", "AveragePooling1D", "AvgPool1D",
-           "GlobalMaxPooling1D", "GlobalAveragePooling1D", "LayerNormalization"]
+           "GlobalMaxPooling1D", "GlobalAveragePooling1D", "LayerNormalization",
+           "SimpleRNN", "LSTM", "GRU"]

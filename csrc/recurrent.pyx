@@ -1,0 +1,283 @@
+# Recurrent layers (SimpleRNN, LSTM, GRU) over (T, D) samples, with
+# backpropagation through time.  The input projection of every step is one
+# GEMM over all n*T rows; each step then adds the recurrent projection of the
+# previous state with one GEMM over the n samples.  Gate blocks follow
+# Keras: LSTM (i, f, c, o), GRU (z, r, h) with the reset gate applied after
+# the recurrent projection (Keras' reset_after=True, PyTorch's GRU).
+#
+# Layout of the op's cache, as blocks over the n samples of a call:
+#   Z  (n, T, G*U)  gate activations, by input position
+#   H  (n, T, U)    states h, by step
+#   E  (n, T, U)    LSTM: cell states c; GRU: the candidate's recurrent
+#                   projection (h_prev @ U_h + b_rh), by step
+# With go_backwards, step t reads input position T-1-t.
+from libc.string cimport memcpy, memset
+from cpython.pycapsule cimport PyCapsule_New
+from core cimport (real, Op, F32, address, dtype_code, declare_params, column_totals,
+                   r_exp, r_tanh)
+from blas cimport gemm
+
+cdef enum Cell:
+    SIMPLE = 0
+    LSTM = 1
+    GRU = 2
+
+CELLS = {"simple": (SIMPLE, 1), "lstm": (LSTM, 4), "gru": (GRU, 3)}
+
+
+cdef struct RnnCfg:
+    int cell
+    Py_ssize_t T, D, U, G          # steps, input features, units, gate blocks
+    bint sequences                 # output every step's state, else the last one
+    bint backwards                 # step t reads input position T-1-t
+    void* kernel                   # (D, G*U)
+    void* recurrent                # (U, G*U)
+    void* bias                     # (G*U), GRU: (2, G*U) input and recurrent biases
+    void* g_kernel
+    void* g_recurrent
+    void* g_bias
+
+
+cdef inline real sigmoid(real v) noexcept nogil:
+    return 1 / (1 + r_exp(-v))
+
+
+cdef inline Py_ssize_t position(const RnnCfg* c, Py_ssize_t t) noexcept nogil:
+    return c.T - 1 - t if c.backwards else t
+
+
+# one step of the cell for n samples: gates zt (n, GU; row stride lz) hold the
+# input projection (+ bias) and become the gate activations; hp, ep: the
+# previous step's H and E rows (NULL at step 0; row stride lh); writes ht and
+# et (row stride lh).  rec (n, GU): scratch for the recurrent projection.
+cdef void cell_forward(real* zt, real* ht, real* et, const real* hp, const real* ep,
+                       real* rec, Py_ssize_t n, Py_ssize_t lz, Py_ssize_t lh,
+                       const RnnCfg* c) noexcept nogil:
+    cdef Py_ssize_t s, j, U = c.U, GU = c.G * c.U
+    cdef const real* W = <const real*>c.recurrent
+    cdef const real* b_rec = <const real*>c.bias + GU
+    cdef real* row
+    cdef real* w
+    cdef real i, f, g, o, z, r, cell, previous
+    if c.cell != GRU:
+        if hp != NULL:
+            gemm(False, False, n, GU, U, 1, hp, lh, W, GU, 1, zt, lz)
+        for s in range(n):
+            row = zt + s * lz
+            if c.cell == SIMPLE:
+                for j in range(U):
+                    ht[s * lh + j] = r_tanh(row[j])
+                continue
+            for j in range(U):
+                i = sigmoid(row[j])
+                f = sigmoid(row[U + j])
+                g = r_tanh(row[2 * U + j])
+                o = sigmoid(row[3 * U + j])
+                row[j], row[U + j], row[2 * U + j], row[3 * U + j] = i, f, g, o
+                previous = ep[s * lh + j] if ep != NULL else 0
+                cell = f * previous + i * g
+                et[s * lh + j] = cell
+                ht[s * lh + j] = o * r_tanh(cell)
+        return
+    if hp != NULL:
+        gemm(False, False, n, GU, U, 1, hp, lh, W, GU, 0, rec, GU)
+    else:
+        memset(rec, 0, n * GU * sizeof(real))
+    for s in range(n):
+        row = zt + s * lz
+        w = rec + s * GU
+        for j in range(U):
+            z = sigmoid(row[j] + w[j] + b_rec[j])
+            r = sigmoid(row[U + j] + w[U + j] + b_rec[U + j])
+            et[s * lh + j] = w[2 * U + j] + b_rec[2 * U + j]
+            g = r_tanh(row[2 * U + j] + r * et[s * lh + j])
+            row[j], row[U + j], row[2 * U + j] = z, r, g
+            previous = hp[s * lh + j] if hp != NULL else 0
+            ht[s * lh + j] = z * previous + (1 - z) * g
+
+
+# y (n, T, U) or (n, U) = the states of the layer over x (n, T, D);
+# cache: Z, H, E (above); work: (n, GU) scratch
+cdef void rnn_forward(real* y, real* cache, real* work, const real* x, Py_ssize_t n,
+                      const RnnCfg* c) noexcept nogil:
+    cdef Py_ssize_t s, r, j, t, T = c.T, U = c.U, GU = c.G * c.U
+    cdef real* Z = cache
+    cdef real* H = Z + n * T * GU
+    cdef real* E = H + n * T * U
+    cdef const real* bias = <const real*>c.bias
+    gemm(False, False, n * T, GU, c.D, 1, x, c.D, <const real*>c.kernel, GU, 0, Z, GU)
+    for r in range(n * T):
+        for j in range(GU):
+            Z[r * GU + j] += bias[j]
+    for t in range(T):
+        cell_forward(Z + position(c, t) * GU, H + t * U, E + t * U,
+                     H + (t - 1) * U if t else NULL, E + (t - 1) * U if t else NULL,
+                     work, n, T * GU, T * U, c)
+    if c.sequences:
+        memcpy(y, H, n * T * U * sizeof(real))
+    else:
+        for s in range(n):
+            memcpy(y + s * U, H + (s * T + T - 1) * U, U * sizeof(real))
+
+
+# the gradients of step t's gate pre-activations: dz (n, GU; row stride lz)
+# w.r.t. the input projection, dr (n, GU) w.r.t. the recurrent projection
+# (the same as dz except for the GRU), from dh (n, U), the gradient w.r.t.
+# the step's state; dc (n, U): the LSTM's cell-state gradient, carried to
+# the step before.  GRU: dh becomes the part of the previous state's
+# gradient that skips the recurrent projection.
+cdef void cell_backward(real* dz, real* dr, real* dh, real* dc, const real* zt,
+                        const real* ht, const real* et, const real* hp, const real* ep,
+                        Py_ssize_t n, Py_ssize_t lz, Py_ssize_t lh,
+                        const RnnCfg* c) noexcept nogil:
+    cdef Py_ssize_t s, j, U = c.U, GU = c.G * c.U
+    cdef const real* row
+    cdef real* d
+    cdef real h, i, f, g, o, tc, dcell, dgate, z, r, previous, dhv
+    for s in range(n):
+        row = zt + s * lz
+        d = dz + s * lz
+        if c.cell == SIMPLE:
+            for j in range(U):
+                h = ht[s * lh + j]
+                d[j] = dh[s * U + j] * (1 - h * h)
+        elif c.cell == LSTM:
+            for j in range(U):
+                i, f, g, o = row[j], row[U + j], row[2 * U + j], row[3 * U + j]
+                tc = r_tanh(et[s * lh + j])
+                previous = ep[s * lh + j] if ep != NULL else 0
+                dhv = dh[s * U + j]
+                dcell = dc[s * U + j] + dhv * o * (1 - tc * tc)
+                d[j] = dcell * g * i * (1 - i)
+                d[U + j] = dcell * previous * f * (1 - f)
+                d[2 * U + j] = dcell * i * (1 - g * g)
+                d[3 * U + j] = dhv * tc * o * (1 - o)
+                dc[s * U + j] = dcell * f
+        else:
+            for j in range(U):
+                z, r, g = row[j], row[U + j], row[2 * U + j]
+                previous = hp[s * lh + j] if hp != NULL else 0
+                dhv = dh[s * U + j]
+                dgate = dhv * (1 - z) * (1 - g * g)
+                d[j] = dhv * (previous - g) * z * (1 - z)
+                d[U + j] = dgate * et[s * lh + j] * r * (1 - r)
+                d[2 * U + j] = dgate
+                dr[s * GU + j] = d[j]
+                dr[s * GU + U + j] = d[U + j]
+                dr[s * GU + 2 * U + j] = dgate * r
+                dh[s * U + j] = dhv * z
+
+
+# g_kernel (D, GU), g_recurrent (U, GU), g_bias: the gradients of the weights
+# for dy (n, T, U) or (n, U); dx (n, T, D), skipped when NULL.  cache: what
+# forward kept; work: dZ (n, T, GU), dh (n, U), dc (n, U), dR (n, GU);
+# totals: (2 GU) doubles
+cdef void rnn_backward(real* dx, const real* dy, const real* x, const real* cache,
+                       real* work, double* totals, Py_ssize_t n,
+                       const RnnCfg* c) noexcept nogil:
+    cdef Py_ssize_t s, j, t, T = c.T, U = c.U, GU = c.G * c.U
+    cdef const real* Z = cache
+    cdef const real* H = Z + n * T * GU
+    cdef const real* E = H + n * T * U
+    cdef real* dZ = work
+    cdef real* dh = dZ + n * T * GU
+    cdef real* dc = dh + n * U
+    cdef real* dR = dc + n * U
+    cdef real* dRec
+    cdef Py_ssize_t ld_rec
+    cdef real* g_recurrent = <real*>c.g_recurrent
+    cdef real* g_bias = <real*>c.g_bias
+    cdef const real* recurrent = <const real*>c.recurrent
+    memset(dh, 0, 2 * n * U * sizeof(real))
+    memset(g_recurrent, 0, U * GU * sizeof(real))
+    for j in range(GU):
+        totals[GU + j] = 0
+    for t in range(T - 1, -1, -1):
+        if c.sequences:
+            for s in range(n):
+                for j in range(U):
+                    dh[s * U + j] += dy[(s * T + t) * U + j]
+        elif t == T - 1:
+            for s in range(n * U):
+                dh[s] += dy[s]
+        cell_backward(dZ + position(c, t) * GU, dR, dh, dc, Z + position(c, t) * GU,
+                      H + t * U, E + t * U, H + (t - 1) * U if t else NULL,
+                      E + (t - 1) * U if t else NULL, n, T * GU, T * U, c)
+        if c.cell == GRU:
+            dRec, ld_rec = dR, GU
+            for s in range(n):
+                for j in range(GU):
+                    totals[GU + j] += dR[s * GU + j]
+        else:
+            dRec, ld_rec = dZ + position(c, t) * GU, T * GU
+        if t == 0:
+            break
+        gemm(True, False, U, GU, n, 1, H + (t - 1) * U, T * U, dRec, ld_rec, 1,
+             g_recurrent, GU)
+        gemm(False, True, n, U, GU, 1, dRec, ld_rec, recurrent, GU,
+             1 if c.cell == GRU else 0, dh, U)
+    gemm(True, False, c.D, GU, n * T, 1, x, c.D, dZ, GU, 0, <real*>c.g_kernel, GU)
+    column_totals(totals, dZ, n * T, GU)
+    for j in range(GU):
+        g_bias[j] = <real>totals[j]
+        if c.cell == GRU:
+            g_bias[GU + j] = <real>totals[GU + j]
+    if dx != NULL:
+        gemm(False, True, n * T, c.D, GU, 1, dZ, GU, <const real*>c.kernel, GU, 0, dx, c.D)
+
+
+cdef void rnn_op_forward(Op* op, Py_ssize_t n, bint training) noexcept nogil:
+    cdef const RnnCfg* c = <const RnnCfg*>op.cfg
+    if op.dtype == F32:
+        rnn_forward(<float*>op.y, <float*>op.cache, <float*>op.work, <const float*>op.x, n, c)
+    else:
+        rnn_forward(<double*>op.y, <double*>op.cache, <double*>op.work, <const double*>op.x,
+                    n, c)
+
+
+cdef void rnn_op_backward(Op* op, Py_ssize_t n) noexcept nogil:
+    cdef const RnnCfg* c = <const RnnCfg*>op.cfg
+    if op.dtype == F32:
+        rnn_backward(<float*>op.dx, <const float*>op.dy, <const float*>op.x,
+                     <const float*>op.cache, <float*>op.work, op.state, n, c)
+    else:
+        rnn_backward(<double*>op.dx, <const double*>op.dy, <const double*>op.x,
+                     <const double*>op.cache, <double*>op.work, op.state, n, c)
+
+
+cdef class RecurrentOp:
+    """Native recurrent layer ('simple', 'lstm' or 'gru') over (steps, D)
+    samples.  kernel (D, G*U), recurrent (U, G*U), bias (G*U,) -- for the GRU
+    (2, G*U) -- and their gradients: C-contiguous arrays of one dtype, the
+    shapes checked by the layer."""
+    cdef Op op
+    cdef RnnCfg cfg
+    cdef tuple arrays
+
+    def __cinit__(self, str cell, kernel, recurrent, bias, g_kernel, g_recurrent, g_bias,
+                  Py_ssize_t steps, bint return_sequences, bint go_backwards):
+        self.arrays = (kernel, recurrent, bias, g_kernel, g_recurrent, g_bias)
+        cdef RnnCfg* c = &self.cfg
+        c.cell, c.G = CELLS[cell]
+        c.T = steps
+        c.D = kernel.shape[0]
+        c.U = recurrent.shape[0]
+        c.sequences, c.backwards = return_sequences, go_backwards
+        c.kernel, c.recurrent, c.bias = address(kernel), address(recurrent), address(bias)
+        c.g_kernel, c.g_recurrent = address(g_kernel), address(g_recurrent)
+        c.g_bias = address(g_bias)
+        cdef Py_ssize_t GU = c.G * c.U
+        self.op.dtype = dtype_code(kernel)
+        self.op.in_size = c.T * c.D
+        self.op.out_size = c.T * c.U if return_sequences else c.U
+        self.op.cache_size = c.T * (GU + 2 * c.U)
+        self.op.work_size = c.T * GU + 2 * c.U + GU
+        self.op.state_size = 2 * GU
+        self.op.cfg = c
+        self.op.forward = rnn_op_forward
+        self.op.backward = rnn_op_backward
+        declare_params(&self.op, ((kernel, g_kernel), (recurrent, g_recurrent),
+                                  (bias, g_bias)))
+
+    def capsule(self):
+        return PyCapsule_New(&self.op, "nncore.Op", NULL)
