@@ -16,6 +16,7 @@ from cpython.pycapsule cimport PyCapsule_New
 from core cimport (real, Op, F32, address, dtype_code, declare_params, column_totals,
                    r_exp, r_tanh)
 from blas cimport gemm
+from fastmath cimport fast_sigmoid, fast_tanh
 
 cdef enum Cell:
     SIMPLE = 0
@@ -38,8 +39,19 @@ cdef struct RnnCfg:
     void* g_bias
 
 
+# float32: the vectorizable functions of fastmath.pxd; float64: libm
 cdef inline real sigmoid(real v) noexcept nogil:
-    return 1 / (1 + r_exp(-v))
+    if real is float:
+        return fast_sigmoid(v)
+    else:
+        return 1 / (1 + r_exp(-v))
+
+
+cdef inline real tanh_(real v) noexcept nogil:
+    if real is float:
+        return fast_tanh(v)
+    else:
+        return r_tanh(v)
 
 
 cdef inline Py_ssize_t position(const RnnCfg* c, Py_ssize_t t) noexcept nogil:
@@ -50,50 +62,58 @@ cdef inline Py_ssize_t position(const RnnCfg* c, Py_ssize_t t) noexcept nogil:
 # input projection (+ bias) and become the gate activations; hp, ep: the
 # previous step's H and E rows (NULL at step 0; row stride lh); writes ht and
 # et (row stride lh).  rec (n, GU): scratch for the recurrent projection.
+# Each loop does one simple thing over a row, so that it vectorizes.
 cdef void cell_forward(real* zt, real* ht, real* et, const real* hp, const real* ep,
                        real* rec, Py_ssize_t n, Py_ssize_t lz, Py_ssize_t lh,
                        const RnnCfg* c) noexcept nogil:
     cdef Py_ssize_t s, j, U = c.U, GU = c.G * c.U
     cdef const real* W = <const real*>c.recurrent
     cdef const real* b_rec = <const real*>c.bias + GU
-    cdef real* row
+    cdef real* a          # first gate block of a row (i or z)
+    cdef real* b          # second (f or r)
+    cdef real* g          # candidate
+    cdef real* o          # LSTM output gate
+    cdef real* h
+    cdef real* e
     cdef real* w
-    cdef real i, f, g, o, z, r, cell, previous
     if c.cell != GRU:
         if hp != NULL:
             gemm(False, False, n, GU, U, 1, hp, lh, W, GU, 1, zt, lz)
-        for s in range(n):
-            row = zt + s * lz
-            if c.cell == SIMPLE:
-                for j in range(U):
-                    ht[s * lh + j] = r_tanh(row[j])
-                continue
-            for j in range(U):
-                i = sigmoid(row[j])
-                f = sigmoid(row[U + j])
-                g = r_tanh(row[2 * U + j])
-                o = sigmoid(row[3 * U + j])
-                row[j], row[U + j], row[2 * U + j], row[3 * U + j] = i, f, g, o
-                previous = ep[s * lh + j] if ep != NULL else 0
-                cell = f * previous + i * g
-                et[s * lh + j] = cell
-                ht[s * lh + j] = o * r_tanh(cell)
-        return
-    if hp != NULL:
+    elif hp != NULL:
         gemm(False, False, n, GU, U, 1, hp, lh, W, GU, 0, rec, GU)
     else:
         memset(rec, 0, n * GU * sizeof(real))
     for s in range(n):
-        row = zt + s * lz
-        w = rec + s * GU
-        for j in range(U):
-            z = sigmoid(row[j] + w[j] + b_rec[j])
-            r = sigmoid(row[U + j] + w[U + j] + b_rec[U + j])
-            et[s * lh + j] = w[2 * U + j] + b_rec[2 * U + j]
-            g = r_tanh(row[2 * U + j] + r * et[s * lh + j])
-            row[j], row[U + j], row[2 * U + j] = z, r, g
-            previous = hp[s * lh + j] if hp != NULL else 0
-            ht[s * lh + j] = z * previous + (1 - z) * g
+        a, h, e, w = zt + s * lz, ht + s * lh, et + s * lh, rec + s * GU
+        b, g, o = a + U, a + 2 * U, a + 3 * U
+        if c.cell == SIMPLE:
+            for j in range(U):
+                h[j] = tanh_(a[j])
+        elif c.cell == LSTM:
+            # c = f * c_prev + i * g, h = o * tanh(c)
+            for j in range(U):
+                a[j] = sigmoid(a[j])
+                b[j] = sigmoid(b[j])
+                g[j] = tanh_(g[j])
+                o[j] = sigmoid(o[j])
+                e[j] = a[j] * g[j]
+            if ep != NULL:
+                for j in range(U):
+                    e[j] = b[j] * ep[s * lh + j] + e[j]
+            for j in range(U):
+                h[j] = o[j] * tanh_(e[j])
+        else:
+            # h = z * h_prev + (1 - z) * g, g = tanh(x W_h + b_xh + r * e),
+            # e = h_prev U_h + b_hh
+            for j in range(U):
+                a[j] = sigmoid(a[j] + w[j] + b_rec[j])
+                b[j] = sigmoid(b[j] + w[U + j] + b_rec[U + j])
+                e[j] = w[2 * U + j] + b_rec[2 * U + j]
+                g[j] = tanh_(g[j] + b[j] * e[j])
+                h[j] = (1 - a[j]) * g[j]
+            if hp != NULL:
+                for j in range(U):
+                    h[j] = a[j] * hp[s * lh + j] + h[j]
 
 
 # y (n, T, U) or (n, U) = the states of the layer over x (n, T, D);
@@ -131,41 +151,56 @@ cdef void cell_backward(real* dz, real* dr, real* dh, real* dc, const real* zt,
                         Py_ssize_t n, Py_ssize_t lz, Py_ssize_t lh,
                         const RnnCfg* c) noexcept nogil:
     cdef Py_ssize_t s, j, U = c.U, GU = c.G * c.U
-    cdef const real* row
+    cdef const real* a          # gate blocks of a row, as in cell_forward
+    cdef const real* b
+    cdef const real* g
+    cdef const real* o
+    cdef const real* h
+    cdef const real* e
     cdef real* d
-    cdef real h, i, f, g, o, tc, dcell, dgate, z, r, previous, dhv
+    cdef real* q
+    cdef real* dhs
+    cdef real* dcs
+    cdef real tc, dcell, dgate
     for s in range(n):
-        row = zt + s * lz
-        d = dz + s * lz
+        a, h, e = zt + s * lz, ht + s * lh, et + s * lh
+        b, g, o = a + U, a + 2 * U, a + 3 * U
+        d, q, dhs, dcs = dz + s * lz, dr + s * GU, dh + s * U, dc + s * U
         if c.cell == SIMPLE:
             for j in range(U):
-                h = ht[s * lh + j]
-                d[j] = dh[s * U + j] * (1 - h * h)
+                d[j] = dhs[j] * (1 - h[j] * h[j])
         elif c.cell == LSTM:
+            # d[U + j] first holds dcell, then (with c_prev) the f gradient
             for j in range(U):
-                i, f, g, o = row[j], row[U + j], row[2 * U + j], row[3 * U + j]
-                tc = r_tanh(et[s * lh + j])
-                previous = ep[s * lh + j] if ep != NULL else 0
-                dhv = dh[s * U + j]
-                dcell = dc[s * U + j] + dhv * o * (1 - tc * tc)
-                d[j] = dcell * g * i * (1 - i)
-                d[U + j] = dcell * previous * f * (1 - f)
-                d[2 * U + j] = dcell * i * (1 - g * g)
-                d[3 * U + j] = dhv * tc * o * (1 - o)
-                dc[s * U + j] = dcell * f
+                tc = tanh_(e[j])
+                dcell = dcs[j] + dhs[j] * o[j] * (1 - tc * tc)
+                d[j] = dcell * g[j] * a[j] * (1 - a[j])
+                d[U + j] = dcell
+                d[2 * U + j] = dcell * a[j] * (1 - g[j] * g[j])
+                d[3 * U + j] = dhs[j] * tc * o[j] * (1 - o[j])
+                dcs[j] = dcell * b[j]
+            if ep != NULL:
+                for j in range(U):
+                    d[U + j] = d[U + j] * ep[s * lh + j] * b[j] * (1 - b[j])
+            else:
+                for j in range(U):
+                    d[U + j] = 0
         else:
+            # the z gradient needs h_prev (zero at step 0)
+            if hp != NULL:
+                for j in range(U):
+                    d[j] = dhs[j] * (hp[s * lh + j] - g[j]) * a[j] * (1 - a[j])
+            else:
+                for j in range(U):
+                    d[j] = dhs[j] * (0 - g[j]) * a[j] * (1 - a[j])
             for j in range(U):
-                z, r, g = row[j], row[U + j], row[2 * U + j]
-                previous = hp[s * lh + j] if hp != NULL else 0
-                dhv = dh[s * U + j]
-                dgate = dhv * (1 - z) * (1 - g * g)
-                d[j] = dhv * (previous - g) * z * (1 - z)
-                d[U + j] = dgate * et[s * lh + j] * r * (1 - r)
+                dgate = dhs[j] * (1 - a[j]) * (1 - g[j] * g[j])
+                d[U + j] = dgate * e[j] * b[j] * (1 - b[j])
                 d[2 * U + j] = dgate
-                dr[s * GU + j] = d[j]
-                dr[s * GU + U + j] = d[U + j]
-                dr[s * GU + 2 * U + j] = dgate * r
-                dh[s * U + j] = dhv * z
+                q[j] = d[j]
+                q[U + j] = d[U + j]
+                q[2 * U + j] = dgate * b[j]
+                dhs[j] = dhs[j] * a[j]
 
 
 # g_kernel (D, GU), g_recurrent (U, GU), g_bias: the gradients of the weights
