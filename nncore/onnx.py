@@ -332,3 +332,8 @@ _CONVERTERS: Dict[type, Converter] = {
     ReLU: _activation_layer, LeakyReLU: _activation_layer, Softmax: _activation_layer,
     ActivationLayer: _activation_layer,
 }
+
+
+# the sequence layers (a module of their own; it uses the helpers above)
+from .onnx_sequence import CONVERTERS as _SEQUENCE_CONVERTERS  # noqa: E402
+_CONVERTERS.update(_SEQUENCE_CONVERTERS)
