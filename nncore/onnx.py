@@ -26,6 +26,7 @@ import numpy as np
 
 from ._version import __version__
 from ._safe_write import write_file
+from .onnx_sequence import converters as sequence_converters
 from .layers import (Activation, ActivationLayer, AvgPool2D, BatchNormalization, Conv2D,
                      ConvLayer, Dense, Dropout, FCLayer, Flatten, FlattenLayer,
                      GlobalAveragePooling2D, LeakyReLU, MaxPool2D, ReLU, Sigmoid, Softmax,
@@ -333,7 +334,4 @@ _CONVERTERS: Dict[type, Converter] = {
     ActivationLayer: _activation_layer,
 }
 
-
-# the sequence layers (a module of their own; it uses the helpers above)
-from .onnx_sequence import CONVERTERS as _SEQUENCE_CONVERTERS  # noqa: E402
-_CONVERTERS.update(_SEQUENCE_CONVERTERS)
+_CONVERTERS.update(sequence_converters(_activation))     # see onnx_sequence.py

@@ -40,8 +40,7 @@ def _window_pads(layer, size: int, stride: int, dilation: int):
     return [left, max(0, (out - 1) * stride + span - steps - left)]
 
 
-def _conv1d(graph, layer, tensor):
-    from .onnx import _activation
+def _conv1d(activation, graph, layer, tensor):
     weights = layer.get_weights()
     inputs = [_steps_last(graph, tensor.name),
               graph.constant(weights[0].transpose(2, 1, 0), "kernel")]     # (F, C, k)
@@ -52,7 +51,7 @@ def _conv1d(graph, layer, tensor):
                      pads=_window_pads(layer, layer.kernel_size, layer.strides,
                                        layer.dilation_rate))
     out = tensor._replace(name=_steps_last(graph, out), shape=layer.output_shape)
-    return _activation(graph, out, layer.activation, layer.activation_alpha)
+    return activation(graph, out, layer.activation, layer.activation_alpha)
 
 
 def _pool1d(op: str, graph, layer, tensor):
@@ -115,12 +114,16 @@ def _recurrent(op: str, graph, layer, tensor):
     return tensor._replace(name=out, shape=layer.output_shape)
 
 
-CONVERTERS: Dict[type, object] = {
-    Embedding: _embedding, Conv1D: _conv1d,
-    MaxPool1D: partial(_pool1d, "MaxPool"), AveragePooling1D: partial(_pool1d, "AveragePool"),
-    GlobalMaxPooling1D: partial(_global_pool1d, "GlobalMaxPool"),
-    GlobalAveragePooling1D: partial(_global_pool1d, "GlobalAveragePool"),
-    LayerNormalization: _layer_normalization,
-    SimpleRNN: partial(_recurrent, "RNN"), LSTM: partial(_recurrent, "LSTM"),
-    GRU: partial(_recurrent, "GRU"),
-}
+def converters(activation) -> Dict[type, object]:
+    """The converters of the sequence layers; `activation(graph, tensor,
+    name, alpha)` adds a fused activation (nncore.onnx's)."""
+    return {
+        Embedding: _embedding, Conv1D: partial(_conv1d, activation),
+        MaxPool1D: partial(_pool1d, "MaxPool"),
+        AveragePooling1D: partial(_pool1d, "AveragePool"),
+        GlobalMaxPooling1D: partial(_global_pool1d, "GlobalMaxPool"),
+        GlobalAveragePooling1D: partial(_global_pool1d, "GlobalAveragePool"),
+        LayerNormalization: _layer_normalization,
+        SimpleRNN: partial(_recurrent, "RNN"), LSTM: partial(_recurrent, "LSTM"),
+        GRU: partial(_recurrent, "GRU"),
+    }
