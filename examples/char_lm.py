@@ -1,8 +1,9 @@
 """A character-level language model on the text of CPython's pydoc_data.topics
 (shipped with Python, no download): Embedding -> LSTM -> Dense over the
 characters, trained on the first 90% of the text, scored in bits per
-character on the last 10%.  With PyTorch installed, the same model is
-trained on the same batches for the same steps, and both are printed.
+character on the last 10%.  With PyTorch installed, the same model, from
+the same initial weights (copied across), is trained on the same batches for
+the same steps, and both are printed.
 
     python examples/char_lm.py [--steps 300] [--threads 1]
 """
@@ -39,22 +40,34 @@ def bits_per_character(logits, targets):
     return float(np.mean(log_norm - picked) / np.log(2))
 
 
-def train_nncore(x, y, symbols, seed=0):
-    net = nncore.Network([nncore.Embedding(symbols, EMBED),
-                          nncore.LSTM(UNITS, return_sequences=True),
-                          nncore.Dense(symbols)], input_shape=(LENGTH,), seed=seed)
+def model(symbols, seed=0):
+    return nncore.Network([nncore.Embedding(symbols, EMBED),
+                           nncore.LSTM(UNITS, return_sequences=True),
+                           nncore.Dense(symbols)], input_shape=(LENGTH,), seed=seed).build()
+
+
+def train_nncore(x, y, symbols):
+    net = model(symbols)
     net.use(nncore.losses.SparseCategoricalCrossentropy(from_logits=True),
             optimizer=nncore.optimizers.Adam(RATE))
     net.fit(x, y, epochs=1, batch_size=BATCH, shuffle=False, verbose=0)
     return net.predict
 
 
-def train_torch(x, y, symbols, seed=0):
+def train_torch(x, y, symbols):
+    """The same network in PyTorch, starting from nncore's initial weights
+    (LSTM gate blocks are in the same order; PyTorch holds the transposes)."""
     import torch
-    torch.manual_seed(seed)
+    table, kernel, recurrent, bias, dense, dense_bias = model(symbols).get_weights()
     embed = torch.nn.Embedding(symbols, EMBED)
     lstm = torch.nn.LSTM(EMBED, UNITS, batch_first=True)
     head = torch.nn.Linear(UNITS, symbols)
+    with torch.no_grad():
+        for target, value in [(embed.weight, table), (lstm.weight_ih_l0, kernel.T),
+                              (lstm.weight_hh_l0, recurrent.T), (lstm.bias_ih_l0, bias),
+                              (lstm.bias_hh_l0, 0 * bias), (head.weight, dense.T),
+                              (head.bias, dense_bias)]:
+            target.copy_(torch.from_numpy(np.ascontiguousarray(value)))
     params = [*embed.parameters(), *lstm.parameters(), *head.parameters()]
     optimizer = torch.optim.Adam(params, RATE)
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
