@@ -5,7 +5,8 @@
 # a whole batch is one GEMM.
 from libc.string cimport memcpy, memset
 from cpython.pycapsule cimport PyCapsule_New
-from core cimport real, Op, F32, address, dtype_code, declare_params, column_totals
+from core cimport real, Op, F32, address, dtype_code, declare_params
+from epilogue cimport column_sums
 from blas cimport gemm
 
 
@@ -64,7 +65,7 @@ cdef void conv1d_backward(real* dx, real* g_kernel, real* g_bias, double* totals
                           Py_ssize_t n, const Conv1DCfg* c) noexcept nogil:
     cdef Py_ssize_t s, j, K = c.k * c.C, F = c.F, rows = n * c.OT
     if g_bias != NULL:
-        column_totals(totals, dy, rows, F)
+        column_sums(totals, dy, rows, F, 1)
         for j in range(F):
             g_bias[j] = <real>totals[j]
     for s in range(n):

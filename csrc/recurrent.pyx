@@ -13,8 +13,8 @@
 # With go_backwards, step t reads input position T-1-t.
 from libc.string cimport memcpy, memset
 from cpython.pycapsule cimport PyCapsule_New
-from core cimport (real, Op, F32, address, dtype_code, declare_params, column_totals,
-                   r_exp, r_tanh)
+from core cimport real, Op, F32, address, dtype_code, declare_params, r_exp, r_tanh
+from epilogue cimport column_sums
 from blas cimport gemm
 from fastmath cimport fast_sigmoid, fast_tanh
 
@@ -252,7 +252,7 @@ cdef void rnn_backward(real* dx, const real* dy, const real* x, const real* cach
         gemm(False, True, n, U, GU, 1, dRec, ld_rec, recurrent, GU,
              1 if c.cell == GRU else 0, dh, U)
     gemm(True, False, c.D, GU, n * T, 1, x, c.D, dZ, GU, 0, <real*>c.g_kernel, GU)
-    column_totals(totals, dZ, n * T, GU)
+    column_sums(totals, dZ, n * T, GU, 1)
     for j in range(GU):
         g_bias[j] = <real>totals[j]
         if c.cell == GRU:
