@@ -11,6 +11,9 @@ from .layers import (Activation, ActivationLayer, AveragePooling2D, AvgPool2D,
                      BatchNormalization, Conv2D, ConvLayer, Dense, Dropout, FCLayer, Flatten,
                      FlattenLayer, GlobalAveragePooling2D, Layer, LeakyReLU, MaxPool2D,
                      MaxPooling2D, ReLU, Sigmoid, Softmax, Tanh)
+from .layers import (AveragePooling1D, AvgPool1D, Conv1D, Embedding, GlobalAveragePooling1D,
+                     GlobalMaxPooling1D, GRU, LayerNormalization, LSTM, MaxPool1D,
+                     MaxPooling1D, SimpleRNN)
 from .network import Network, load
 from .inference import InferenceSession
 from .layers.base import register_layer
@@ -30,6 +33,9 @@ __all__ = [
     "Sigmoid", "ReLU", "LeakyReLU", "Softmax", "Conv2D", "ConvLayer", "MaxPool2D",
     "MaxPooling2D", "AvgPool2D", "AveragePooling2D", "GlobalAveragePooling2D", "Flatten",
     "FlattenLayer", "Dropout", "BatchNormalization",
+    "Embedding", "Conv1D", "MaxPool1D", "MaxPooling1D", "AveragePooling1D", "AvgPool1D",
+    "GlobalMaxPooling1D", "GlobalAveragePooling1D", "LayerNormalization",
+    "SimpleRNN", "LSTM", "GRU",
     "activations", "callbacks", "datasets", "initializers", "losses", "metrics",
     "optimizers", "schedules", "utils", "ModelFormatError", "register_layer", "load",
 ]
