@@ -1,7 +1,7 @@
 """nncore: neural networks with a from-scratch design and a compiled core."""
 from ._native import SIMD as _SIMD      # first: says what to run when the core is not built
 from . import (activations, callbacks, datasets, initializers, losses, metrics, optimizers,
-               schedules, utils)
+               regularizers, schedules, utils)
 from ._native.openmp import openmp_enabled
 from ._budget import get_memory_budget, set_memory_budget
 from ._threads import get_num_threads, set_num_threads, threads
@@ -31,5 +31,5 @@ __all__ = [
     "MaxPooling2D", "AvgPool2D", "AveragePooling2D", "GlobalAveragePooling2D", "Flatten",
     "FlattenLayer", "Dropout", "BatchNormalization",
     "activations", "callbacks", "datasets", "initializers", "losses", "metrics",
-    "optimizers", "schedules", "utils", "ModelFormatError", "register_layer", "load",
+    "optimizers", "regularizers", "schedules", "utils", "ModelFormatError", "register_layer", "load",
 ]

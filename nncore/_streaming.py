@@ -339,7 +339,7 @@ def evaluate(net, x, y, batch_size, sample_weight) -> dict:
         for j, metric in enumerate(metrics):
             sums[j] += float(metric(target, out)) * n
         samples += n
-    scores = {"loss": loss_sum / samples}
+    scores = {"loss": loss_sum / samples + net.regularization_loss()}
     for metric, total in zip(metrics or [], sums):
         scores[metric.name] = float(total / samples)
     return scores

@@ -118,7 +118,8 @@ def evaluate(net, x, y, batch_size: Optional[int] = None, sample_weight=None) ->
     out, target = shaped(net, predicted, y)
     weights = _weights.combined(net, y, sample_weight, None)
     scores = {"loss": float(net.loss(target, out) if weights is None
-                            else net.loss(target, out, sample_weight=weights))}
+                            else net.loss(target, out, sample_weight=weights))
+              + net.regularization_loss()}
     for metric in resolved_metrics(net):
         scores[metric.name] = float(metric(target, out))
     return scores
@@ -287,7 +288,7 @@ class Trainer:
         losses: the same steps as `Plan.train`."""
         net, loss, batch_size = self.net, self.net.loss, self.batch_size
         losses = np.empty(len(rates))
-        params, grads = net.params, net.grads
+        params, grads, penalties = net.params, net.grads, net.penalties
         target_shape = None if getattr(loss, "sparse", False) else net.output_shape
         for s, rate in enumerate(rates):
             k = (first_step + s) % self.per_epoch
@@ -311,6 +312,8 @@ class Trainer:
                                np.reshape(target, (len(index), -1)))
             for layer in reversed(net.layers):
                 grad = layer.backward(grad)
+            for penalty in penalties:
+                losses[s] += penalty.apply()
             apply_update(self.optimizer.updater, params, grads, float(rate))
         return losses
 

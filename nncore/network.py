@@ -151,6 +151,16 @@ class Network:
     def grads(self) -> List[np.ndarray]:
         return [g for layer in self.layers for g in layer.grads]
 
+    @property
+    def penalties(self) -> list:
+        """The native weight penalties of the layers' regularizers."""
+        return [p for layer in self.layers for p in layer.penalty_ops()]
+
+    def regularization_loss(self) -> float:
+        """The sum of the layers' regularizer penalties on the current
+        weights (the part of the training loss that fit adds to the data loss)."""
+        return float(sum(p.value() for p in self.penalties))
+
     # ------------------------------------------------------------ train, use
     def fit(self, x, y=None, epochs: int = 1, batch_size: Optional[int] = None,
             validation_data=None, validation_split: float = 0.0, shuffle: bool = True,
