@@ -410,19 +410,49 @@ cdef class Plan:
         targets = self.window_targets if self.last_deferred else self.targets
         return self.acts[self.n_ops][:n], targets[:n]
 
+    def gradients(self, x, y, weights=None):
+        """Fill the ops' gradient arrays with the gradient of the loss (and
+        penalties) of the batch x (n, in_size), y (n, target_size), with
+        per-sample loss weights (n) when given, as a training step computes
+        it, without updating anything.  Returns the batch loss."""
+        if self.loss == NULL:
+            raise RuntimeError("call set_training before gradients")
+        cdef Py_ssize_t n = x.shape[0]
+        self.reserve(n)
+        index = np.arange(n, dtype=np.int64)
+        cdef const int64_t* rows = <const int64_t*>address(index)
+        cdef const char* xs = <char*>address(x)
+        cdef const char* ys = <char*>address(y)
+        cdef double loss
+        self.last_deferred = False
+        self.weight_source = <const char*>address(weights) if weights is not None else NULL
+        self.loss.weights = NULL
+        with nogil:
+            gate_enter()
+            loss = self._gradients(xs, ys, rows, n, 0.0)
+            gate_leave()
+        return loss
+
     # one training step on the n samples listed in index; returns the batch loss
     cdef double _step(self, const char* xs, const char* ys, const int64_t* index,
                       Py_ssize_t n, double learning_rate) noexcept nogil:
+        cdef double loss = self._gradients(xs, ys, index, n,
+                                           learning_rate if self.plain_sgd else 0.0)
+        self._update(0, learning_rate)
+        return loss
+
+    # forward, loss, backward and penalties on the n samples listed in index
+    # (ops that fuse plain SGD apply it with rate sgd_lr when not 0); the loss
+    cdef double _gradients(self, const char* xs, const char* ys, const int64_t* index,
+                           Py_ssize_t n, double sgd_lr) noexcept nogil:
         cdef Op* last = &self.ops[self.n_ops - 1]
         cdef double loss
         self._gather(<char*>self.ops[0].x, <char*>self.target_buffer,
                      <char*>self.weight_buffer, xs, ys, index, n)
         _forward_ops(self.ops, 0, self.n_ops, n, True)
         loss = self.loss.evaluate(self.loss, n, last.y, self.target_buffer, last.dy)
-        self._backward(0, n, False, learning_rate if self.plain_sgd else 0.0)
-        loss += self._penalize()
-        self._update(0, learning_rate)
-        return loss
+        self._backward(0, n, False, sgd_lr)
+        return loss + self._penalize()
 
     # add the penalties' gradients to their parameters' gradients; their total
     cdef double _penalize(self) noexcept nogil:

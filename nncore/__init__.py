@@ -12,6 +12,7 @@ from .layers import (Activation, ActivationLayer, AveragePooling2D, AvgPool2D,
                      FlattenLayer, GlobalAveragePooling2D, Layer, LeakyReLU, MaxPool2D,
                      MaxPooling2D, ReLU, Sigmoid, Softmax, Tanh)
 from .network import Network, load
+from .gradient_check import check_gradients
 from .inference import InferenceSession
 from .layers.base import register_layer
 from . import onnx          # imports the onnx package only when export is called
@@ -31,5 +32,6 @@ __all__ = [
     "MaxPooling2D", "AvgPool2D", "AveragePooling2D", "GlobalAveragePooling2D", "Flatten",
     "FlattenLayer", "Dropout", "BatchNormalization",
     "activations", "callbacks", "datasets", "initializers", "losses", "metrics",
-    "optimizers", "regularizers", "schedules", "utils", "ModelFormatError", "register_layer", "load",
+    "optimizers", "regularizers", "schedules", "utils", "ModelFormatError", "register_layer",
+    "load", "check_gradients",
 ]

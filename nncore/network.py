@@ -13,7 +13,7 @@ import weakref
 
 import numpy as np
 
-from . import _budget, _checks, _streaming, _summary, _training, _weights_file
+from . import _budget, _checks, _custom_loops, _streaming, _summary, _training, _weights_file
 from ._undo import Snapshot
 from . import losses as losses_module
 from . import metrics as metrics_module
@@ -265,6 +265,30 @@ class Network:
         if out.shape[-1] == 1:
             return (out[..., 0] > 0.5).astype(np.int64)
         return out.argmax(-1)
+
+    # ------------------------------------------------------------ custom loops
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None,
+                       return_dict: bool = False):
+        """One training step on the batch x, y -- the step fit takes on that
+        batch; returns its loss (with regularizer penalties), or [loss,
+        *metrics] when there are metrics (a dict with return_dict=True)."""
+        return _custom_loops.train_on_batch(self, x, y, sample_weight, class_weight,
+                                            return_dict)
+
+    def test_on_batch(self, x, y, sample_weight=None, return_dict: bool = False):
+        """The loss (and metrics) on one batch, as train_on_batch returns them."""
+        return _custom_loops.test_on_batch(self, x, y, sample_weight, return_dict)
+
+    def predict_on_batch(self, x) -> np.ndarray:
+        """The outputs for one batch, computed as one chunk."""
+        return _custom_loops.predict_on_batch(self, x)
+
+    def gradients(self, x, y, sample_weight=None) -> List[np.ndarray]:
+        """The gradients of the batch loss (with regularizer penalties)
+        w.r.t. `params`, in that order, as fit's training step computes them
+        (layers in training mode); nothing is updated.  Apply them with
+        `network.optimizer.apply_gradients(grads)`."""
+        return _custom_loops.gradients(self, x, y, sample_weight)
 
     # ---------------------------------------------------------------- summary
     def summary(self, print_fn=print, plan: bool = False) -> str:
