@@ -225,8 +225,8 @@ class Trainer:
             callback.set_network(net)
             callback.on_train_begin()
         self.logs: dict = {}
-        done, chunk = 0, self.align
-        self.last_good.take(0, force=True)
+        done, chunk = self._resumed(), self.align
+        self.last_good.take(done, force=True)
         while done < self.total and not net.stop_training:
             k = done % self.per_epoch
             if k == 0:
@@ -255,6 +255,16 @@ class Trainer:
         for callback in self.callbacks:
             callback.on_train_end(self.logs)
         return self.history
+
+    def _resumed(self) -> int:
+        """The steps an interrupted run already took, when a callback
+        (BackupAndRestore) restored its state: training continues after the
+        epochs it completed."""
+        completed = max([getattr(c, "resumed_epochs", 0) for c in self.callbacks], default=0)
+        epochs = min(max(completed - self.initial_epoch, 0), self.epochs - self.initial_epoch)
+        done = epochs * self.per_epoch
+        self.first_iteration = self.optimizer.iterations - done
+        return done
 
     def _aligned(self, done: int, count: int) -> int:
         """Extend a chunk to end a multiple of `align` steps into its epoch (or
