@@ -24,10 +24,10 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 MODULES = ["plan", "data", "dense", "activation", "loss", "optim", "openmp", "cpu", "convpool",
-           "conv", "pool", "reshape", "dropout", "batchnorm", "regularize"]
+           "conv", "pool", "reshape", "dropout", "batchnorm", "regularize", "augment"]
 # the modules whose loops do the element-wise work of training and inference
 KERNEL_MODULES = ["dense", "activation", "loss", "optim", "convpool", "conv", "pool",
-                  "reshape", "dropout", "batchnorm", "regularize"]
+                  "reshape", "dropout", "batchnorm", "regularize", "augment"]
 SIMD_FLAGS = {"avx2": ["-mavx2", "-mfma"]}
 JOBS = os.cpu_count() or 1
 SIMD_SOURCES = os.path.join("build", "simd")

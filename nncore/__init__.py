@@ -10,7 +10,8 @@ from .errors import ModelFormatError
 from .layers import (Activation, ActivationLayer, AveragePooling2D, AvgPool2D,
                      BatchNormalization, Conv2D, ConvLayer, Dense, Dropout, FCLayer, Flatten,
                      FlattenLayer, GlobalAveragePooling2D, Layer, LeakyReLU, MaxPool2D,
-                     MaxPooling2D, ReLU, Sigmoid, Softmax, Tanh)
+                     MaxPooling2D, ReLU, Sigmoid, Softmax, Tanh, RandomFlip, RandomTranslation,
+                     RandomRotation, RandomZoom, RandomCrop, GaussianNoise)
 from .network import Network, load
 from .gradient_check import check_gradients
 from .inference import InferenceSession
@@ -30,7 +31,8 @@ __all__ = [
     "Network", "InferenceSession", "Layer", "Dense", "FCLayer", "Activation", "ActivationLayer", "Tanh",
     "Sigmoid", "ReLU", "LeakyReLU", "Softmax", "Conv2D", "ConvLayer", "MaxPool2D",
     "MaxPooling2D", "AvgPool2D", "AveragePooling2D", "GlobalAveragePooling2D", "Flatten",
-    "FlattenLayer", "Dropout", "BatchNormalization",
+    "FlattenLayer", "Dropout", "BatchNormalization", "RandomFlip", "RandomTranslation",
+    "RandomRotation", "RandomZoom", "RandomCrop", "GaussianNoise",
     "activations", "callbacks", "datasets", "initializers", "losses", "metrics",
     "optimizers", "regularizers", "schedules", "utils", "ModelFormatError", "register_layer",
     "load", "check_gradients",

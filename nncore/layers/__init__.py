@@ -1,3 +1,5 @@
+from .augmentation import (GaussianNoise, RandomCrop, RandomFlip, RandomRotation,
+                           RandomTranslation, RandomZoom)
 from .activation import (Activation, ActivationLayer, LeakyReLU, ReLU, Sigmoid, Softmax,
                          Tanh)
 from .base import Layer, NativeLayer
@@ -14,4 +16,7 @@ __all__ = ["Layer", "NativeLayer", "Dense", "FCLayer", "Activation", "Activation
            # convolutional networks
            "Conv2D", "ConvLayer", "MaxPool2D", "MaxPooling2D", "AvgPool2D",
            "AveragePooling2D", "GlobalAveragePooling2D", "Flatten", "FlattenLayer", "Dropout",
-           "BatchNormalization"]
+           "BatchNormalization",
+           # augmentation (training only)
+           "RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom", "RandomCrop",
+           "GaussianNoise"]
