@@ -77,7 +77,8 @@ def _range(layer, value, what: str, low: float = -math.inf, high: float = math.i
     return bounds
 
 
-def _fill(layer, fill_mode, interpolation, fill_value) -> dict:
+def _set_fill(layer, fill_mode, interpolation, fill_value) -> None:
+    """Check and set fill_mode, interpolation and fill_value."""
     name = type(layer).__name__
     if fill_mode not in FILL_MODES:
         raise ValueError(f"{name}: fill_mode must be one of {sorted(FILL_MODES)}, "
@@ -90,7 +91,6 @@ def _fill(layer, fill_mode, interpolation, fill_value) -> dict:
         raise ValueError(f"{name}: fill_value must be a finite number, got {fill_value!r}")
     layer.fill_mode, layer.interpolation = fill_mode, interpolation
     layer.fill_value = float(fill_value)
-    return {}
 
 
 class _Affine(_Augmentation):
@@ -136,7 +136,7 @@ class RandomTranslation(_Affine):
         super().__init__(seed, name)
         self.height_factor = _range(self, height_factor, "height_factor", -1, 1)
         self.width_factor = _range(self, width_factor, "width_factor", -1, 1)
-        _fill(self, fill_mode, interpolation, fill_value)
+        _set_fill(self, fill_mode, interpolation, fill_value)
 
     def op_arguments(self) -> dict:
         return {"ty": self.height_factor, "tx": self.width_factor, **self._fill_arguments()}
@@ -157,7 +157,7 @@ class RandomRotation(_Affine):
                  name: Optional[str] = None):
         super().__init__(seed, name)
         self.factor = _range(self, factor, "factor")
-        _fill(self, fill_mode, interpolation, fill_value)
+        _set_fill(self, fill_mode, interpolation, fill_value)
 
     def op_arguments(self) -> dict:
         return {"rot": self.factor, **self._fill_arguments()}
@@ -182,7 +182,7 @@ class RandomZoom(_Affine):
         for bounds in (self.height_factor, self.width_factor or (0, 0)):
             if bounds[0] <= -1:
                 raise ValueError(f"RandomZoom: zoom factors must be > -1, got {bounds}")
-        _fill(self, fill_mode, interpolation, fill_value)
+        _set_fill(self, fill_mode, interpolation, fill_value)
 
     def op_arguments(self) -> dict:
         return {"zy": self.height_factor, "zx": self.width_factor or (0, 0),
