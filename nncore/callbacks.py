@@ -310,8 +310,8 @@ class BackupAndRestore(Callback):
 def _restore(network, path) -> None:
     """Put the weights, layer state, optimizer state and random states saved
     in `path` into `network` in place (native plans hold these arrays)."""
-    from .network import load
-    saved = load(path)
+    from . import saving
+    saved = saving.load(path, type(network))
     network.set_weights(saved.get_weights())
     optimizer = network.training_optimizer
     if saved.optimizer is not None and optimizer is not None:
