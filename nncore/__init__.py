@@ -12,6 +12,9 @@ from .layers import (Activation, ActivationLayer, AveragePooling2D, AvgPool2D,
                      FlattenLayer, GlobalAveragePooling2D, Layer, LeakyReLU, MaxPool2D,
                      MaxPooling2D, ReLU, Sigmoid, Softmax, Tanh, RandomFlip, RandomTranslation,
                      RandomRotation, RandomZoom, RandomCrop, GaussianNoise)
+from .layers import (AveragePooling1D, AvgPool1D, Conv1D, Embedding, GlobalAveragePooling1D,
+                     GlobalMaxPooling1D, GRU, LayerNormalization, LSTM, MaxPool1D,
+                     MaxPooling1D, SimpleRNN)
 from .network import Network, load
 from .gradient_check import check_gradients
 from .inference import InferenceSession
@@ -33,6 +36,9 @@ __all__ = [
     "MaxPooling2D", "AvgPool2D", "AveragePooling2D", "GlobalAveragePooling2D", "Flatten",
     "FlattenLayer", "Dropout", "BatchNormalization", "RandomFlip", "RandomTranslation",
     "RandomRotation", "RandomZoom", "RandomCrop", "GaussianNoise",
+    "Embedding", "Conv1D", "MaxPool1D", "MaxPooling1D", "AveragePooling1D", "AvgPool1D",
+    "GlobalMaxPooling1D", "GlobalAveragePooling1D", "LayerNormalization",
+    "SimpleRNN", "LSTM", "GRU",
     "activations", "callbacks", "datasets", "initializers", "losses", "metrics",
     "optimizers", "regularizers", "schedules", "utils", "ModelFormatError", "register_layer",
     "load", "check_gradients",

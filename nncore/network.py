@@ -429,6 +429,9 @@ def _build_layers(net: Network, first: int) -> None:
         layer = net.layers[index]
         layer.dtype = net.dtype
         layer.rng = net.rng
+        if index and getattr(layer, "reads_indices", False):
+            raise ValueError(in_layer(index, layer, "reads integer indices, so it must be "
+                                                    "the network's first layer"))
         try:
             params += _budgeted_params(net, layer, shape, params)
             layer.build(shape)

@@ -26,6 +26,7 @@ import numpy as np
 
 from ._version import __version__
 from ._safe_write import write_file
+from .onnx_sequence import converters as sequence_converters
 from .layers import (Activation, ActivationLayer, AvgPool2D, BatchNormalization, Conv2D,
                      ConvLayer, Dense, Dropout, FCLayer, Flatten, FlattenLayer,
                      GlobalAveragePooling2D, LeakyReLU, MaxPool2D, ReLU, Sigmoid, Softmax,
@@ -336,3 +337,5 @@ _CONVERTERS: Dict[type, Converter] = {
     ReLU: _activation_layer, LeakyReLU: _activation_layer, Softmax: _activation_layer,
     ActivationLayer: _activation_layer,
 }
+
+_CONVERTERS.update(sequence_converters(_activation))     # see onnx_sequence.py

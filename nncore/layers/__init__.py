@@ -10,6 +10,10 @@ from .normalization import BatchNormalization
 from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, MaxPool2D,
                       MaxPooling2D)
 from .reshape import Flatten, FlattenLayer
+from .layer_normalization import LayerNormalization
+from .recurrent import GRU, LSTM, SimpleRNN
+from .sequence import (AveragePooling1D, AvgPool1D, Conv1D, Embedding, GlobalAveragePooling1D,
+                       GlobalMaxPooling1D, MaxPool1D, MaxPooling1D)
 
 __all__ = ["Layer", "NativeLayer", "Dense", "FCLayer", "Activation", "ActivationLayer",
            "Tanh", "Sigmoid", "ReLU", "LeakyReLU", "Softmax",
@@ -19,4 +23,8 @@ __all__ = ["Layer", "NativeLayer", "Dense", "FCLayer", "Activation", "Activation
            "BatchNormalization",
            # augmentation (training only)
            "RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom", "RandomCrop",
-           "GaussianNoise"]
+           "GaussianNoise",
+           # sequences
+           "Embedding", "Conv1D", "MaxPool1D", "MaxPooling1D", "AveragePooling1D", "AvgPool1D",
+           "GlobalMaxPooling1D", "GlobalAveragePooling1D", "LayerNormalization",
+           "SimpleRNN", "LSTM", "GRU"]
