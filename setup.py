@@ -24,11 +24,11 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 MODULES = ["plan", "data", "dense", "activation", "loss", "optim", "openmp", "cpu", "convpool",
-           "conv", "pool", "reshape", "dropout", "batchnorm"]
+           "conv", "pool", "reshape", "dropout", "batchnorm", "regularize", "augment"]
 MODULES += ["embedding", "conv1d", "layernorm", "recurrent"]          # sequences
 # the modules whose loops do the element-wise work of training and inference
 KERNEL_MODULES = ["dense", "activation", "loss", "optim", "convpool", "conv", "pool",
-                  "reshape", "dropout", "batchnorm"]
+                  "reshape", "dropout", "batchnorm", "regularize", "augment"]
 KERNEL_MODULES += ["embedding", "conv1d", "layernorm", "recurrent"]
 # extra flags of single modules (GCC/clang).  -fno-trapping-math lets loops
 # whose float selects guard later arithmetic (fastmath.pxd) vectorize; it

@@ -115,6 +115,20 @@ cdef struct Updater:
                    Py_ssize_t size) noexcept nogil
 
 
+# A weight penalty l1 * sum|w| + l2 * sum w^2 on one parameter array, applied
+# by whoever trains (a Plan, or the Python loop) after backward: `apply` adds
+# its gradient to `grad` (when not NULL) and returns its value.
+#   param, grad: (size)
+cdef struct Penalty:
+    int dtype
+    double l1
+    double l2
+    const void* param
+    void* grad
+    Py_ssize_t size
+    double (*apply)(const Penalty* p, void* grad) noexcept nogil
+
+
 cdef extern from *:
     """
     #define NNCORE_MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -94,7 +94,7 @@ class NetworkPlans:
             plan = None
             if ops is not None and loss_op is not None:
                 plan = checked_plan(net, Plan(ops, net.dtype))
-                plan.set_training(loss_op, updater, net.params)
+                plan.set_training(loss_op, updater, net.params, net.penalties)
             self._train_plan, self._train_for = plan, (updater, net.loss)
         return self._train_plan
 

@@ -177,6 +177,9 @@ def _fit(net, x, y, epochs, batch_size, validation_data, validation_split, shuff
          callbacks, initial_epoch, learning_rate, sample_weight, class_weight) -> History:
     epochs, learning_rate, callbacks = check_fit_arguments(net, epochs, initial_epoch, verbose,
                                                            learning_rate, callbacks)
+    if any(isinstance(c, callbacks_module.BackupAndRestore) for c in callbacks):
+        raise TypeError("BackupAndRestore resumes fits on arrays; for a dask array or "
+                        "batches, save with ModelCheckpoint and fit again with initial_epoch")
     if validation_split:
         raise ValueError("fit: validation_split needs in-memory arrays; pass validation_data "
                          "with dask arrays or batches")
@@ -339,7 +342,7 @@ def evaluate(net, x, y, batch_size, sample_weight) -> dict:
         for j, metric in enumerate(metrics):
             sums[j] += float(metric(target, out)) * n
         samples += n
-    scores = {"loss": loss_sum / samples}
+    scores = {"loss": loss_sum / samples + net.regularization_loss()}
     for metric, total in zip(metrics or [], sums):
         scores[metric.name] = float(total / samples)
     return scores

@@ -118,7 +118,8 @@ def evaluate(net, x, y, batch_size: Optional[int] = None, sample_weight=None) ->
     out, target = shaped(net, predicted, y)
     weights = _weights.combined(net, y, sample_weight, None)
     scores = {"loss": float(net.loss(target, out) if weights is None
-                            else net.loss(target, out, sample_weight=weights))}
+                            else net.loss(target, out, sample_weight=weights))
+              + net.regularization_loss()}
     for metric in resolved_metrics(net):
         scores[metric.name] = float(metric(target, out))
     return scores
@@ -224,8 +225,8 @@ class Trainer:
             callback.set_network(net)
             callback.on_train_begin()
         self.logs: dict = {}
-        done, chunk = 0, self.align
-        self.last_good.take(0, force=True)
+        done, chunk = self._resumed(), self.align
+        self.last_good.take(done, force=True)
         while done < self.total and not net.stop_training:
             k = done % self.per_epoch
             if k == 0:
@@ -254,6 +255,16 @@ class Trainer:
         for callback in self.callbacks:
             callback.on_train_end(self.logs)
         return self.history
+
+    def _resumed(self) -> int:
+        """The steps an interrupted run already took, when a callback
+        (BackupAndRestore) restored its state: training continues after the
+        epochs it completed."""
+        completed = max([getattr(c, "resumed_epochs", 0) for c in self.callbacks], default=0)
+        epochs = min(max(completed - self.initial_epoch, 0), self.epochs - self.initial_epoch)
+        done = epochs * self.per_epoch
+        self.first_iteration = self.optimizer.iterations - done
+        return done
 
     def _aligned(self, done: int, count: int) -> int:
         """Extend a chunk to end a multiple of `align` steps into its epoch (or
@@ -287,7 +298,7 @@ class Trainer:
         losses: the same steps as `Plan.train`."""
         net, loss, batch_size = self.net, self.net.loss, self.batch_size
         losses = np.empty(len(rates))
-        params, grads = net.params, net.grads
+        params, grads, penalties = net.params, net.grads, net.penalties
         target_shape = None if getattr(loss, "sparse", False) else net.output_shape
         for s, rate in enumerate(rates):
             k = (first_step + s) % self.per_epoch
@@ -311,6 +322,8 @@ class Trainer:
                                np.reshape(target, (len(index), -1)))
             for layer in reversed(net.layers):
                 grad = layer.backward(grad)
+            for penalty in penalties:
+                losses[s] += penalty.apply()
             apply_update(self.optimizer.updater, params, grads, float(rate))
         return losses
 

@@ -31,6 +31,8 @@ from .layers import (Activation, ActivationLayer, AvgPool2D, BatchNormalization,
                      ConvLayer, Dense, Dropout, FCLayer, Flatten, FlattenLayer,
                      GlobalAveragePooling2D, LeakyReLU, MaxPool2D, ReLU, Sigmoid, Softmax,
                      Tanh)
+from .layers.augmentation import (GaussianNoise, RandomFlip, RandomRotation, RandomTranslation,
+                                  RandomZoom)
 
 if TYPE_CHECKING:
     import onnx
@@ -328,6 +330,8 @@ _CONVERTERS: Dict[type, Converter] = {
     GlobalAveragePooling2D: _global_average,
     Flatten: _flatten, FlattenLayer: _flatten,
     Dropout: _identity,                          # the identity at inference
+    RandomFlip: _identity, RandomTranslation: _identity, RandomRotation: _identity,
+    RandomZoom: _identity, GaussianNoise: _identity,     # training-only augmentation
     BatchNormalization: _batch_normalization,
     Activation: _activation_layer, Tanh: _activation_layer, Sigmoid: _activation_layer,
     ReLU: _activation_layer, LeakyReLU: _activation_layer, Softmax: _activation_layer,

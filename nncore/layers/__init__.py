@@ -1,3 +1,5 @@
+from .augmentation import (GaussianNoise, RandomCrop, RandomFlip, RandomRotation,
+                           RandomTranslation, RandomZoom)
 from .activation import (Activation, ActivationLayer, LeakyReLU, ReLU, Sigmoid, Softmax,
                          Tanh)
 from .base import Layer, NativeLayer
@@ -19,6 +21,9 @@ __all__ = ["Layer", "NativeLayer", "Dense", "FCLayer", "Activation", "Activation
            "Conv2D", "ConvLayer", "MaxPool2D", "MaxPooling2D", "AvgPool2D",
            "AveragePooling2D", "GlobalAveragePooling2D", "Flatten", "FlattenLayer", "Dropout",
            "BatchNormalization",
+           # augmentation (training only)
+           "RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom", "RandomCrop",
+           "GaussianNoise",
            # sequences
            "Embedding", "Conv1D", "MaxPool1D", "MaxPooling1D", "AveragePooling1D", "AvgPool1D",
            "GlobalMaxPooling1D", "GlobalAveragePooling1D", "LayerNormalization",

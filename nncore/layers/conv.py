@@ -5,7 +5,7 @@ from typing import Any, List, Optional, Sequence
 
 import numpy as np
 
-from .. import initializers
+from .. import initializers, regularizers
 from .._native.activation import ActivationOp
 from .._native.conv import ConvOp
 from .._native.convpool import ConvPoolOp
@@ -29,7 +29,8 @@ class Conv2D(NativeLayer):
 
     def __init__(self, filters: int, kernel_size, strides=1, padding="valid",
                  use_bias: bool = True, activation: ActivationSpec = None,
-                 kernel_initializer="he_uniform", name: Optional[str] = None):
+                 kernel_initializer="he_uniform", kernel_regularizer=None,
+                 bias_regularizer=None, name: Optional[str] = None):
         super().__init__(name)
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters <= 0:
             raise ValueError(f"{type(self).__name__}: filters must be a positive integer, "
@@ -41,6 +42,8 @@ class Conv2D(NativeLayer):
         self.use_bias = bool(use_bias)
         self.activation, self.activation_alpha = fused_activation(self, activation)
         self.kernel_initializer = initializers.get(kernel_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer, type(self).__name__)
+        self.bias_regularizer = regularizers.get(bias_regularizer, type(self).__name__)
 
     def _geometry(self, input_shape: Shape):
         shape = image_shape(self, input_shape)
@@ -60,6 +63,9 @@ class Conv2D(NativeLayer):
         self.bias = np.zeros(self.filters, self.dtype) if self.use_bias else None
         self.params = [self.kernel] if self.bias is None else [self.kernel, self.bias]
         self.grads = [np.zeros(p.shape, p.dtype) for p in self.params]   # committed when used
+        self._penalties = regularizers.penalty_ops(self, [
+            (self.kernel_regularizer, self.kernel, self.grads[0]),
+            (self.bias_regularizer, self.bias, self.grads[-1])])
         super().build(input_shape)
 
     def make_ops(self) -> list:
@@ -97,6 +103,8 @@ class Conv2D(NativeLayer):
                 "use_bias": self.use_bias,
                 "activation": activation_config(self.activation, self.activation_alpha),
                 "kernel_initializer": initializers.name_of(self.kernel_initializer),
+                "kernel_regularizer": regularizers.config_of(self.kernel_regularizer),
+                "bias_regularizer": regularizers.config_of(self.bias_regularizer),
                 "name": self.name}
 
     def weight_shapes(self, input_shape: Shape):
