@@ -24,10 +24,16 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 MODULES = ["plan", "data", "dense", "activation", "loss", "optim", "openmp", "cpu", "convpool",
-           "conv", "pool", "reshape", "dropout", "batchnorm"]
+           "conv", "pool", "reshape", "dropout", "batchnorm", "regularize", "augment"]
+MODULES += ["embedding", "conv1d", "layernorm", "recurrent"]          # sequences
 # the modules whose loops do the element-wise work of training and inference
 KERNEL_MODULES = ["dense", "activation", "loss", "optim", "convpool", "conv", "pool",
-                  "reshape", "dropout", "batchnorm"]
+                  "reshape", "dropout", "batchnorm", "regularize", "augment"]
+KERNEL_MODULES += ["embedding", "conv1d", "layernorm", "recurrent"]
+# extra flags of single modules (GCC/clang).  -fno-trapping-math lets loops
+# whose float selects guard later arithmetic (fastmath.pxd) vectorize; it
+# changes no result, only what the compiler may assume about FP exceptions.
+MODULE_FLAGS = {"recurrent": ["-fno-trapping-math"]}
 SIMD_FLAGS = {"avx2": ["-mavx2", "-mfma"]}
 JOBS = os.cpu_count() or 1
 SIMD_SOURCES = os.path.join("build", "simd")
@@ -126,6 +132,10 @@ class BuildExt(build_ext):
                         self.compiler.compiler_type != "msvc":
                     # no hot loops in these modules: -O2 compiles them faster
                     ext.extra_compile_args = ["-O2"] + ext.extra_compile_args[1:]
+            if self.compiler.compiler_type != "msvc":
+                module = ext.name.split(".")[-1]
+                module = module.rsplit("_", 1)[0] if level in SIMD_FLAGS else module
+                ext.extra_compile_args += MODULE_FLAGS.get(module, [])
             ext.extra_link_args = lflags
             kept.append(ext)
         self.extensions[:] = kept

@@ -91,6 +91,35 @@ def dense_flops(sizes, per_sample_rows: int = 1) -> int:
 CNN_FORWARD_FLOPS = 2 * (26 * 26 * 9 * 32 + 11 * 11 * 288 * 64 + 1600 * 128 + 128 * 10)
 
 
+# the two ways of writing an activation: as the layer's `activation=`, or as
+# a layer of its own (as PyTorch users write nn.ReLU()); the lowering pass
+# should run both as the same ops
+SPELLINGS = ("activation=", "ReLU() layers")
+
+
+def mlp_layers(spelling: str, sizes=(256, 128, 10)):
+    """The MLP's layers (input size from the data) in one spelling."""
+    import nncore
+    layers = []
+    for units in sizes[:-1]:
+        layers += ([nncore.Dense(units, activation="relu")] if spelling == SPELLINGS[0]
+                   else [nncore.Dense(units), nncore.ReLU()])
+    return layers + [nncore.Dense(sizes[-1])]
+
+
+def cnn_layers(spelling: str):
+    """The MNIST CNN conv32-pool-conv64-pool-128-10 in one spelling."""
+    import nncore
+    fused = spelling == SPELLINGS[0]
+
+    def with_relu(layer_class, *args):
+        return ([layer_class(*args, activation="relu")] if fused
+                else [layer_class(*args), nncore.ReLU()])
+    return (with_relu(nncore.Conv2D, 32, 3) + [nncore.MaxPool2D(2)]
+            + with_relu(nncore.Conv2D, 64, 3) + [nncore.MaxPool2D(2), nncore.Flatten()]
+            + with_relu(nncore.Dense, 128) + [nncore.Dense(10)])
+
+
 def try_torch():
     try:
         import torch

@@ -3,7 +3,8 @@
     python benchmarks/bench_cnn.py [--threads 1 2] [--samples 1024] [--repeats 3]
 
 Network: Conv2D(32,3)+ReLU+MaxPool(2) -> Conv2D(64,3)+ReLU+MaxPool(2) -> Flatten
--> Dense(128)+ReLU -> Dense(10), softmax cross-entropy from logits, plain SGD,
+-> Dense(128)+ReLU -> Dense(10) (nncore: written with activation="relu" and
+with ReLU() layers, both timed), softmax cross-entropy from logits, plain SGD,
 float32, random 28x28x1 inputs.  Also per-sample (batch 1) training of the
 article's conv network (ConvLayer 3x3 -> tanh -> Flatten -> FC 676-100 -> tanh ->
 FC 100-10 -> tanh, MSE).  Each thread count runs in its own process with
@@ -30,6 +31,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from _common import SPELLINGS, cnn_layers  # noqa: E402
 
 
 def timings(runs, repeats):
@@ -51,17 +53,14 @@ def min_time(run, repeats):
 
 
 # ------------------------------------------------------------------ nncore
-def nncore_cnn(seed=0):
+def nncore_cnn(seed=0, spelling=SPELLINGS[0]):
     import nncore
-    net = nncore.Network([nncore.Conv2D(32, 3, activation="relu"), nncore.MaxPool2D(2),
-                          nncore.Conv2D(64, 3, activation="relu"), nncore.MaxPool2D(2),
-                          nncore.Flatten(), nncore.Dense(128, activation="relu"),
-                          nncore.Dense(10)], input_shape=(28, 28, 1), seed=seed)
+    net = nncore.Network(cnn_layers(spelling), input_shape=(28, 28, 1), seed=seed)
     return net.use(nncore.losses.SparseCategoricalCrossentropy(from_logits=True)).build()
 
 
-def nncore_runner(x, y, batch):
-    net = nncore_cnn()
+def nncore_runner(x, y, batch, spelling=SPELLINGS[0]):
+    net = nncore_cnn(spelling=spelling)
     return lambda: net.fit(x, y, epochs=1, batch_size=batch, learning_rate=0.01,
                            verbose=0), net
 
@@ -259,6 +258,7 @@ def worker(args):
     for batch in args.batches:
         runs = {}
         runs["nncore"], net = nncore_runner(x, y, batch)
+        runs["nncore_layers"], _ = nncore_runner(x, y, batch, SPELLINGS[1])
         runs["numpy"] = numpy_runner(x, y, batch)
         if have_torch:
             runs["torch"] = torch_runner(x, y, batch, args.threads[0])
@@ -310,17 +310,21 @@ def main():
         results.append(json.loads(out.strip().splitlines()[-1]))
     print(f"MNIST CNN training, float32, {args.samples} samples, median of {args.repeats} "
           f"(OpenMP {'on' if results[0]['openmp'] else 'off'}); samples/s")
-    print(f"{'threads':>7} {'batch':>5} {'nncore':>8} {'PyTorch':>8} {'NumPy':>8} "
+    print(f"{'threads':>7} {'batch':>5} {'nncore':>8} {'ReLU()s':>8} {'PyTorch':>8} {'NumPy':>8} "
           f"{'vs torch':>8} {'vs NumPy':>8}   GEMM alone / im2col+col2im alone"
           f"   nncore GFLOP/s (of SGEMM peak)")
     for r in results:
         for batch, row in r["batches"].items():
             torch_speed = row.get("torch")
             print(f"{r['threads']:>7} {batch:>5} {row['nncore']:8.0f} "
+                  f"{row['nncore_layers']:8.0f} "
                   f"{torch_speed or float('nan'):8.0f} {row['numpy']:8.0f} "
                   f"{ratio(row['nncore'], torch_speed):>8} {ratio(row['nncore'], row['numpy']):>8}"
                   f"   {row['gemm_share']:10.0%} / {row['im2col_share']:5.0%}"
                   f"   {fmt_gflops(train_flops, row['nncore'], r['peak'])}")
+    print("nncore: the network written with activation='relu'; ReLU()s: the same network "
+          "with ReLU() layers after Conv2D and Dense (the lowering runs both as the same ops); "
+          "vs torch / vs NumPy compare the first")
     print("GEMM alone / im2col alone: the step's matrix products (through NumPy) and its "
           "im2col/col2im, each timed alone on whole batches, as shares of a step; the fused "
           "convolution runs them in cache-sized groups, so together they can pass 100%")

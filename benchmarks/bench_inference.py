@@ -13,8 +13,8 @@ import time
 import numpy as np
 
 import nncore
-from _common import (CNN_FORWARD_FLOPS, dense_flops, fmt_gflops, gemm_peak,
-                     median_rate as throughput, table, try_torch)
+from _common import (CNN_FORWARD_FLOPS, SPELLINGS, cnn_layers, dense_flops, fmt_gflops,
+                     gemm_peak, median_rate as throughput, mlp_layers, table, try_torch)
 
 MLP_SIZES = [784, 256, 128, 10]
 
@@ -32,20 +32,15 @@ def latency(run, calls=3000):
     return times[len(times) // 2] / 1e3, times[int(len(times) * 0.99)] / 1e3
 
 
-def nncore_mlp():
-    layers = [nncore.Dense(n, activation="relu") for n in MLP_SIZES[1:-1]]
-    return nncore.Network(layers + [nncore.Dense(MLP_SIZES[-1])],
+def nncore_mlp(spelling=SPELLINGS[0]):
+    return nncore.Network(mlp_layers(spelling, MLP_SIZES[1:]),
                           input_shape=(MLP_SIZES[0],), seed=0).build()
 
 
-def nncore_cnn():
+def nncore_cnn(spelling=SPELLINGS[0]):
     if not hasattr(nncore, "Conv2D"):
         return None
-    return nncore.Network([
-        nncore.Conv2D(32, 3, activation="relu"), nncore.MaxPool2D(2),
-        nncore.Conv2D(64, 3, activation="relu"), nncore.MaxPool2D(2),
-        nncore.Flatten(), nncore.Dense(128, activation="relu"), nncore.Dense(10)],
-        input_shape=(28, 28, 1), seed=0).build()
+    return nncore.Network(cnn_layers(spelling), input_shape=(28, 28, 1), seed=0).build()
 
 
 def torch_mlp(torch, net):
@@ -185,6 +180,14 @@ def main():
         rows.append(["CNN (MNIST)", *[f"{v:.1f}" for v in ours_c], "-",
                      *([f"{v:.1f}" for v in theirs_c] if theirs_c else ["-", "-"]),
                      f"{theirs_c[0] / ours_c[0]:.1f}x" if theirs_c else "-", "-"])
+    for name, build, x in (("MLP", nncore_mlp, x1), ("CNN", nncore_cnn, xc if cnn else None)):
+        if x is None:
+            continue
+        spelled = [nncore.InferenceSession(build(spelling)) for spelling in SPELLINGS]
+        out = np.empty((1, 10), np.float32)
+        both = [latency(lambda: s.predict(x, out), calls=1000)[0] for s in spelled]
+        rows.append([f"{name}, {SPELLINGS[1]} / {SPELLINGS[0]}", f"{both[1]:.1f}", "-", "-",
+                     "-", "-", "-", f"{both[1] / both[0]:.2f}x the time"])
     print(f"Single-sample predict latency (microseconds); Network.predict: "
           f"p50 {through_network[0]:.1f}, p99 {through_network[1]:.1f}; the table uses "
           f"InferenceSession.predict(x, out)")

@@ -1,25 +1,11 @@
 # Element-wise activations and the row-wise softmax.
 from cpython.pycapsule cimport PyCapsule_New
-from core cimport real, Op, F32, r_tanh, r_exp, dtype_code
-
-cdef enum ActivationKind:
-    IDENTITY = 0
-    TANH = 1
-    SIGMOID = 2
-    RELU = 3
-    LEAKY_RELU = 4
-    SOFTMAX = 5
+from core cimport real, Op, F32, r_exp, dtype_code
+from epilogue cimport (IDENTITY, TANH, SIGMOID, RELU, LEAKY_RELU, SOFTMAX, activate,
+                       activation_gradient)
 
 KINDS = {'identity': IDENTITY, 'linear': IDENTITY, 'tanh': TANH, 'sigmoid': SIGMOID,
          'relu': RELU, 'leaky_relu': LEAKY_RELU, 'softmax': SOFTMAX}
-
-
-cdef inline real _sigmoid(real v) noexcept nogil:
-    cdef real e
-    if v >= 0:
-        return 1 / (1 + r_exp(-v))
-    e = r_exp(v)
-    return e / (1 + e)
 
 
 # y (rows, width) = softmax of each row of x (rows, width)
@@ -57,52 +43,19 @@ cdef void softmax_backward(real* dx, const real* dy, const real* y, Py_ssize_t r
 # y (count) = f(x); softmax works on rows of `width`
 cdef void activation_forward(real* y, const real* x, Py_ssize_t count, int kind,
                              real alpha, Py_ssize_t width) noexcept nogil:
-    cdef Py_ssize_t i
     if kind == SOFTMAX:
         softmax_forward(y, x, count // width, width)
-    elif kind == TANH:
-        for i in range(count):
-            y[i] = r_tanh(x[i])
-    elif kind == SIGMOID:
-        for i in range(count):
-            y[i] = _sigmoid(x[i])
-    elif kind == RELU:
-        for i in range(count):
-            y[i] = x[i] if x[i] > 0 else 0
-    elif kind == LEAKY_RELU:
-        for i in range(count):
-            y[i] = x[i] if x[i] > 0 else alpha * x[i]
     else:
-        for i in range(count):
-            y[i] = x[i]
+        activate(y, x, count, kind, alpha)
 
 
-# dx (count) = f'(x) * dy, using the saved input x and output y
-cdef void activation_backward(real* dx, const real* dy, const real* x, const real* y,
-                              Py_ssize_t count, int kind, real alpha,
-                              Py_ssize_t width) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef real g
+# dx (count) = f'(x) * dy, using the saved output y
+cdef void activation_backward(real* dx, const real* dy, const real* y, Py_ssize_t count,
+                              int kind, real alpha, Py_ssize_t width) noexcept nogil:
     if kind == SOFTMAX:
         softmax_backward(dx, dy, y, count // width, width)
-    elif kind == TANH:
-        for i in range(count):
-            dx[i] = dy[i] * (1 - y[i] * y[i])
-    elif kind == SIGMOID:
-        for i in range(count):
-            dx[i] = dy[i] * y[i] * (1 - y[i])
-    elif kind == RELU:
-        # dy loaded unconditionally: a select, not a mispredicted branch
-        for i in range(count):
-            g = dy[i]
-            dx[i] = g if x[i] > 0 else 0
-    elif kind == LEAKY_RELU:
-        for i in range(count):
-            g = dy[i]
-            dx[i] = g if x[i] > 0 else alpha * g
     else:
-        for i in range(count):
-            dx[i] = dy[i]
+        activation_gradient(dx, dy, y, count, kind, alpha)
 
 
 cdef struct ActivationCfg:
@@ -126,12 +79,11 @@ cdef void activation_op_backward(Op* op, Py_ssize_t n) noexcept nogil:
     if op.dx == NULL:
         return
     if op.dtype == F32:
-        activation_backward(<float*>op.dx, <const float*>op.dy, <const float*>op.x,
-                            <const float*>op.y, n * op.in_size, c.kind, <float>c.alpha,
-                            c.width)
+        activation_backward(<float*>op.dx, <const float*>op.dy, <const float*>op.y,
+                            n * op.in_size, c.kind, <float>c.alpha, c.width)
     else:
-        activation_backward(<double*>op.dx, <const double*>op.dy, <const double*>op.x,
-                            <const double*>op.y, n * op.in_size, c.kind, c.alpha, c.width)
+        activation_backward(<double*>op.dx, <const double*>op.dy, <const double*>op.y,
+                            n * op.in_size, c.kind, c.alpha, c.width)
 
 
 cdef class ActivationOp:

@@ -6,6 +6,7 @@
 from libc.math cimport sqrt
 from cpython.pycapsule cimport PyCapsule_New
 from core cimport real, Op, F32, address, dtype_code, declare_params
+from epilogue cimport column_sums
 
 
 cdef struct BatchNormCfg:
@@ -43,14 +44,10 @@ cdef void batchnorm_statistics(double* mean, double* inv_std, real* moving_mean,
                                Py_ssize_t C, double momentum, double epsilon) noexcept nogil:
     cdef Py_ssize_t r, k
     cdef double d
-    for k in range(C):
-        mean[k] = 0
-        inv_std[k] = 0
-    for r in range(rows):
-        for k in range(C):
-            mean[k] += x[r * C + k]
+    column_sums(mean, x, rows, C, 1)
     for k in range(C):
         mean[k] /= rows
+        inv_std[k] = 0
     for r in range(rows):
         for k in range(C):
             d = x[r * C + k] - mean[k]

@@ -5,7 +5,8 @@
 import numpy as np
 from libc.string cimport memcpy, memset
 from cpython.pycapsule cimport PyCapsule_New
-from core cimport real, Op, F32, address, dtype_code, declare_params, r_max
+from core cimport real, Op, F32, address, dtype_code, declare_params
+from epilogue cimport IDENTITY, activation_gradient, column_sums, epilogue_forward
 from blas cimport gemm
 from im2col cimport ConvCfg, GROUP_BYTES, col2im_row, im2col_row, set_geometry
 
@@ -43,13 +44,13 @@ cdef void col2im_batch(real* x, const real* cols, Py_ssize_t n,
         col2im(x + s * x_size, cols + s * col_size, c)
 
 
-# y (n, OH, OW, F) = conv(x (n, H, W, C), kernel (kh, kw, C, F)) + bias (F), then
-# max(y, 0) when c.relu; cols: scratch (n, OH*OW, K).  Samples go in groups of
+# y (n, OH, OW, F) = f(conv(x (n, H, W, C), kernel (kh, kw, C, F)) + bias (F)), f the
+# epilogue's activation; cols: scratch (n, OH*OW, K).  Samples go in groups of
 # c.group, so that a group's columns and outputs stay in cache from the im2col to
-# the GEMM to the bias and ReLU pass.
+# the GEMM to the epilogue.
 cdef void conv2d_forward(real* y, real* cols, const real* x, const real* kernel,
                          const real* bias, Py_ssize_t n, const ConvCfg* c) noexcept nogil:
-    cdef Py_ssize_t r, j, s = 0, g, rows, K = c.kh * c.kw * c.C, F = c.F
+    cdef Py_ssize_t s = 0, g, rows, K = c.kh * c.kw * c.C, F = c.F
     cdef const real* a
     while s < n:
         g = min(c.group, n - s)
@@ -59,50 +60,26 @@ cdef void conv2d_forward(real* y, real* cols, const real* x, const real* kernel,
             im2col_batch(cols, a, g, c)
             a = cols
         gemm(False, False, rows, F, K, 1, a, K, kernel, F, 0, y, F)
-        if bias != NULL:
-            for r in range(rows):
-                for j in range(F):
-                    y[r * F + j] += bias[j]
-        if c.relu:
-            for r in range(rows * F):
-                y[r] = r_max(y[r], <real>0)
+        epilogue_forward(y, bias, rows, F, c.activation, <real>c.alpha)
         y += rows * F
         s += g
 
 
-# g_kernel (K, F) = im2col(x)^T @ dy;  g_bias (F) = sum of dy (n*OH*OW, F) over rows;
-# dx (n, H, W, C) = col2im(dy @ kernel^T), skipped when dx is NULL.  With c.relu, dy
-# is first masked in place by y > 0 (y: this op's output).  cols: scratch (n, OH*OW, K)
-cdef void conv2d_backward(real* dx, real* g_kernel, real* g_bias, real* cols, real* dy,
-                          const real* x, const real* y, const real* kernel,
+# g_kernel (K, F) = im2col(x)^T @ dy;  g_bias (F) = sum of dy (n*OH*OW, F) over rows
+# (in totals (F), blocks of 64 rows); dx (n, H, W, C) = col2im(dy @ kernel^T), skipped
+# when dx is NULL.  dy is first multiplied in place by the epilogue's activation
+# derivative, read from y (this op's output).  cols: scratch (n, OH*OW, K)
+cdef void conv2d_backward(real* dx, real* g_kernel, real* g_bias, double* totals, real* cols,
+                          real* dy, const real* x, const real* y, const real* kernel,
                           Py_ssize_t n, const ConvCfg* c) noexcept nogil:
-    cdef Py_ssize_t r, r0, i, j, j0, width, rows = n * c.OH * c.OW, K = c.kh * c.kw * c.C
+    cdef Py_ssize_t j, rows = n * c.OH * c.OW, K = c.kh * c.kw * c.C
     cdef const real* a = x
-    cdef double total[256]
-    cdef real partial[256]
-    cdef Py_ssize_t F = c.F
-    if c.relu:
-        # dy *= (y > 0), a select the compiler vectorizes
-        for i in range(rows * F):
-            dy[i] = dy[i] if y[i] > 0 else 0
+    if c.activation != IDENTITY:
+        activation_gradient(dy, dy, y, rows * c.F, c.activation, <real>c.alpha)
     if g_bias != NULL:
-        # column sums of dy (rows, F): float partial sums over blocks of 64 rows,
-        # added up in double
-        for j0 in range(0, F, 256):
-            width = min(256, F - j0)
-            for j in range(width):
-                total[j] = 0
-            for r0 in range(0, rows, 64):
-                for j in range(width):
-                    partial[j] = 0
-                for r in range(r0, min(r0 + 64, rows)):
-                    i = r * F + j0
-                    for j in range(width):
-                        partial[j] += dy[i + j]
-                for j in range(width):
-                    total[j] += partial[j]
-            for j in range(width):
-                g_bias[j0 + j] = <real>total[j]
+        column_sums(totals, dy, rows, c.F, 64)
+        for j in range(c.F):
+            g_bias[j] = <real>totals[j]
     if not c.direct:
         im2col_batch(cols, x, n, c)
         a = cols
@@ -125,7 +102,7 @@ cdef void _forward(Op* op, Py_ssize_t n, real* y) noexcept nogil:
 cdef void _backward(Op* op, Py_ssize_t n, real* dx) noexcept nogil:
     cdef const ConvCfg* c = <const ConvCfg*>op.cfg
     cdef real* g_bias = <real*>c.g_bias if c.bias != NULL else NULL
-    conv2d_backward(dx, <real*>c.g_kernel, g_bias, <real*>op.work, <real*>op.dy,
+    conv2d_backward(dx, <real*>c.g_kernel, g_bias, op.state, <real*>op.work, <real*>op.dy,
                     <const real*>op.x, <const real*>op.y, <const real*>c.kernel, n, c)
 
 
@@ -148,24 +125,26 @@ cdef class ConvOp:
 
     kernel, g_kernel: (kh, kw, C, F); bias, g_bias: (F,) or None; all
     C-contiguous, one dtype.  The geometry (input (H, W), output (OH, OW),
-    strides and top/left padding) is validated by the caller.  With `relu`
-    the op applies max(y, 0) to its output (and masks its gradient).
+    strides and top/left padding) is validated by the caller.  `activation`
+    (an element-wise kind of epilogue.pxd, alpha its slope below 0) is applied
+    to the output in place (and its derivative to the output gradient).
     """
     cdef Op op
     cdef ConvCfg cfg
     cdef tuple arrays
 
     def __cinit__(self, kernel, bias, g_kernel, g_bias, input_hw, output_hw, strides,
-                  padding_top_left, bint relu=False):
+                  padding_top_left, int activation=IDENTITY, double alpha=0.0):
         self.arrays = (kernel, bias, g_kernel, g_bias)
         cdef ConvCfg* c = &self.cfg
         set_geometry(c, kernel, bias, g_kernel, g_bias, input_hw, output_hw, strides,
-                     padding_top_left, relu)
+                     padding_top_left, activation, alpha)
         c.direct = (c.kh == 1 and c.kw == 1 and c.sh == 1 and c.sw == 1 and c.pt == 0
                     and c.pl == 0 and c.OH == c.H and c.OW == c.W)
         self.op.dtype = dtype_code(kernel)
         self.op.in_size = c.H * c.W * c.C
         self.op.out_size = c.OH * c.OW * c.F
+        self.op.state_size = c.F                       # the bias gradient's sums
         self.op.work_size = 0 if c.direct else c.OH * c.OW * c.kh * c.kw * c.C
         # forward groups: columns and outputs of about GROUP_BYTES
         c.group = max(1, GROUP_BYTES // ((self.op.work_size + self.op.out_size)
@@ -174,6 +153,11 @@ cdef class ConvOp:
         self.op.forward = conv_op_forward
         self.op.backward = conv_op_backward
         declare_params(&self.op, ((kernel, g_kernel), (bias, g_bias)))
+
+    @property
+    def direct(self):
+        """True for a 1x1 convolution with stride 1 and no padding: x is its own im2col."""
+        return bool(self.cfg.direct)
 
     def capsule(self):
         return PyCapsule_New(&self.op, "nncore.Op", NULL)

@@ -1,8 +1,9 @@
-# A convolution (optionally with ReLU) fused with the non-overlapping max
-# pooling that follows it.  The convolution's own output is never stored,
+# A convolution (optionally with an activation) fused with the non-overlapping
+# max pooling that follows it.  The convolution's own output is never stored,
 # the positions the pool drops (a last odd row or column) are never computed,
-# and an epilogue takes each window's maximum, adds the bias and applies ReLU
-# (they commute with the maximum), writing the pooled output directly.
+# and an epilogue takes each window's maximum, adds the bias and applies the
+# activation (non-decreasing, so they commute with the maximum), writing the
+# pooled output directly.
 # Samples go in cache-sized groups.  Two ways to compute the convolution:
 #  * im2col of the positions the pool reads and one BLAS GEMM per group (for
 #    one input channel, stride 1 and no padding, im2col is tap by tap: each
@@ -16,7 +17,8 @@
 #    over the group's tiles (tiles x C) @ (C x F).
 from libc.string cimport memcmp, memcpy, memset
 from cpython.pycapsule cimport PyCapsule_New
-from core cimport real, Op, F32, dtype_code, declare_params, r_max, r_select, column_totals
+from core cimport real, Op, F32, dtype_code, declare_params, r_max, r_select
+from epilogue cimport IDENTITY, activation_gradient, column_sums, epilogue_forward
 from im2col cimport ConvCfg, GROUP_BYTES, col2im_row, im2col_row, set_geometry
 from blas cimport gemm
 
@@ -95,7 +97,7 @@ cdef inline Py_ssize_t window_offset(Py_ssize_t q, const ConvPoolCfg* c,
     return (q // c.pw) * c.PW * c.pw + q % c.pw if row_major else q
 
 
-# y (n, PH, PW, F) = relu(max over each pool window of Y + bias), Y (n*M, F)
+# y (n, PH, PW, F) = f(max over each pool window of Y + bias), Y (n*M, F)
 # in the order row_major says (window_start); with arg (n, PH, PW, F) not NULL,
 # arg = the first position (a*pw + b) of each window holding its maximum
 cdef void window_max_epilogue(real* y, real* arg, const real* Y, Py_ssize_t n,
@@ -117,7 +119,8 @@ cdef void window_max_epilogue(real* y, real* arg, const real* Y, Py_ssize_t n,
                     won[f] = r_select(row[f] > y[f], <real>q, won[f])
             for f in range(F):
                 y[f] = r_max(y[f], row[f])
-        bias_relu(y, <const real*>c.conv.bias, 1, F, c.conv.relu)
+        epilogue_forward(y, <const real*>c.conv.bias, 1, F, c.conv.activation,
+                         <real>c.conv.alpha)
         y += F
 
 
@@ -135,22 +138,6 @@ cdef void route_gradient(real* dY, const real* dy, const real* arg, Py_ssize_t n
             row = first + window_offset(q, c, row_major) * F
             for f in range(F):
                 row[f] = r_select(arg[p * F + f] == q, dy[p * F + f], <real>0)
-
-
-# dy (rows, F) = 0 where the output y (rows, F) did not pass the ReLU
-cdef void relu_mask(real* dy, const real* y, Py_ssize_t count) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(count):
-        dy[i] = r_select(y[i] > 0, dy[i], <real>0)
-
-
-# g_bias (F) = column sums of dy (rows, F), added up in double in totals (F)
-cdef void column_sums(real* g_bias, double* totals, const real* dy, Py_ssize_t rows,
-                      Py_ssize_t F) noexcept nogil:
-    cdef Py_ssize_t f
-    column_totals(totals, dy, rows, F)
-    for f in range(F):
-        g_bias[f] = <real>totals[f]
 
 
 # U (16, C, F) = G g G^T for every (c, f) of the kernel g (3, 3, C, F), with
@@ -231,10 +218,10 @@ cdef void winograd_tiles(real* V, real* tile, const real* x, Py_ssize_t n,
                 t += 1
 
 
-# y (T, F) = relu(max of the 2x2 tile A^T m A + bias) for every tile, m (16, T, F) the
+# y (T, F) = f(max of the 2x2 tile A^T m A + bias) for every tile, m (16, T, F) the
 # products; A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
 cdef void winograd_pooled(real* y, const real* m, const real* bias, Py_ssize_t T,
-                          Py_ssize_t F, bint relu) noexcept nogil:
+                          Py_ssize_t F, const ConvCfg* c) noexcept nogil:
     cdef Py_ssize_t t, f, TF = T * F
     cdef real a0, a1, a2, a3, b0, b1, b2, b3, y00, y01, y10, y11
     cdef const real* p
@@ -254,39 +241,26 @@ cdef void winograd_pooled(real* y, const real* m, const real* bias, Py_ssize_t T
             y10 = b0 + b1 + b2
             y11 = b1 - b2 - b3
             y[t * F + f] = r_max(r_max(y00, y01), r_max(y10, y11))
-    bias_relu(y, bias, T, F, relu)
+    epilogue_forward(y, bias, T, F, c.activation, <real>c.alpha)
 
 
-# y (rows, F) += bias (F; none when NULL), then max(y, 0) when relu
-cdef void bias_relu(real* y, const real* bias, Py_ssize_t rows, Py_ssize_t F,
-                    bint relu) noexcept nogil:
-    cdef Py_ssize_t r, f
-    if bias != NULL:
-        for r in range(rows):
-            for f in range(F):
-                y[r * F + f] += bias[f]
-    if relu:
-        for r in range(rows * F):
-            y[r] = r_max(y[r], <real>0)
-
-
-# y (n, PH, PW, F) through Winograd; work: V (16, T, C), m (16, T, F); in the op's
-# state, after the bias sums: U (16, C, F) from winograd_kernel and a tile (16, C)
+# y (n, PH, PW, F) through Winograd; work: V (16, T, C), m (16, T, F); kept by
+# the plan (op.keep): U (16, C, F) from winograd_kernel, then a tile (16, C)
 cdef void _winograd_forward(Op* op, Py_ssize_t n, real* y, const real* x,
                             real* work) noexcept nogil:
     cdef const ConvPoolCfg* c = <const ConvPoolCfg*>op.cfg
     cdef Py_ssize_t k, C = c.conv.C, F = c.conv.F, T = n * c.PH * c.PW
-    cdef real* U = <real*>(op.state + c.conv.F)
+    cdef real* U = <real*>op.keep
     cdef real* tile = U + 16 * C * F
     cdef real* V = work
     cdef real* m = work + 16 * T * C
     winograd_tiles(V, tile, x, n, op.in_size, c)
     for k in range(16):
         gemm(False, False, T, F, C, 1, V + k * T * C, C, U + k * C * F, F, 0, m + k * T * F, F)
-    winograd_pooled(y, m, <const real*>c.conv.bias, T, F, c.conv.relu)
+    winograd_pooled(y, m, <const real*>c.conv.bias, T, F, &c.conv)
 
 
-# y (n, PH, PW, F) = maxpool(relu(conv(x (n, H, W, C)) + bias)); work: (n, rows, K + F)
+# y (n, PH, PW, F) = maxpool(f(conv(x (n, H, W, C)) + bias)); work: (n, rows, K + F)
 # arg: (n, PH, PW, F) winning rows, recorded in training (NULL at inference)
 cdef void _forward(Op* op, Py_ssize_t n, real* y, real* arg, const real* x, real* work,
                    bint winograd) noexcept nogil:
@@ -339,15 +313,14 @@ cdef void _backward(Op* op, Py_ssize_t n, real* dx, const real* dy, const real* 
 
 
 # the samples in groups of at most op.work_group; Winograd at inference when the
-# groups have enough tiles.  The op's state holds, after F float64 sums for the
-# bias gradient, U (16, C, F), the tile (16, C),
-# rows (12, F) and the kernel (9, C, F) that U was transformed from: U is
-# transformed again only when the kernel has changed since.
+# groups have enough tiles.  The plan keeps for the op (op.keep) U (16, C, F),
+# the tile (16, C), rows (12, F) and the kernel (9, C, F) that U was
+# transformed from: U is transformed again only when the kernel has changed.
 cdef void _grouped(Op* op, Py_ssize_t n, real* y, real* arg, const real* x,
                    real* work) noexcept nogil:
     cdef const ConvPoolCfg* c = <const ConvPoolCfg*>op.cfg
     cdef Py_ssize_t s = 0, g, C = c.conv.C, F = c.conv.F
-    cdef real* U = <real*>(op.state + F)
+    cdef real* U = <real*>op.keep
     cdef real* rows = U + 16 * (C * F + C)
     cdef real* source = rows + 12 * F
     cdef bint winograd = (c.winograd and arg == NULL and
@@ -362,17 +335,21 @@ cdef void _grouped(Op* op, Py_ssize_t n, real* y, real* arg, const real* x,
         s += g
 
 
-# the samples in groups, after masking dy (n, PH, PW, F) in place by the ReLU and
-# taking the bias gradient (its column sums, in double in the op's state)
+# the samples in groups, after multiplying dy (n, PH, PW, F) in place by the
+# activation's derivative and taking the bias gradient (its column sums, in
+# double in the op's state)
 cdef void _grouped_backward(Op* op, Py_ssize_t n, real* dx, real* dy,
                             const real* x, const real* y, const real* arg,
                             real* work) noexcept nogil:
     cdef const ConvPoolCfg* c = <const ConvPoolCfg*>op.cfg
-    cdef Py_ssize_t s = 0, g
-    if c.conv.relu:
-        relu_mask(dy, y, n * op.out_size)
+    cdef Py_ssize_t s = 0, g, f
+    cdef real* g_bias = <real*>c.conv.g_bias
+    if c.conv.activation != IDENTITY:
+        activation_gradient(dy, dy, y, n * op.out_size, c.conv.activation, <real>c.conv.alpha)
     if c.conv.bias != NULL:
-        column_sums(<real*>c.conv.g_bias, op.state, dy, n * c.PH * c.PW, c.conv.F)
+        column_sums(op.state, dy, n * c.PH * c.PW, c.conv.F, 1)
+        for f in range(c.conv.F):
+            g_bias[f] = <real>op.state[f]
     while s < n:
         g = min(op.work_group, n - s)
         _backward(op, g, dx + s * op.in_size if dx != NULL else NULL, dy + s * op.out_size,
@@ -400,19 +377,20 @@ cdef void convpool_op_backward(Op* op, Py_ssize_t n) noexcept nogil:
 
 cdef class ConvPoolOp:
     """Native op for a convolution (kernel, g_kernel (kh, kw, C, F); bias,
-    g_bias (F,) or None; optional ReLU) followed by max pooling with window =
-    stride = pool and no padding.  The geometry is validated by the caller
+    g_bias (F,) or None; an optional non-decreasing element-wise activation
+    of epilogue.pxd, alpha its slope below 0) followed by max pooling with
+    window = stride = pool and no padding.  The geometry is validated by the caller
     (the layers)."""
     cdef Op op
     cdef ConvPoolCfg cfg
     cdef tuple arrays
 
     def __cinit__(self, kernel, bias, g_kernel, g_bias, input_hw, output_hw, strides,
-                  padding_top_left, bint relu, pool):
+                  padding_top_left, int activation, double alpha, pool):
         self.arrays = (kernel, bias, g_kernel, g_bias)
         cdef ConvCfg* c = &self.cfg.conv
         set_geometry(c, kernel, bias, g_kernel, g_bias, input_hw, output_hw, strides,
-                     padding_top_left, relu)
+                     padding_top_left, activation, alpha)
         self.cfg.ph, self.cfg.pw = pool
         self.cfg.PH, self.cfg.PW = c.OH // self.cfg.ph, c.OW // self.cfg.pw
         rows = self.cfg.PH * self.cfg.PW * self.cfg.ph * self.cfg.pw
@@ -428,9 +406,8 @@ cdef class ConvPoolOp:
         if self.cfg.winograd:
             self.op.work_size = max(self.op.work_size,
                                     16 * self.cfg.PH * self.cfg.PW * (c.C + c.F))
-            # then U, a tile, kernel rows and the kernel U came from (float64 words)
-            self.op.state_size += ((16 * (c.F + 1) + 9 * c.F) * c.C + 12 * c.F) \
-                * kernel.itemsize // 8 + 1
+            # U, a tile, kernel rows and the kernel U came from
+            self.op.keep_size = (16 * (c.F + 1) + 9 * c.F) * c.C + 12 * c.F
         self.op.work_group = max(1, GROUP_BYTES // (self.op.work_size * kernel.itemsize))
         self.op.cfg = &self.cfg
         self.op.forward = convpool_op_forward

@@ -35,6 +35,9 @@ cdef struct SampleWindow   # below: the deferred per-sample SGD of an op
 #   cache: (n, cache_size) per-sample values kept from forward to backward
 #   state: (state_size) float64 values kept from forward to backward
 #          (batch statistics, flags)
+#   keep:  (keep_size) values of the op's dtype that persist from run to run
+#          of the plan: caches derived from the weights (convpool's Winograd
+#          kernel), which the op checks against the weights before use
 #   work:  (n, work_size) scratch shared by all ops of a plan; an op that works
 #          through its samples in groups of at most work_group (> 0) needs
 #          (work_group, work_size) only
@@ -45,6 +48,7 @@ cdef struct Op:
     Py_ssize_t out_size
     Py_ssize_t cache_size
     Py_ssize_t state_size
+    Py_ssize_t keep_size
     Py_ssize_t work_size
     Py_ssize_t work_group
     const void* cfg
@@ -64,6 +68,7 @@ cdef struct Op:
     void* dy
     void* cache
     double* state
+    void* keep
     void* work
     void (*forward)(Op* op, Py_ssize_t n, bint training) noexcept nogil
     void (*backward)(Op* op, Py_ssize_t n) noexcept nogil
@@ -115,6 +120,20 @@ cdef struct Updater:
                    Py_ssize_t size) noexcept nogil
 
 
+# A weight penalty l1 * sum|w| + l2 * sum w^2 on one parameter array, applied
+# by whoever trains (a Plan, or the Python loop) after backward: `apply` adds
+# its gradient to `grad` (when not NULL) and returns its value.
+#   param, grad: (size)
+cdef struct Penalty:
+    int dtype
+    double l1
+    double l2
+    const void* param
+    void* grad
+    Py_ssize_t size
+    double (*apply)(const Penalty* p, void* grad) noexcept nogil
+
+
 cdef extern from *:
     """
     #define NNCORE_MAX(a, b) ((a) > (b) ? (a) : (b))
@@ -124,18 +143,6 @@ cdef extern from *:
     double max_d "NNCORE_MAX"(double a, double b) noexcept nogil
     float select_f "NNCORE_SELECT"(bint c, float a, float b) noexcept nogil
     double select_d "NNCORE_SELECT"(bint c, double a, double b) noexcept nogil
-
-
-# totals (F) = the column sums of a (rows, F) in double, row after row (the
-# inner loop runs along a row, so it vectorizes)
-cdef inline void column_totals(double* totals, const real* a, Py_ssize_t rows,
-                               Py_ssize_t F) noexcept nogil:
-    cdef Py_ssize_t r, f
-    for f in range(F):
-        totals[f] = 0
-    for r in range(rows):
-        for f in range(F):
-            totals[f] += a[r * F + f]
 
 
 # the larger of a and b as one C expression (no branch: loops using it vectorize)

@@ -1,10 +1,11 @@
-# Fully connected layer: y = x @ W + b with W (n_in, n_out), through BLAS.
-# The op fuses plain SGD into backward and can defer per-sample SGD over a
-# window of samples (core.pxd: SampleWindow).
+# Fully connected layer: y = f(x @ W + b) with W (n_in, n_out), through BLAS,
+# f an optional element-wise activation applied in place (the epilogue).
+# The op fuses plain SGD into backward and, without an activation, can defer
+# per-sample SGD over a window of samples (core.pxd: SampleWindow).
 from libc.string cimport memcpy, memset
 from cpython.pycapsule cimport PyCapsule_New
-from core cimport (real, Op, SampleWindow, F32, WINDOW, address, dtype_code, declare_params,
-                   column_totals)
+from core cimport real, Op, SampleWindow, F32, WINDOW, address, dtype_code, declare_params
+from epilogue cimport IDENTITY, activate, activation_gradient, column_sums
 from blas cimport gemm, gemv, ger
 
 
@@ -15,6 +16,8 @@ cdef struct DenseCfg:
     void* b           # NULL without bias
     void* gW
     void* gb
+    int activation    # the epilogue's element-wise kind (epilogue.pxd)
+    double alpha
 
 
 # y (rows, n_out) = x (rows, n_in) @ W (n_in, n_out) + b (n_out); b may be NULL
@@ -54,7 +57,7 @@ cdef void dense_backward(real* dx, real* gW, real* gb, double* totals, const rea
     else:
         gemm(True, False, n_in, n_out, rows, alpha, x, n_in, dy, n_out, beta, gW, n_out)
     if gb != NULL:
-        column_totals(totals, dy, rows, n_out)
+        column_sums(totals, dy, rows, n_out, 1)
         for j in range(n_out):
             if beta == 0:
                 gb[j] = <real>(alpha * totals[j])
@@ -66,11 +69,17 @@ cdef void _forward(Op* op, Py_ssize_t n, real* y, const real* x) noexcept nogil:
     cdef const DenseCfg* c = <const DenseCfg*>op.cfg
     dense_forward(y, x, <const real*>c.W, <const real*>c.b,
                   n * op.in_size // c.n_in, c.n_in, c.n_out)
+    if c.activation != IDENTITY:
+        activate(y, y, n * op.out_size, c.activation, <real>c.alpha)
 
 
-cdef void _backward(Op* op, Py_ssize_t n, real* dx, const real* dy) noexcept nogil:
+# dy is first multiplied in place by the epilogue's activation derivative
+cdef void _backward(Op* op, Py_ssize_t n, real* dx, real* dy) noexcept nogil:
     cdef const DenseCfg* c = <const DenseCfg*>op.cfg
     cdef Py_ssize_t rows = n * op.in_size // c.n_in
+    if c.activation != IDENTITY:
+        activation_gradient(dy, dy, <const real*>op.y, n * op.out_size, c.activation,
+                            <real>c.alpha)
     if op.sgd_lr != 0:
         dense_backward(dx, <real*>c.W, <real*>c.b, op.state, <const real*>op.x, dy,
                        <const real*>c.W, rows, c.n_in, c.n_out, <real>-op.sgd_lr, 1)
@@ -88,9 +97,9 @@ cdef void dense_op_forward(Op* op, Py_ssize_t n, bint training) noexcept nogil:
 
 cdef void dense_op_backward(Op* op, Py_ssize_t n) noexcept nogil:
     if op.dtype == F32:
-        _backward(op, n, <float*>op.dx, <const float*>op.dy)
+        _backward(op, n, <float*>op.dx, <float*>op.dy)
     else:
-        _backward(op, n, <double*>op.dx, <const double*>op.dy)
+        _backward(op, n, <double*>op.dx, <double*>op.dy)
 
 
 # Deferred per-sample SGD.  Exact: with W_t = W_0 - sum_{j<t} lr_j x_j^T dy_j
@@ -189,19 +198,24 @@ cdef class DenseOp:
 
     W, gW: (n_in, n_out); b, gb: (n_out,) or None; all C-contiguous, one dtype.
     `rows_per_sample` lets a sample be (..., n_in) rows, as (1, n_in).
+    `activation` (an element-wise kind of epilogue.pxd, alpha its slope below
+    0) is applied to the output in place.
     """
     cdef Op op
     cdef DenseCfg cfg
     cdef SampleWindow window
     cdef tuple arrays
 
-    def __cinit__(self, W, b, gW, gb, Py_ssize_t rows_per_sample=1):
+    def __cinit__(self, W, b, gW, gb, Py_ssize_t rows_per_sample=1,
+                  int activation=IDENTITY, double alpha=0.0):
         self.arrays = (W, b, gW, gb)
         self.cfg.n_in, self.cfg.n_out = W.shape
         self.cfg.W = address(W)
         self.cfg.gW = address(gW)
         self.cfg.b = address(b) if b is not None else NULL
         self.cfg.gb = address(gb) if gb is not None else NULL
+        self.cfg.activation = activation
+        self.cfg.alpha = alpha
         self.op.dtype = dtype_code(W)
         self.op.in_size = rows_per_sample * self.cfg.n_in
         self.op.out_size = rows_per_sample * self.cfg.n_out
@@ -211,7 +225,7 @@ cdef class DenseOp:
         self.op.backward = dense_op_backward
         declare_params(&self.op, ((W, gW), (b, gb)))
         self.op.fuses_sgd = True
-        if rows_per_sample == 1:
+        if rows_per_sample == 1 and activation == IDENTITY:
             self.window.size = WINDOW * (2 * self.cfg.n_out + WINDOW)
             self.window.begin = dense_window_begin
             self.window.output = dense_window_output

@@ -16,7 +16,8 @@ cdef struct ConvCfg:
     Py_ssize_t kh, kw, sh, sw      # kernel size and strides
     Py_ssize_t pt, pl              # zero padding at the top and the left
     bint direct                    # 1x1, stride 1, no padding: x is its own im2col
-    bint relu                      # fused ReLU on the output
+    int activation                 # the epilogue's activation (epilogue.pxd), in place
+    double alpha                   # its slope below 0 (leaky relu)
     Py_ssize_t group               # forward works through this many samples at a time
     void* kernel
     void* bias                     # NULL without bias
@@ -69,13 +70,14 @@ cdef inline void col2im_row(real* x, const real* src, const ConvCfg* c, Py_ssize
 # c's geometry and arrays: kernel, g_kernel (kh, kw, C, F); bias, g_bias (F,) or
 # None; the sizes validated by the layer
 cdef inline int set_geometry(ConvCfg* c, kernel, bias, g_kernel, g_bias, input_hw,
-                             output_hw, strides, padding_top_left, bint relu) except -1:
+                             output_hw, strides, padding_top_left, int activation, double alpha) except -1:
     c.kh, c.kw, c.C, c.F = kernel.shape
     c.H, c.W = input_hw
     c.OH, c.OW = output_hw
     c.sh, c.sw = strides
     c.pt, c.pl = padding_top_left
-    c.relu = relu
+    c.activation = activation
+    c.alpha = alpha
     c.kernel = address(kernel)
     c.g_kernel = address(g_kernel)
     c.bias = address(bias) if bias is not None else NULL

@@ -13,7 +13,7 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from libc.stdint cimport int64_t, uint64_t
 from cpython.pycapsule cimport PyCapsule_GetPointer
-from core cimport Op, Loss, Updater, SampleWindow, WINDOW, address, dtype_code
+from core cimport Op, Loss, Updater, Penalty, SampleWindow, WINDOW, address, dtype_code
 from runtime cimport (now_seconds, pause_briefly, flag_get, flag_set, counter_add,
                       signals_due, PyErr_CheckSignals)
 cimport rng
@@ -115,7 +115,10 @@ cdef class Plan:
     cdef Loss loss_record     # the plan's copy: it points `weights` at its buffers
     cdef Loss* loss
     cdef Updater* updater
-    cdef bint plain_sgd   # the updater is plain SGD: ops that can, fuse it
+    cdef bint plain_sgd   # the updater is plain SGD (and no penalty): ops that can, fuse it
+    cdef list penalty_objects     # the weight penalties added after backward
+    cdef Penalty* penalties
+    cdef Py_ssize_t n_penalties
     cdef void* target_buffer
     cdef void* weight_buffer      # (capacity) weights of the batch being run
     cdef const char* weight_source  # (N) weights of the samples `train` runs on, or NULL
@@ -158,6 +161,7 @@ cdef class Plan:
         for w in range(1, self.n_workers):
             free(self.worker_ops[w])
         free(self.ops)
+        free(self.penalties)
 
     def reserve(self, Py_ssize_t n):
         """Make the buffers hold at least n samples (they never shrink)."""
@@ -171,7 +175,7 @@ cdef class Plan:
 
     cdef tuple _own_buffers(self, Op* ops, Py_ssize_t n):
         # buffers for n samples, with the op records pointing at them:
-        # (activations, gradients, caches, states, work)
+        # (activations, gradients, caches, states, work, kept caches)
         cdef Py_ssize_t i, work = 0
         sizes = [self.in_size] + [ops[i].out_size for i in range(self.n_ops)]
         per_sample = 2 * sum(sizes)          # activations and their gradients
@@ -187,8 +191,9 @@ cdef class Plan:
                    [aligned_empty((n, max(ops[i].cache_size, 1)), self.dtype)
                     for i in range(self.n_ops)],
                    [np.zeros(max(ops[i].state_size, 1)) for i in range(self.n_ops)],
-                   aligned_empty((max(work, 1),), self.dtype))
-        acts, deltas, caches, states, work_buffer = buffers
+                   aligned_empty((max(work, 1),), self.dtype),
+                   [np.zeros(max(ops[i].keep_size, 1), self.dtype) for i in range(self.n_ops)])
+        acts, deltas, caches, states, work_buffer, kept = buffers
         for i in range(self.n_ops):
             ops[i].x = address(acts[i])
             ops[i].y = address(acts[i + 1])
@@ -196,6 +201,7 @@ cdef class Plan:
             ops[i].dy = address(deltas[i + 1])
             ops[i].cache = address(caches[i])
             ops[i].state = <double*>address(states[i])
+            ops[i].keep = address(kept[i])
             ops[i].work = address(work_buffer)
         return buffers
 
@@ -333,11 +339,13 @@ cdef class Plan:
                 self.interruption = error
                 flag_set(&self.interrupted, 1)
 
-    def set_training(self, loss, updater, list params):
+    def set_training(self, loss, updater, list params, list penalties=None):
         """Use this loss and optimizer for `train`.  `params` are the
         network's trainable arrays in the optimizer's slot order; they must be
         exactly the parameters the ops declare, in order, so that no
-        parameter is left out of the updates."""
+        parameter is left out of the updates.  `penalties` (PenaltyOp objects
+        on some of those parameters) add their gradients after backward and
+        their values to each step's loss."""
         declared = [<size_t>self.ops[i].params[j] for i in range(self.n_ops)
                     for j in range(self.ops[i].n_params)]
         if [<size_t>address(p) for p in params] != declared:
@@ -349,7 +357,17 @@ cdef class Plan:
                sizeof(Loss))
         self.loss = &self.loss_record
         self.updater = <Updater*>PyCapsule_GetPointer(updater.capsule(), "nncore.Updater")
-        self.plain_sgd = getattr(updater, 'fusable', False)
+        penalties = list(penalties or [])
+        free(self.penalties)
+        self.penalties = <Penalty*>malloc(max(len(penalties), 1) * sizeof(Penalty))
+        if self.penalties == NULL:
+            raise MemoryError()
+        for i, penalty in enumerate(penalties):
+            memcpy(&self.penalties[i], PyCapsule_GetPointer(penalty.capsule(), "nncore.Penalty"),
+                   sizeof(Penalty))
+        self.penalty_objects = penalties
+        self.n_penalties = len(penalties)
+        self.plain_sgd = getattr(updater, 'fusable', False) and not penalties
         if self.capacity:
             self._reserve_targets()
 
@@ -418,18 +436,57 @@ cdef class Plan:
         targets = self.window.targets if self.last_deferred else self.targets
         return self.acts[self.n_ops][:n], targets[:n]
 
+    def gradients(self, x, y, weights=None):
+        """Fill the ops' gradient arrays with the gradient of the loss (and
+        penalties) of the batch x (n, in_size), y (n, target_size), with
+        per-sample loss weights (n) when given, as a training step computes
+        it, without updating anything.  Returns the batch loss."""
+        if self.loss == NULL:
+            raise RuntimeError("call set_training before gradients")
+        cdef Py_ssize_t n = x.shape[0]
+        self.reserve(n)
+        index = np.arange(n, dtype=np.int64)
+        cdef const int64_t* rows = <const int64_t*>address(index)
+        cdef const char* xs = <char*>address(x)
+        cdef const char* ys = <char*>address(y)
+        cdef double loss
+        self.last_deferred = False
+        self.weight_source = <const char*>address(weights) if weights is not None else NULL
+        self.loss.weights = NULL
+        with nogil:
+            gate_enter()
+            loss = self._gradients(xs, ys, rows, n, 0.0)
+            gate_leave()
+        return loss
+
     # one training step on the n samples listed in index; returns the batch loss
     cdef double _step(self, const char* xs, const char* ys, const int64_t* index,
                       Py_ssize_t n, double learning_rate) noexcept nogil:
+        cdef double loss = self._gradients(xs, ys, index, n,
+                                           learning_rate if self.plain_sgd else 0.0)
+        self._update(0, learning_rate)
+        return loss
+
+    # forward, loss, backward and penalties on the n samples listed in index
+    # (ops that fuse plain SGD apply it with rate sgd_lr when not 0); the loss
+    cdef double _gradients(self, const char* xs, const char* ys, const int64_t* index,
+                           Py_ssize_t n, double sgd_lr) noexcept nogil:
         cdef Op* last = &self.ops[self.n_ops - 1]
         cdef double loss
         self._gather(<char*>self.ops[0].x, <char*>self.target_buffer,
                      <char*>self.weight_buffer, xs, ys, index, n)
         _forward_ops(self.ops, 0, self.n_ops, n, True)
         loss = self.loss.evaluate(self.loss, n, last.y, self.target_buffer, last.dy)
-        self._backward(0, n, False, learning_rate if self.plain_sgd else 0.0)
-        self._update(0, learning_rate)
-        return loss
+        self._backward(0, n, False, sgd_lr)
+        return loss + self._penalize()
+
+    # add the penalties' gradients to their parameters' gradients; their total
+    cdef double _penalize(self) noexcept nogil:
+        cdef Py_ssize_t i
+        cdef double total = 0
+        for i in range(self.n_penalties):
+            total += self.penalties[i].apply(&self.penalties[i], self.penalties[i].grad)
+        return total
 
     # copy the samples listed in index into input and target rows, and their
     # weights (when `train` has any) into weights, which the loss then reads

@@ -1,7 +1,7 @@
 """nncore: neural networks with a from-scratch design and a compiled core."""
 from ._native import SIMD as _SIMD      # first: says what to run when the core is not built
 from . import (activations, callbacks, datasets, initializers, losses, metrics, optimizers,
-               schedules, utils)
+               regularizers, schedules, utils)
 from ._native.openmp import openmp_enabled
 from ._budget import get_memory_budget, set_memory_budget
 from ._threads import get_num_threads, set_num_threads, threads
@@ -10,8 +10,13 @@ from .errors import ModelFormatError
 from .layers import (Activation, ActivationLayer, AveragePooling2D, AvgPool2D,
                      BatchNormalization, Conv2D, ConvLayer, Dense, Dropout, FCLayer, Flatten,
                      FlattenLayer, GlobalAveragePooling2D, Layer, LeakyReLU, MaxPool2D,
-                     MaxPooling2D, ReLU, Sigmoid, Softmax, Tanh)
+                     MaxPooling2D, ReLU, Sigmoid, Softmax, Tanh, RandomFlip, RandomTranslation,
+                     RandomRotation, RandomZoom, RandomCrop, GaussianNoise)
+from .layers import (AveragePooling1D, AvgPool1D, Conv1D, Embedding, GlobalAveragePooling1D,
+                     GlobalMaxPooling1D, GRU, LayerNormalization, LSTM, MaxPool1D,
+                     MaxPooling1D, SimpleRNN)
 from .network import Network, load
+from .gradient_check import check_gradients
 from .inference import InferenceSession
 from .layers.base import register_layer
 from . import onnx          # imports the onnx package only when export is called
@@ -29,7 +34,12 @@ __all__ = [
     "Network", "InferenceSession", "Layer", "Dense", "FCLayer", "Activation", "ActivationLayer", "Tanh",
     "Sigmoid", "ReLU", "LeakyReLU", "Softmax", "Conv2D", "ConvLayer", "MaxPool2D",
     "MaxPooling2D", "AvgPool2D", "AveragePooling2D", "GlobalAveragePooling2D", "Flatten",
-    "FlattenLayer", "Dropout", "BatchNormalization",
+    "FlattenLayer", "Dropout", "BatchNormalization", "RandomFlip", "RandomTranslation",
+    "RandomRotation", "RandomZoom", "RandomCrop", "GaussianNoise",
+    "Embedding", "Conv1D", "MaxPool1D", "MaxPooling1D", "AveragePooling1D", "AvgPool1D",
+    "GlobalMaxPooling1D", "GlobalAveragePooling1D", "LayerNormalization",
+    "SimpleRNN", "LSTM", "GRU",
     "activations", "callbacks", "datasets", "initializers", "losses", "metrics",
-    "optimizers", "schedules", "utils", "ModelFormatError", "register_layer", "load",
+    "optimizers", "regularizers", "schedules", "utils", "ModelFormatError", "register_layer",
+    "load", "check_gradients",
 ]

@@ -22,6 +22,7 @@ import numpy as np
 from . import _checks, _weights
 from ._data import network_inputs, network_targets
 from ._native.data import shuffle as shuffle_order
+from .callbacks import BackupAndRestore
 from .utils import split_tail
 
 
@@ -198,6 +199,9 @@ class StreamData:
         if config.validation_split:
             raise ValueError("fit: validation_split needs in-memory arrays; pass "
                              "validation_data with dask arrays or batches")
+        if any(isinstance(c, BackupAndRestore) for c in config.callbacks):
+            raise TypeError("BackupAndRestore resumes fits on arrays; for a dask array or "
+                            "batches, save with ModelCheckpoint and fit again with initial_epoch")
         self.dask = is_dask_array(x)
         if self.dask and y is None:
             raise ValueError("fit: x is a dask array, so y must be its targets (a dask or "

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._native.data import all_finite
+from .errors import in_layer
 
 
 def as_float_array(data, dtype, what: str, finite: bool = True) -> np.ndarray:
@@ -85,7 +86,19 @@ def network_inputs(net, x, what: str = "x") -> np.ndarray:
         first = type(net.layers[0]).__name__
         raise ValueError(f"layer 0 ({first}): expected input shape "
                          f"{(None,) + net.input_shape}, received {x.shape}")
+    check_first_layer_input(net, x, what)
     return x
+
+
+def check_first_layer_input(net, x: np.ndarray, what: str = "x") -> None:
+    """Let a first layer that reads more than numbers (Embedding: integer
+    indices) check the network's input."""
+    check = getattr(net.layers[0], "check_input", None)
+    if check is not None:
+        try:
+            check(x, what)
+        except ValueError as error:
+            raise ValueError(in_layer(0, net.layers[0], error)) from None
 
 
 def network_targets(net, y, n: int) -> np.ndarray:

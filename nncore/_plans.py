@@ -12,6 +12,7 @@ from typing import Optional
 import numpy as np
 
 from . import _budget
+from ._lowering import lower, ops_of
 from ._native.plan import Plan
 from .errors import in_layer
 from ._threads import get_num_threads, max_workers
@@ -59,24 +60,11 @@ def checked_plan(net, plan: Plan) -> Plan:
     return plan
 
 
-def fused_ops(layers) -> Optional[list]:
-    """The ops that run the layers in a plan, with a convolution and the max
-    pooling after it fused into one op; None when a layer runs in Python."""
-    if native_ops(layers) is None:
-        return None
-    ops, index = [], 0
-    while index < len(layers):
-        layer = layers[index]
-        fused = None
-        if hasattr(layer, "pooled_op") and index + 1 < len(layers):
-            fused = layer.pooled_op(layers[index + 1])
-        if fused is not None:
-            ops.append(fused)
-            index += 2
-        else:
-            ops.extend(layer.native_ops())
-            index += 1
-    return ops
+def fused_ops(layers, training: bool = False) -> Optional[list]:
+    """The ops that run the layers in a plan, as the lowering pass (see
+    _lowering) makes them; None when a layer runs in Python."""
+    steps = lower(layers, training)
+    return None if steps is None else ops_of(steps)
 
 
 class NetworkPlans:
@@ -95,8 +83,13 @@ class NetworkPlans:
         self.used = True
         local = self._local
         if not hasattr(local, "plan"):
-            ops = fused_ops(net.layers)
-            local.plan = checked_plan(net, new_plan(ops, net.dtype)) if ops else None
+            steps = lower(net.layers, training=False)
+            local.plan = None if steps is None else checked_plan(net, new_plan(ops_of(steps),
+                                                                              net.dtype))
+            # weights folded for this plan: folded again when their sources change
+            local.folds = [] if steps is None else [f for s in steps for f in s.folds]
+        for fold in local.folds:
+            fold.refresh()
         return local.plan
 
     def training_plan(self, net, loss_op, updater) -> Optional[Plan]:
@@ -104,11 +97,11 @@ class NetworkPlans:
         (cached per updater), or None when a layer or the loss is Python."""
         self.used = True
         if self._train_for[0] is not updater or self._train_for[1] is not net.loss:
-            ops = fused_ops(net.layers)
+            ops = fused_ops(net.layers, training=True)
             plan = None
             if ops is not None and loss_op is not None:
                 plan = checked_plan(net, new_plan(ops, net.dtype))
-                plan.set_training(loss_op, updater, net.params)
+                plan.set_training(loss_op, updater, net.params, net.penalties)
             self._train_plan, self._train_for = plan, (updater, net.loss)
         return self._train_plan
 

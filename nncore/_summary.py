@@ -4,9 +4,12 @@ is built, from whatever the layers state themselves (the article's
 `FCLayer(784, 100)` its sizes, `ConvLayer` its input shape)."""
 from __future__ import annotations
 
+import re
 from typing import Optional, Tuple
 
 import numpy as np
+
+from ._lowering import lower
 
 # a shape whose leading axes are unknown: only its last axes are known
 TAIL = "tail"
@@ -34,6 +37,33 @@ def summary_text(net) -> str:
         f"(pass input_shape= or call build)")
     return "\n".join([f"Network ({net.dtype}, input {input_text})", rule, line(rows[0]), rule]
                      + [line(r) for r in rows[1:]] + [rule, totals])
+
+
+def plan_text(net) -> str:
+    """The ops that run the network, for inference and for training: the
+    layers each one computes and how (see _lowering)."""
+    if not net.built:
+        return "Plan: made when the network is built (fit, predict or build(input_shape))"
+    names = [layer_name(i, layer) for i, layer in enumerate(net.layers)]
+    lines = []
+    for training in (False, True):
+        steps = lower(net.layers, training)
+        lines.append("Plan for " + ("training:" if training else "inference:"))
+        if steps is None:
+            lines.append("  the layers run one by one in Python (a layer is a Python layer)")
+            continue
+        covered = [" + ".join(names[i] for i in step.layers) for step in steps]
+        width = max(len(text) for text in covered)
+        lines += [f"  {text.ljust(width)} -> {step.algorithm}"
+                  for text, step in zip(covered, steps)]
+    return "\n".join(lines)
+
+
+def layer_name(index: int, layer) -> str:
+    """The layer's name, or its class in snake case and its index."""
+    if layer.name:
+        return str(layer.name)
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z][a-z])", "_", type(layer).__name__).lower() + f"_{index}"
 
 
 def _input_text(net) -> str:

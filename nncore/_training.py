@@ -238,8 +238,8 @@ class BlockRun:
         trainer, net, per_epoch = self.trainer, self.net, self.per_epoch
         single = trainer.data.single
         by_epoch = trainer.by_epoch
-        done, chunk = 0, self.align
-        self.last_good.take(0, force=True)
+        done, chunk = (self._resumed() if single else 0), self.align
+        self.last_good.take(done, force=True)
         while done < self.total and not net.stop_training:
             k = done % per_epoch
             if k == 0 and single:
@@ -269,6 +269,19 @@ class BlockRun:
                 trainer.record_epochs(finished)
         if not net.stop_training and not self.last_good.finite():
             self._diverged(done, None)
+
+    def _resumed(self) -> int:
+        """The steps an interrupted run already took, when a callback
+        (BackupAndRestore) restored its state: training continues after the
+        epochs it completed."""
+        config = self.trainer.config
+        completed = max([getattr(c, "resumed_epochs", 0) for c in self.trainer.callbacks],
+                        default=0)
+        epochs = min(max(completed - config.initial_epoch, 0),
+                     config.epochs - config.initial_epoch)
+        done = epochs * self.per_epoch
+        self.first_iteration = self.trainer.optimizer.iterations - done
+        return done
 
     def _aligned(self, done: int, count: int) -> int:
         """Extend a chunk to end a multiple of `align` steps into its epoch (or
@@ -303,7 +316,7 @@ class BlockRun:
         net, loss, batch_size = self.net, self.net.loss, self.batch_size
         state = self.trainer.state
         losses = np.empty(len(rates))
-        params, grads = net.params, net.grads
+        params, grads, penalties = net.params, net.grads, net.penalties
         target_shape = None if getattr(loss, "sparse", False) else net.output_shape
         for s, rate in enumerate(rates):
             k = (first_step + s) % self.per_epoch
@@ -327,6 +340,8 @@ class BlockRun:
                                np.reshape(target, (len(index), -1)))
             for layer in reversed(net.layers):
                 grad = layer.backward(grad)
+            for penalty in penalties:
+                losses[s] += penalty.apply()
             apply_update(self.trainer.optimizer.updater, params, grads, float(rate))
         return losses
 
@@ -478,7 +493,8 @@ def evaluate(net, x, y, batch_size: Optional[int] = None, sample_weight=None) ->
     out, target = shaped(net, predicted, y)
     weights = _weights.combined(net, y, sample_weight, None)
     scores = {"loss": float(net.loss(target, out) if weights is None
-                            else net.loss(target, out, sample_weight=weights))}
+                            else net.loss(target, out, sample_weight=weights))
+              + net.regularization_loss()}
     for metric in resolved_metrics(net):
         scores[metric.name] = float(metric(target, out))
     return scores
@@ -505,7 +521,7 @@ def _evaluate_stream(net, x, y, batch_size, sample_weight) -> dict:
         for j, metric in enumerate(metrics):
             sums[j] += float(metric(target, out)) * n
         samples += n
-    scores = {"loss": loss_sum / samples}
+    scores = {"loss": loss_sum / samples + net.regularization_loss()}
     for metric, total in zip(metrics or [], sums):
         scores[metric.name] = float(total / samples)
     return scores

@@ -202,6 +202,178 @@ class EarlyStopping(Callback):
                 _set_weights(self.network, self.best_weights)
 
 
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate of the fit (`network.trainer.learning_rate`:
+    fit's `learning_rate` when given, else the optimizer's) by `factor` once `monitor`
+    has not improved by more than `min_delta` for `patience` epochs in a row
+    (not below `min_lr`), then wait `cooldown` epochs before counting again.
+    The rate is logged as `learning_rate`.  The rate must be constant (not a
+    schedule)."""
+
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
+                 verbose: int = 0, mode: str = "auto", min_delta: float = 1e-4,
+                 cooldown: int = 0, min_lr: float = 0.0):
+        name = "ReduceLROnPlateau"
+        if not (isinstance(factor, (int, float)) and 0 < factor < 1):
+            raise ValueError(f"{name}: factor must be in (0, 1), got {factor!r}")
+        for key, value in (("patience", patience), ("cooldown", cooldown)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name}: {key} must be an integer >= 0, got {value!r}")
+        if not (isinstance(min_lr, (int, float)) and math.isfinite(min_lr) and min_lr >= 0):
+            raise ValueError(f"{name}: min_lr must be a number >= 0, got {min_lr!r}")
+        self.monitor, self.factor, self.patience = monitor, float(factor), patience
+        self.verbose, self.mode, self.min_delta = int(verbose), mode, min_delta
+        self.cooldown, self.min_lr = cooldown, float(min_lr)
+        _Monitor(name, monitor, mode, min_delta)  # validates early
+
+    def on_train_begin(self, logs=None):
+        self._tracker = _Monitor("ReduceLROnPlateau", self.monitor, self.mode, self.min_delta)
+        self.wait = 0
+        self.cooldown_counter = 0
+        if callable(self.network.trainer.learning_rate):
+            raise TypeError("ReduceLROnPlateau needs a constant learning rate, not a "
+                            "schedule")
+
+    def on_epoch_end(self, epoch, logs=None):
+        run = self.network.trainer
+        current = self._tracker.value(logs)
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._tracker.improved(current):
+            self._tracker.best = current
+            self.wait = 0
+        elif self.cooldown_counter == 0:
+            self.wait += 1
+            if self.wait >= self.patience and run.learning_rate > self.min_lr:
+                rate = max(run.learning_rate * self.factor, self.min_lr)
+                run.learning_rate = rate
+                self.cooldown_counter = self.cooldown
+                self.wait = 0
+                if self.verbose:
+                    print(f"Epoch {epoch + 1}: ReduceLROnPlateau reduced the learning rate "
+                          f"to {rate:g}")
+        if logs is not None:
+            logs["learning_rate"] = run.learning_rate
+
+
+class BackupAndRestore(Callback):
+    """Make `fit` survive interruptions (Ctrl-C, kill -9, a crash, a
+    preempted machine).  At the end of every epoch the network -- weights,
+    layer state, optimizer state, random generator and shuffling state -- is
+    written atomically to `backup_dir`; a `fit` that starts with a backup
+    there (the same script run again) loads it and continues after the last
+    completed epoch, so it ends bit-identical to a run that was never
+    interrupted.  The backup is deleted when `fit` completes (unless
+    `delete_checkpoint=False`).  The History of the resumed run holds the
+    epochs it ran; other callbacks start afresh."""
+
+    PREFIX, SUFFIX = "epoch-", ".nncore"
+
+    def __init__(self, backup_dir, delete_checkpoint: bool = True):
+        self.backup_dir = os.fspath(backup_dir)
+        self.delete_checkpoint = bool(delete_checkpoint)
+        #: epochs completed by the run that was restored (0: nothing restored)
+        self.resumed_epochs = 0
+
+    def _backups(self) -> list:
+        """(epochs completed, path) of the backups in backup_dir, newest last."""
+        found = []
+        if os.path.isdir(self.backup_dir):
+            for name in os.listdir(self.backup_dir):
+                number = name[len(self.PREFIX):-len(self.SUFFIX)]
+                if name.startswith(self.PREFIX) and name.endswith(self.SUFFIX) \
+                        and number.isdigit():
+                    found.append((int(number), os.path.join(self.backup_dir, name)))
+        return sorted(found)
+
+    def on_train_begin(self, logs=None):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        self.resumed_epochs = 0
+        backups = self._backups()
+        if backups:
+            self.resumed_epochs, path = backups[-1]
+            _restore(self.network, path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        path = os.path.join(self.backup_dir, f"{self.PREFIX}{epoch + 1}{self.SUFFIX}")
+        self.network.save(path)          # atomic: a kill leaves the older backup whole
+        for number, old in self._backups():
+            if number != epoch + 1:
+                os.remove(old)
+
+    def on_train_end(self, logs=None):
+        if self.delete_checkpoint:
+            for _, path in self._backups():
+                os.remove(path)
+
+
+def _restore(network, path) -> None:
+    """Put the weights, layer state, optimizer state and random states saved
+    in `path` into `network` in place (native plans hold these arrays)."""
+    from . import saving
+    saved = saving.load(path, type(network))
+    network.set_weights(saved.get_weights())
+    optimizer = network.training_optimizer
+    if saved.optimizer is not None and optimizer is not None:
+        state = saved.optimizer.get_state()
+        if state:
+            optimizer.set_state(state)
+    if saved.shuffle_state is not None:
+        if network.shuffle_state is None:
+            network.shuffle_state = saved.shuffle_state.copy()
+        else:
+            np.copyto(network.shuffle_state, saved.shuffle_state)
+    network.rng.bit_generator.state = saved.rng.bit_generator.state
+
+
+class TensorBoard(Callback):
+    """Write TensorBoard event files to `log_dir` through tensorboardX
+    (`pip install "nncore[tensorboard]"`; TensorFlow is not needed): every
+    epoch's logs (loss, metrics, val_*) as scalars under their names, the
+    learning rate as `learning_rate`, and, every `histogram_freq` epochs (0:
+    never), a histogram of each parameter j of layer i as `layer{i}/param{j}`.
+    View them with `tensorboard --logdir log_dir`."""
+
+    def __init__(self, log_dir="logs", histogram_freq: int = 0):
+        if isinstance(histogram_freq, bool) or not isinstance(histogram_freq, int) \
+                or histogram_freq < 0:
+            raise ValueError(f"TensorBoard: histogram_freq must be an integer >= 0, "
+                             f"got {histogram_freq!r}")
+        self.log_dir = os.fspath(log_dir)
+        self.histogram_freq = histogram_freq
+        self._writer = None
+
+    def on_train_begin(self, logs=None):
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError:
+            raise ImportError("TensorBoard needs tensorboardX: pip install "
+                              "'nncore[tensorboard]' (or pip install tensorboardX)") from None
+        self._writer = SummaryWriter(self.log_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        writer = self._writer
+        for key, value in (logs or {}).items():
+            writer.add_scalar(key, float(value), epoch)
+        run = self.network.trainer
+        if logs is None or "learning_rate" not in logs:
+            writer.add_scalar("learning_rate",
+                              run.learning_rate_at(max(run.optimizer.iterations - 1, 0)),
+                              epoch)
+        if self.histogram_freq and (epoch + 1) % self.histogram_freq == 0:
+            for i, layer in enumerate(self.network.layers):
+                for j, param in enumerate(layer.params):
+                    writer.add_histogram(f"layer{i}/param{j}",
+                                         np.asarray(param, np.float64), epoch)
+        writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
 class ModelCheckpoint(Callback):
     """Save the network with `network.save(path)` at the end of each epoch,
     or only when `monitor` improved with `save_best_only`.  `filepath` may

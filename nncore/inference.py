@@ -6,7 +6,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ._data import check_positive_int, network_inputs
+from ._data import check_first_layer_input, check_positive_int, network_inputs
 from ._native.data import ready_batch, ready_output
 from ._plans import native_ops
 from ._threads import begin_native_run, end_native_run
@@ -54,6 +54,8 @@ class InferenceSession:
             x = network_inputs(network, x)     # converts, or says what is wrong
         elif ready < 0:
             raise ValueError("x contains NaN or inf")
+        else:
+            check_first_layer_input(network, x)
         n = x.shape[0]
         if out is None:
             out = np.empty((n,) + self.output_shape, self.dtype)

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import stat
+import threading
 import zipfile
 from typing import List
 
@@ -189,18 +190,24 @@ def check_entry_size(entry, info) -> None:
                                f"holds {info.file_size} bytes")
 
 
+# NumPy parses .npy headers with the ast module, whose C code keeps a
+# process-wide recursion counter in CPython 3.11 and fails ("AST constructor
+# recursion depth mismatch") when threads parse at once: one at a time
+_HEADER_LOCK = threading.Lock()
+
+
 def read_array(archive, info, entry, out=None) -> np.ndarray:
     """The array of member `info` (declared by manifest `entry`), read
     straight into `out` (an array of the entry's shape, of its dtype or one
     it converts to) or into a new array: never a second copy of the data."""
     with archive.open(info) as member:
         version = np.lib.format.read_magic(member)
-        if version == (1, 0):
-            header = np.lib.format.read_array_header_1_0(member, max_header_size=MAX_NPY_HEADER)
-        elif version == (2, 0):
-            header = np.lib.format.read_array_header_2_0(member, max_header_size=MAX_NPY_HEADER)
-        else:
+        if version not in ((1, 0), (2, 0)):
             raise ModelFormatError(f"{info.filename}: unsupported .npy version {version}")
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        with _HEADER_LOCK:
+            header = read_header(member, max_header_size=MAX_NPY_HEADER)
         shape, fortran_order, dtype = header
         if dtype.hasobject:
             raise ModelFormatError(f"{info.filename} holds Python objects (a pickle): refused")

@@ -14,7 +14,8 @@ from contextlib import nullcontext
 
 import numpy as np
 
-from . import _adapters, _budget, _checks, _summary, _training, _weights_file, article
+from . import (_adapters, _budget, _checks, _custom_loops, _summary, _training, _weights_file,
+               article)
 from ._undo import Snapshot
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
@@ -152,6 +153,16 @@ class Network:
     def grads(self) -> List[np.ndarray]:
         return [g for layer in self.layers for g in layer.grads]
 
+    @property
+    def penalties(self) -> list:
+        """The native weight penalties of the layers' regularizers."""
+        return [p for layer in self.layers for p in layer.penalty_ops()]
+
+    def regularization_loss(self) -> float:
+        """The sum of the layers' regularizer penalties on the current
+        weights (the part of the training loss that fit adds to the data loss)."""
+        return float(sum(p.value() for p in self.penalties))
+
     # ------------------------------------------------------------ train, use
     def fit(self, x, y=None, epochs: int = 1, batch_size: Optional[int] = None,
             validation_data=None, validation_split: float = 0.0, shuffle: bool = True,
@@ -263,11 +274,39 @@ class Network:
             return (out[..., 0] > 0.5).astype(np.int64)
         return out.argmax(-1)
 
+    # ------------------------------------------------------------ custom loops
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None,
+                       return_dict: bool = False):
+        """One training step on the batch x, y -- the step fit takes on that
+        batch; returns its loss (with regularizer penalties), or [loss,
+        *metrics] when there are metrics (a dict with return_dict=True)."""
+        return _custom_loops.train_on_batch(self, x, y, sample_weight, class_weight,
+                                            return_dict)
+
+    def test_on_batch(self, x, y, sample_weight=None, return_dict: bool = False):
+        """The loss (and metrics) on one batch, as train_on_batch returns them."""
+        return _custom_loops.test_on_batch(self, x, y, sample_weight, return_dict)
+
+    def predict_on_batch(self, x) -> np.ndarray:
+        """The outputs for one batch, computed as one chunk."""
+        return _custom_loops.predict_on_batch(self, x)
+
+    def gradients(self, x, y, sample_weight=None) -> List[np.ndarray]:
+        """The gradients of the batch loss (with regularizer penalties)
+        w.r.t. `params`, in that order, as fit's training step computes them
+        (layers in training mode); nothing is updated.  Apply them with
+        `network.optimizer.apply_gradients(grads)`."""
+        return _custom_loops.gradients(self, x, y, sample_weight)
+
     # ---------------------------------------------------------------- summary
-    def summary(self, print_fn=print) -> str:
+    def summary(self, print_fn=print, plan: bool = False) -> str:
         """A table of the layers, their output shapes and parameter counts
-        (before the network is built: those the layers' own sizes give)."""
+        (before the network is built: those the layers' own sizes give).
+        With `plan`, then the native ops that run the network for inference
+        and for training, the layers each computes and the algorithm."""
         text = _summary.summary_text(self)
+        if plan:
+            text += "\n\n" + _summary.plan_text(self)
         if print_fn is not None:
             print_fn(text)
         return text
@@ -386,6 +425,9 @@ def _build_layers(net: Network, first: int) -> None:
         layer = net.layers[index]
         layer.dtype = net.dtype
         layer.rng = net.rng
+        if index and getattr(layer, "reads_indices", False):
+            raise ValueError(in_layer(index, layer, "reads integer indices, so it must be "
+                                                    "the network's first layer"))
         try:
             params += _budgeted_params(net, layer, shape, params)
             layer.build(shape)

@@ -26,10 +26,13 @@ import numpy as np
 
 from ._version import __version__
 from ._safe_write import write_file
+from .onnx_sequence import converters as sequence_converters
 from .layers import (Activation, ActivationLayer, AvgPool2D, BatchNormalization, Conv2D,
                      ConvLayer, Dense, Dropout, FCLayer, Flatten, FlattenLayer,
                      GlobalAveragePooling2D, LeakyReLU, MaxPool2D, ReLU, Sigmoid, Softmax,
                      Tanh)
+from .layers.augmentation import (GaussianNoise, RandomFlip, RandomRotation, RandomTranslation,
+                                  RandomZoom)
 
 if TYPE_CHECKING:
     import onnx
@@ -324,8 +327,12 @@ _CONVERTERS: Dict[type, Converter] = {
     GlobalAveragePooling2D: _global_average,
     Flatten: _flatten, FlattenLayer: _flatten,
     Dropout: _identity,                          # the identity at inference
+    RandomFlip: _identity, RandomTranslation: _identity, RandomRotation: _identity,
+    RandomZoom: _identity, GaussianNoise: _identity,     # training-only augmentation
     BatchNormalization: _batch_normalization,
     Activation: _activation_layer, Tanh: _activation_layer, Sigmoid: _activation_layer,
     ReLU: _activation_layer, LeakyReLU: _activation_layer, Softmax: _activation_layer,
     ActivationLayer: _activation_layer,
 }
+
+_CONVERTERS.update(sequence_converters(_activation))     # see onnx_sequence.py

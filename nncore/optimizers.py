@@ -14,7 +14,7 @@ from typing import Callable, List, Optional, Union
 import numpy as np
 
 from . import schedules
-from ._native.optim import NativeUpdater, OptimUpdater, SGDUpdater
+from ._native.optim import NativeUpdater, OptimUpdater, SGDUpdater, apply_update
 from .errors import unknown_name
 from .registry import auto_register
 
@@ -194,6 +194,45 @@ class Optimizer:
         if step.shape != (1,) or step.dtype.kind not in "iu" or step[0] < 0:
             raise ValueError(f"{name}: the last state array must be the step count")
         return targets
+
+    def apply_gradients(self, grads, params=None) -> None:
+        """One optimizer step: `grads` (arrays shaped like `params`, e.g. from
+        `Network.gradients`, or Keras-style (gradient, param) pairs) update
+        `params` in place with the learning rate of the next step.  Without
+        `params`, the arrays the optimizer was built for (by fit, or
+        `Network.gradients`).  Runs the native update kernel fit runs."""
+        name = type(self).__name__
+        grads = list(grads)
+        if params is None and grads and all(isinstance(g, tuple) and len(g) == 2
+                                            for g in grads):
+            grads, params = [g for g, _ in grads], [p for _, p in grads]
+        if params is None:
+            if self._updater is None:
+                raise RuntimeError(f"{name}.apply_gradients: pass params=, or fit the "
+                                   f"network (or call network.gradients) first")
+            params = self._params
+        params = list(params)
+        if len(grads) != len(params):
+            raise ValueError(f"{name}.apply_gradients: {len(grads)} gradients for "
+                             f"{len(params)} parameters")
+        for i, (g, p) in enumerate(zip(grads, params)):
+            if not (isinstance(p, np.ndarray) and p.dtype in (np.float32, np.float64)
+                    and p.dtype == params[0].dtype and p.flags.c_contiguous
+                    and p.flags.writeable):
+                raise TypeError(f"{name}.apply_gradients: parameter {i} must be a writable "
+                                f"C-contiguous float32 or float64 array of the dtype of "
+                                f"parameter 0")
+            if np.shape(g) != p.shape:
+                raise ValueError(f"{name}.apply_gradients: gradient {i} has shape "
+                                 f"{np.shape(g)}, its parameter {p.shape}")
+        grads = [np.ascontiguousarray(g, dtype=p.dtype) for g, p in zip(grads, params)]
+        for i, g in enumerate(grads):
+            if not np.isfinite(g).all():
+                raise ValueError(f"{name}.apply_gradients: gradient {i} is not finite")
+        if not self.built_for(params):
+            self.build(params, params[0].dtype)
+        rate = float(self.learning_rates(self.iterations, 1)[0])
+        apply_update(self.updater, params, grads, rate)
 
     @property
     def updater(self) -> Updater:

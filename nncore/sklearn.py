@@ -24,11 +24,11 @@ except ImportError as error:                                   # pragma: no cove
     raise ImportError("nncore.sklearn needs scikit-learn: pip install 'nncore[sklearn]' "
                       "(or pip install scikit-learn)") from error
 
-from . import losses, optimizers
+from . import losses, optimizers, regularizers
 from ._data import check_shape
 from ._weights import check_sample_weight
 from .callbacks import Callback
-from .layers import Dense
+from .layers import Conv2D, Dense
 from .network import Network
 
 __all__ = ["NNClassifier", "NNRegressor"]
@@ -70,6 +70,17 @@ class _Convergence(Callback):
             self.network.stop_training = True
 
 
+def _penalize_kernels(layers, l2: float) -> None:
+    """MLPClassifier's `alpha`: an L2 penalty l2 * sum(W**2) on the kernel of
+    every Dense and Conv2D layer that has no kernel regularizer of its own."""
+    if l2 == 0:
+        return
+    for layer in layers:
+        if isinstance(layer, (Dense, Conv2D)) and layer.kernel_regularizer is None \
+                and not layer.built:
+            layer.kernel_regularizer = regularizers.L2(l2)
+
+
 class _NNBase(BaseEstimator):
     """Shared parameters and training loop of the two estimators."""
 
@@ -77,7 +88,7 @@ class _NNBase(BaseEstimator):
                  optimizer="adam", learning_rate=1e-3, batch_size=32, max_iter=200,
                  shuffle=True, tol=1e-4, n_iter_no_change=10, early_stopping=False,
                  validation_fraction=0.1, warm_start=False, random_state=None,
-                 dtype="float32", verbose=0, input_shape=None):
+                 dtype="float32", verbose=0, input_shape=None, alpha=1e-4):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.layers = layers
@@ -95,6 +106,7 @@ class _NNBase(BaseEstimator):
         self.dtype = dtype
         self.verbose = verbose
         self.input_shape = input_shape
+        self.alpha = alpha
 
     # ------------------------------------------------------------ checking
     def _check_params(self) -> None:
@@ -133,6 +145,10 @@ class _NNBase(BaseEstimator):
                 and 0 < float(self.validation_fraction) < 1):
             raise ValueError(f"{type(self).__name__}: validation_fraction must be in (0, 1), "
                              f"got {self.validation_fraction!r}")
+        if not (isinstance(self.alpha, numbers.Real) and float(self.alpha) >= 0
+                and np.isfinite(float(self.alpha))):
+            raise ValueError(f"{type(self).__name__}: alpha must be a finite number >= 0, "
+                             f"got {self.alpha!r}")
         if np.dtype(self.dtype) not in (np.float32, np.float64):
             raise ValueError(f"{type(self).__name__}: dtype must be 'float32' or 'float64', "
                              f"got {self.dtype!r}")
@@ -169,7 +185,8 @@ class _NNBase(BaseEstimator):
         raise ValueError(f"{type(self).__name__}: random_state must be None, an integer or "
                          f"a numpy RandomState, got {state!r}")
 
-    def _new_network(self, n_features: int, n_outputs: int, sample_shape) -> Network:
+    def _new_network(self, n_features: int, n_outputs: int, sample_shape,
+                     batch_size: int) -> Network:
         if self.layers is not None:
             layers = self.layers(n_features, n_outputs)
             if not isinstance(layers, (list, tuple)) or not layers:
@@ -183,6 +200,7 @@ class _NNBase(BaseEstimator):
             activation = _ACTIVATION_NAMES[self.activation]
             layers = [Dense(int(units), activation=activation) for units in sizes]
             layers.append(Dense(n_outputs))
+        _penalize_kernels(layers, float(self.alpha) / (2 * batch_size))
         net = Network(layers, input_shape=sample_shape, dtype=self.dtype, seed=self._seed())
         if isinstance(self.optimizer, str):
             optimizer = optimizers.get(self.optimizer)
@@ -204,7 +222,7 @@ class _NNBase(BaseEstimator):
         encoded targets y for up to `epochs` epochs."""
         if not (incremental or self.warm_start) or not hasattr(self, "network_"):
             self.network_ = self._new_network(self.n_features_in_, self._n_outputs,
-                                              X.shape[1:])
+                                              X.shape[1:], min(self.batch_size, len(X)))
             self.n_iter_ = 0
             self.loss_curve_: list = []
             self.best_loss_ = np.inf
@@ -271,6 +289,9 @@ class NNClassifier(ClassifierMixin, _NNBase):
     `(n_features, n_outputs) -> list of nncore layers`), `optimizer` (a name
     or an nncore optimizer), `dtype` of the network and `input_shape` (the
     shape each row of X is reshaped to, e.g. (28, 28, 1) for a CNN).
+    `alpha` is MLPClassifier's L2 penalty, alpha / (2 * batch_size) *
+    sum(W**2) over the kernels of the Dense and Conv2D layers (not the
+    biases), added to the loss in `loss_curve_` as scikit-learn does.
 
     Attributes: `network_`, `classes_`, `n_features_in_`, `n_outputs_`,
     `n_iter_`, `loss_curve_`, `best_loss_`, and with early stopping

@@ -32,6 +32,11 @@ CASES = [
      False),
     ((9, 9, 1), dict(filters=4, kernel_size=3, padding="same"), dict(pool_size=2), False),
     ((11, 11, 1), dict(filters=4, kernel_size=3, strides=2), dict(pool_size=2), False),
+    # non-decreasing activations commute with the maximum: they fuse too
+    ((10, 10, 8), dict(filters=6, kernel_size=3, activation="tanh"), dict(pool_size=2), True),
+    ((9, 9, 3), dict(filters=5, kernel_size=3, activation=nncore.LeakyReLU(0.2)),
+     dict(pool_size=2), False),
+    ((9, 8, 1), dict(filters=3, kernel_size=2, activation="sigmoid"), dict(pool_size=2), False),
 ]
 
 
@@ -62,12 +67,14 @@ def test_one_channel_valid_stride_one_convolutions_take_im2col_by_tap():
         assert fused_ops(net.layers)[0].by_tap == expected, (shape, conv)
 
 
-def test_only_a_conv_followed_by_a_plain_max_pool_is_fused():
+def test_only_a_conv_with_a_monotonic_activation_and_a_plain_max_pool_is_fused():
     def first_op(*layers):
         net = nncore.Network(list(layers), seed=0).build((8, 8, 4))
         return type(fused_ops(net.layers)[0]).__name__
     assert first_op(nncore.Conv2D(3, 3), nncore.MaxPool2D(2)) == "ConvPoolOp"
-    assert first_op(nncore.Conv2D(3, 3, activation="tanh"), nncore.MaxPool2D(2)) == "ConvOp"
+    assert first_op(nncore.Conv2D(3, 3, activation="tanh"), nncore.MaxPool2D(2)) == "ConvPoolOp"
+    assert first_op(nncore.Conv2D(3, 3, activation="softmax"), nncore.MaxPool2D(2)) == "ConvOp"
+    assert first_op(nncore.Conv2D(3, 3), nncore.Softmax(), nncore.MaxPool2D(2)) == "ConvOp"
     assert first_op(nncore.Conv2D(3, 3), nncore.MaxPool2D(2, strides=1)) == "ConvOp"
     assert first_op(nncore.Conv2D(3, 3), nncore.MaxPool2D(2, padding="same")) == "ConvOp"
     assert first_op(nncore.Conv2D(3, 3), nncore.AvgPool2D(2)) == "ConvOp"

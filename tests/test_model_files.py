@@ -146,7 +146,7 @@ def test_wrong_magic_and_future_version(good):
     (lambda d: d["network"]["layers"][0].update({"class": "os.system"}),
      "unknown layer class 'os.system'"),
     (lambda d: d["network"]["layers"][1].update({"class": "Conv9D"}),
-     r"unknown layer class 'Conv9D'; did you mean 'Conv2D'\?.*register your own"),
+     r"unknown layer class 'Conv9D'; did you mean 'Conv2D'( or 'Conv1D')?\?.*register your own"),
     (lambda d: d["network"]["layers"][0]["config"].update(units=-1),
      r"layer 0 \(Dense\): invalid config .*units must be a positive integer"),
     (lambda d: d["network"]["layers"][0]["config"].update(evil="__import__('os')"),

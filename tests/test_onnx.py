@@ -418,11 +418,16 @@ def test_export_reads_one_weight_version_while_another_thread_fits(tmp_path):
     y = np.random.default_rng(1).normal(size=(4096, 3)).astype(np.float32)
     net.fit(x[:8], y[:8], verbose=0)
     done = threading.Event()
+    failures = []
 
     def training():
-        for _ in range(30):
-            net.fit(x, y, epochs=1, batch_size=32, verbose=0)
-        done.set()
+        try:
+            for _ in range(30):     # wait= lets the fit in between the exports
+                net.fit(x, y, epochs=1, batch_size=32, verbose=0, wait=30)
+        except BaseException as error:
+            failures.append(error)
+        finally:
+            done.set()
 
     thread = threading.Thread(target=training)
     thread.start()
@@ -440,7 +445,7 @@ def test_export_reads_one_weight_version_while_another_thread_fits(tmp_path):
             assert arrays
     finally:
         thread.join()
-    assert refused > 0
+    assert not failures and refused > 0
     model = nncore.onnx.export(net, tmp_path / "m.onnx")
     session = ort.InferenceSession(str(tmp_path / "m.onnx"))
     out = session.run(None, {"input": x[:16]})[0]

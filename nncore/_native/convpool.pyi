@@ -5,8 +5,8 @@ import numpy as np
 class ConvPoolOp:
     def __init__(self, kernel: np.ndarray, bias: Optional[np.ndarray], g_kernel: np.ndarray,
                  g_bias: Optional[np.ndarray], input_hw: Tuple[int, int], output_hw: Tuple[int, int],
-                 strides: Tuple[int, int], padding_top_left: Tuple[int, int], relu: bool,
-                 pool: Tuple[int, int]) -> None: ...
+                 strides: Tuple[int, int], padding_top_left: Tuple[int, int], activation: int,
+                 alpha: float, pool: Tuple[int, int]) -> None: ...
     @property
     def winograd(self) -> bool: ...
     @property

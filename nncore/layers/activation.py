@@ -13,6 +13,8 @@ from .base import NativeLayer
 
 # the activation names: those the native kernel knows
 ACTIVATION_NAMES = frozenset(KINDS)
+# those an op's epilogue can apply in place (element-wise, non-decreasing)
+EPILOGUE = frozenset({"identity", "linear", "relu", "leaky_relu", "tanh", "sigmoid"})
 LEAKY_RELU_ALPHA = 0.01     # the default slope of leaky_relu for x < 0
 
 
@@ -107,3 +109,31 @@ def activation_config(name: Optional[str], alpha: float) -> Any:
     if name == "leaky_relu" and alpha != LEAKY_RELU_ALPHA:
         return {"name": name, "alpha": alpha}
     return name
+
+
+def epilogue_kind(activation: Optional[Tuple[str, float]]) -> Tuple[int, float]:
+    """The native (kind, alpha) of an epilogue activation (name, alpha) or None."""
+    if activation is None:
+        return KINDS["identity"], 0.0
+    return KINDS[activation[0]], activation[1]
+
+
+def epilogue_activation(layer) -> Optional[Tuple[str, float]]:
+    """(name, alpha) when `layer` is a native activation an epilogue can
+    apply, else None."""
+    if (not isinstance(layer, Activation) or layer.activation not in EPILOGUE
+            or type(layer).make_ops is not Activation.make_ops):
+        return None
+    if not getattr(layer, "is_native", True):      # the article's Python functions
+        return None
+    return layer.activation, layer.alpha
+
+
+def own_gradients(layer, weights):
+    """The gradient arrays for an op over `weights` (kernel, bias): the
+    layer's own when they are the layer's parameters, else throw-away arrays
+    (ops over folded weights only run inference)."""
+    if weights[0] is layer.params[0]:
+        return layer.grads[0], (layer.grads[1] if len(layer.grads) > 1 else None)
+    return np.zeros_like(weights[0]), (None if weights[1] is None
+                                       else np.zeros_like(weights[1]))

@@ -66,6 +66,10 @@ class Layer:
         """The native ops that compute this layer, or None for a Python layer."""
         return None
 
+    def penalty_ops(self) -> list:
+        """The native weight penalties (regularizers) on this layer's params."""
+        return getattr(self, "_penalties", [])
+
     def count_params(self) -> int:
         return int(sum(p.size for p in self.params))
 

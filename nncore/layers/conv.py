@@ -5,14 +5,14 @@ from typing import Any, List, Optional, Sequence
 
 import numpy as np
 
-from .. import initializers
+from .. import initializers, regularizers
 from .._native.activation import ActivationOp
 from .._native.conv import ConvOp
 from .._native.convpool import ConvPoolOp
 from ._window import as_pair, check_padding, image_shape, window_geometry
-from .activation import ActivationSpec, activation_config, fused_activation
+from .activation import (EPILOGUE, ActivationSpec, activation_config, epilogue_kind,
+                         fused_activation, own_gradients)
 from .base import NativeLayer, Shape
-from .pooling import MaxPool2D
 
 
 class Conv2D(NativeLayer):
@@ -29,7 +29,8 @@ class Conv2D(NativeLayer):
 
     def __init__(self, filters: int, kernel_size, strides=1, padding="valid",
                  use_bias: bool = True, activation: ActivationSpec = None,
-                 kernel_initializer="he_uniform", name: Optional[str] = None):
+                 kernel_initializer="he_uniform", kernel_regularizer=None,
+                 bias_regularizer=None, name: Optional[str] = None):
         super().__init__(name)
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters <= 0:
             raise ValueError(f"{type(self).__name__}: filters must be a positive integer, "
@@ -41,6 +42,8 @@ class Conv2D(NativeLayer):
         self.use_bias = bool(use_bias)
         self.activation, self.activation_alpha = fused_activation(self, activation)
         self.kernel_initializer = initializers.get(kernel_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer, type(self).__name__)
+        self.bias_regularizer = regularizers.get(bias_regularizer, type(self).__name__)
 
     def _geometry(self, input_shape: Shape):
         shape = image_shape(self, input_shape)
@@ -60,33 +63,37 @@ class Conv2D(NativeLayer):
         self.bias = np.zeros(self.filters, self.dtype) if self.use_bias else None
         self.params = [self.kernel] if self.bias is None else [self.kernel, self.bias]
         self.grads = [np.zeros(p.shape, p.dtype) for p in self.params]   # committed when used
+        self._penalties = regularizers.penalty_ops(self, [
+            (self.kernel_regularizer, self.kernel, self.grads[0]),
+            (self.bias_regularizer, self.bias, self.grads[-1])])
         super().build(input_shape)
 
     def make_ops(self) -> list:
-        shape = image_shape(self, self._built_input_shape())
-        (oh, ow), pad = self._geometry(shape)
-        g_bias = self.grads[1] if self.use_bias else None
-        relu = self.activation == "relu"          # fused into the convolution
-        ops: List[Any] = [ConvOp(self.kernel, self.bias, self.grads[0], g_bias,
-                                 (shape[0], shape[1]), (oh, ow), self.strides, pad, relu)]
-        if self.activation is not None and not relu:
-            size = oh * ow * self.filters
-            ops.append(ActivationOp(self.activation, self.dtype, size,
-                                    self.filters, self.activation_alpha))
-        return ops
+        activation = None if self.activation is None else (self.activation,
+                                                           self.activation_alpha)
+        return self.conv_ops((self.kernel, self.bias), activation)
 
-    def pooled_op(self, pool) -> Optional[ConvPoolOp]:
-        """One op for this layer followed by the MaxPool2D layer `pool`, when
-        the pool's windows do not overlap and it has no padding (else None)."""
-        if (type(pool) is not MaxPool2D or self.activation not in (None, "relu")
-                or pool.strides != pool.pool_size or pool.padding not in ("valid", (0, 0))):
-            return None
+    def conv_ops(self, weights, activation, pool=None) -> list:
+        """The ops of this convolution over `weights` (kernel, bias: the
+        layer's own, or folded copies for inference), with `activation`
+        ((name, alpha) or None) in the epilogue when it is element-wise and
+        non-decreasing (else as an op of its own), fused with the MaxPool2D
+        layer `pool` when given (its windows must not overlap nor pad)."""
         shape = image_shape(self, self._built_input_shape())
         (oh, ow), pad = self._geometry(shape)
-        g_bias = self.grads[1] if self.use_bias else None
-        return ConvPoolOp(self.kernel, self.bias, self.grads[0], g_bias, (shape[0], shape[1]),
-                          (oh, ow), self.strides, pad, self.activation == "relu",
-                          pool.pool_size)
+        g_kernel, g_bias = own_gradients(self, weights)
+        geometry = ((shape[0], shape[1]), (oh, ow), self.strides, pad)
+        fused = activation if activation is None or activation[0] in EPILOGUE else None
+        kind, alpha = epilogue_kind(fused)
+        if pool is not None:
+            return [ConvPoolOp(weights[0], weights[1], g_kernel, g_bias, *geometry, kind, alpha,
+                               pool.pool_size)]
+        ops: List[Any] = [ConvOp(weights[0], weights[1], g_kernel, g_bias, *geometry, kind,
+                                 alpha)]
+        if fused is None and activation is not None:
+            ops.append(ActivationOp(activation[0], self.dtype, oh * ow * self.filters,
+                                    self.filters, activation[1]))
+        return ops
 
     def get_config(self) -> dict:
         return {"filters": self.filters, "kernel_size": list(self.kernel_size),
@@ -96,6 +103,8 @@ class Conv2D(NativeLayer):
                 "use_bias": self.use_bias,
                 "activation": activation_config(self.activation, self.activation_alpha),
                 "kernel_initializer": initializers.name_of(self.kernel_initializer),
+                "kernel_regularizer": regularizers.config_of(self.kernel_regularizer),
+                "bias_regularizer": regularizers.config_of(self.bias_regularizer),
                 "name": self.name}
 
     def weight_shapes(self, input_shape: Shape):

@@ -5,10 +5,11 @@ from typing import Any, List, Optional, Sequence
 
 import numpy as np
 
-from .. import initializers
+from .. import initializers, regularizers
 from .._native.activation import ActivationOp
 from .._native.dense import DenseOp
-from .activation import ActivationSpec, activation_config, fused_activation
+from .activation import (EPILOGUE, ActivationSpec, activation_config, epilogue_kind,
+                         fused_activation, own_gradients)
 from .base import NativeLayer, Shape
 
 
@@ -22,6 +23,7 @@ class Dense(NativeLayer):
 
     def __init__(self, units: int, activation: ActivationSpec = None, use_bias: bool = True,
                  kernel_initializer="glorot_uniform", input_size: Optional[int] = None,
+                 kernel_regularizer=None, bias_regularizer=None,
                  name: Optional[str] = None):
         super().__init__(name)
         if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units <= 0:
@@ -38,6 +40,8 @@ class Dense(NativeLayer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.input_size = None if input_size is None else int(input_size)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer, type(self).__name__)
+        self.bias_regularizer = regularizers.get(bias_regularizer, type(self).__name__)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) == 0:
@@ -58,16 +62,30 @@ class Dense(NativeLayer):
         self.b = np.zeros(self.units, self.dtype) if self.use_bias else None
         self.params = [self.W] if self.b is None else [self.W, self.b]
         self.grads = [np.zeros(p.shape, p.dtype) for p in self.params]   # committed when used
+        self._penalties = regularizers.penalty_ops(self, [
+            (self.kernel_regularizer, self.W, self.grads[0]),
+            (self.bias_regularizer, self.b, self.grads[-1])])
         super().build(input_shape)
 
     def make_ops(self) -> list:
+        activation = None if self.activation is None else (self.activation,
+                                                           self.activation_alpha)
+        return self.dense_ops((self.W, self.b), activation, fuse=False)
+
+    def dense_ops(self, weights, activation, fuse: bool) -> list:
+        """The ops of this layer over `weights` (W, b: the layer's own, or
+        folded copies for inference) with `activation` ((name, alpha) or
+        None): in the dense op's epilogue when `fuse` and it is element-wise
+        and non-decreasing, else as an op of its own."""
         rows = int(np.prod(self._built_input_shape()[:-1], dtype=np.int64))
-        gb = self.grads[1] if self.use_bias else None
-        ops: List[Any] = [DenseOp(self.W, self.b, self.grads[0], gb, rows)]
-        if self.activation is not None:
-            size = rows * self.units
-            ops.append(ActivationOp(self.activation, self.dtype, size,
-                                    self.units, self.activation_alpha))
+        g_kernel, g_bias = own_gradients(self, weights)
+        fused = activation if fuse and activation is not None and \
+            activation[0] in EPILOGUE else None
+        kind, alpha = epilogue_kind(fused)
+        ops: List[Any] = [DenseOp(weights[0], weights[1], g_kernel, g_bias, rows, kind, alpha)]
+        if fused is None and activation is not None:
+            ops.append(ActivationOp(activation[0], self.dtype, rows * self.units,
+                                    self.units, activation[1]))
         return ops
 
     def __repr__(self) -> str:
@@ -78,7 +96,10 @@ class Dense(NativeLayer):
                 "activation": activation_config(self.activation, self.activation_alpha),
                 "use_bias": self.use_bias,
                 "kernel_initializer": initializers.name_of(self.kernel_initializer),
-                "input_size": self.input_size, "name": self.name}
+                "input_size": self.input_size,
+                "kernel_regularizer": regularizers.config_of(self.kernel_regularizer),
+                "bias_regularizer": regularizers.config_of(self.bias_regularizer),
+                "name": self.name}
 
     def weight_shapes(self, input_shape: Shape):
         self.compute_output_shape(tuple(input_shape))

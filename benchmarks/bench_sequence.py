@@ -1,0 +1,105 @@
+"""Training and inference throughput of an LSTM sequence classifier: nncore
+vs PyTorch (CPU), at 1 and 2 threads.
+
+    python benchmarks/bench_sequence.py [--threads 1 2] [--samples 512] [--repeats 3]
+
+Network: LSTM(128) over 64 steps of 32 float32 features -> Dense(10) on the
+last state, softmax cross-entropy from logits, Adam(1e-3), batches of 32,
+random inputs.  Both libraries run the same network (PyTorch's nn.LSTM with
+batch_first, one layer).  The timed passes of the two libraries are
+interleaved, so the load of a shared machine falls on both alike; figures
+are medians of `repeats` passes with their range.
+"""
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+STEPS, FEATURES, UNITS, CLASSES, BATCH = 64, 32, 128, 10, 32
+
+
+def interleaved(runs, repeats):
+    """{name: [seconds, ...]} of callables run in turn (one warm-up each)."""
+    for run in runs.values():
+        run()
+    times = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            began = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - began)
+    return times
+
+
+def nncore_runs(x, y):
+    import nncore
+    net = nncore.Network([nncore.LSTM(UNITS), nncore.Dense(CLASSES)],
+                         input_shape=(STEPS, FEATURES), seed=0)
+    net.use(nncore.losses.SparseCategoricalCrossentropy(from_logits=True),
+            optimizer=nncore.optimizers.Adam(1e-3))
+    train = lambda: net.fit(x, y, epochs=1, batch_size=BATCH, shuffle=False, verbose=0)
+    infer = lambda: net.predict(x)
+    return train, infer
+
+
+def torch_runs(x, y):
+    import torch
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(FEATURES, UNITS, batch_first=True)
+    head = torch.nn.Linear(UNITS, CLASSES)
+    optimizer = torch.optim.Adam(list(lstm.parameters()) + list(head.parameters()), 1e-3)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+    def train():
+        for start in range(0, len(x), BATCH):
+            out, _ = lstm(tx[start:start + BATCH])
+            loss = torch.nn.functional.cross_entropy(head(out[:, -1]), ty[start:start + BATCH])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+    def infer():
+        with torch.no_grad():
+            for start in range(0, len(x), 256):
+                out, _ = lstm(tx[start:start + 256])
+                head(out[:, -1])
+    return train, infer
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--samples", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    from _common import limited_threads
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(args.samples, STEPS, FEATURES)).astype(np.float32)
+    y = rng.integers(0, CLASSES, size=args.samples)
+    ours, theirs = nncore_runs(x, y), torch_runs(x, y)
+    print(f"LSTM({UNITS}) over {STEPS} steps of {FEATURES} features, batch {BATCH}, "
+          f"{args.samples} samples; samples/s, median [min-max] of {args.repeats}")
+    for threads in args.threads:
+        with limited_threads(threads):
+            times = interleaved({"nncore train": ours[0], "torch train": theirs[0],
+                                 "nncore infer": ours[1], "torch infer": theirs[1]},
+                                args.repeats)
+        rates = {k: [args.samples / t for t in v] for k, v in times.items()}
+        med = {k: statistics.median(v) for k, v in rates.items()}
+        for kind in ("train", "infer"):
+            a, b = rates[f"nncore {kind}"], rates[f"torch {kind}"]
+            print(f"  {threads} thread(s) {kind}: nncore {med['nncore ' + kind]:8.0f} "
+                  f"[{min(a):.0f}-{max(a):.0f}]  torch {med['torch ' + kind]:8.0f} "
+                  f"[{min(b):.0f}-{max(b):.0f}]  ratio "
+                  f"{med['nncore ' + kind] / med['torch ' + kind]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

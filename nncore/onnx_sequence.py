@@ -1,0 +1,129 @@
+"""ONNX forms of the sequence layers (used by nncore.onnx.export).
+
+Samples are (steps, features); the graph holds them as (batch, steps,
+features).  Conv1D and the 1-D pools run as ONNX Conv / MaxPool /
+AveragePool on (batch, features, steps); the recurrent layers as ONNX RNN,
+LSTM, GRU on (steps, batch, features), with go_backwards as a reversed
+input; LayerNormalization as MatMul-based means (any opset); Embedding as
+Gather of the table at the indices cast to int64.
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import Dict
+
+import numpy as np
+
+from .layers import (GRU, LSTM, AveragePooling1D, Conv1D, Embedding, GlobalAveragePooling1D,
+                     GlobalMaxPooling1D, LayerNormalization, MaxPool1D, SimpleRNN)
+from .layers.sequence import window_1d
+
+# Keras' LSTM blocks (i, f, c, o) in ONNX's order (i, o, f, c)
+LSTM_TO_ONNX = [0, 3, 1, 2]
+
+
+def _steps_last(graph, name: str) -> str:
+    return graph.node("Transpose", [name], perm=[0, 2, 1])
+
+
+def _embedding(graph, layer, tensor):
+    indices = graph.node("Cast", [tensor.name], to=graph.onnx.TensorProto.INT64)
+    table = graph.constant(layer.get_weights()[0], "embeddings")
+    return tensor._replace(name=graph.node("Gather", [table, indices], axis=0),
+                           shape=layer.output_shape)
+
+
+def _window_pads(layer, size: int, stride: int, dilation: int):
+    steps, out = layer.input_shape[0], layer.output_shape[0]
+    _, left = window_1d(layer, steps, size, stride, dilation, layer.padding)
+    span = (size - 1) * dilation + 1
+    return [left, max(0, (out - 1) * stride + span - steps - left)]
+
+
+def _conv1d(activation, graph, layer, tensor):
+    weights = layer.get_weights()
+    inputs = [_steps_last(graph, tensor.name),
+              graph.constant(weights[0].transpose(2, 1, 0), "kernel")]     # (F, C, k)
+    if layer.use_bias:
+        inputs.append(graph.constant(weights[1], "bias"))
+    out = graph.node("Conv", inputs, kernel_shape=[layer.kernel_size], strides=[layer.strides],
+                     dilations=[layer.dilation_rate],
+                     pads=_window_pads(layer, layer.kernel_size, layer.strides,
+                                       layer.dilation_rate))
+    out = tensor._replace(name=_steps_last(graph, out), shape=layer.output_shape)
+    return activation(graph, out, layer.activation, layer.activation_alpha)
+
+
+def _pool1d(op: str, graph, layer, tensor):
+    inside_only = {"count_include_pad": 0} if op == "AveragePool" else {}
+    pads = _window_pads(layer, layer.pool_size, layer.strides, 1)
+    out = graph.node(op, [_steps_last(graph, tensor.name)], kernel_shape=[layer.pool_size],
+                     strides=[layer.strides], pads=pads, **inside_only)
+    return tensor._replace(name=_steps_last(graph, out), shape=layer.output_shape)
+
+
+def _global_pool1d(op: str, graph, layer, tensor):
+    pooled = graph.node(op, [_steps_last(graph, tensor.name)])          # (n, c, 1)
+    return tensor._replace(name=graph.node("Flatten", [pooled], axis=1),
+                           shape=layer.output_shape)
+
+
+def _layer_normalization(graph, layer, tensor):
+    """(x - mean) / sqrt(var + epsilon) * gamma + beta, means as MatMul by 1/D."""
+    gamma, beta = layer.get_weights()
+    features = gamma.shape[0]
+    average = graph.constant(np.full((features, 1), 1 / features), "average")
+    mean = graph.node("MatMul", [tensor.name, average])
+    centred = graph.node("Sub", [tensor.name, mean])
+    variance = graph.node("MatMul", [graph.node("Mul", [centred, centred]), average])
+    spread = graph.node("Sqrt", [graph.node("Add", [variance,
+                                                    graph.constant([layer.epsilon],
+                                                                   "epsilon")])])
+    scaled = graph.node("Mul", [graph.node("Div", [centred, spread]),
+                                graph.constant(gamma, "gamma")])
+    return tensor._replace(name=graph.node("Add", [scaled, graph.constant(beta, "beta")]))
+
+
+def _recurrent(op: str, graph, layer, tensor):
+    kernel, recurrent, bias = layer.get_weights()
+    units, gates = layer.units, kernel.shape[1] // layer.units
+    order = LSTM_TO_ONNX if op == "LSTM" else list(range(gates))
+    columns = np.concatenate([np.arange(units) + g * units for g in order])
+    if op == "GRU":
+        biases = np.concatenate([bias[0], bias[1]])
+    else:
+        biases = np.concatenate([bias[columns], np.zeros(gates * units)])
+    inputs = graph.node("Transpose", [tensor.name], perm=[1, 0, 2])      # (T, n, D)
+    if layer.go_backwards:
+        inputs = graph.node("Slice", [inputs, graph.constant([-1], "start", np.int64),
+                                      graph.constant([-(1 << 62)], "end", np.int64),
+                                      graph.constant([0], "axis", np.int64),
+                                      graph.constant([-1], "step", np.int64)])
+    extra = {"linear_before_reset": 1} if op == "GRU" else {}
+    sequence, last = graph.unique(op + "_Y"), graph.unique(op + "_Y_h")
+    graph.nodes.append(graph.onnx.helper.make_node(
+        op, [inputs, graph.constant(kernel[:, columns].T[None], "W"),
+             graph.constant(recurrent[:, columns].T[None], "R"),
+             graph.constant(biases[None], "B")],
+        [sequence, last], name=graph.unique(op), hidden_size=units, **extra))
+    if layer.return_sequences:      # (T, 1, n, U) -> (n, T, U)
+        out = graph.node("Squeeze", [sequence, graph.constant([1], "axes", np.int64)])
+        out = graph.node("Transpose", [out], perm=[1, 0, 2])
+    else:                           # (1, n, U) -> (n, U)
+        out = graph.node("Squeeze", [last, graph.constant([0], "axes", np.int64)])
+    return tensor._replace(name=out, shape=layer.output_shape)
+
+
+def converters(activation) -> Dict[type, object]:
+    """The converters of the sequence layers; `activation(graph, tensor,
+    name, alpha)` adds a fused activation (nncore.onnx's)."""
+    return {
+        Embedding: _embedding, Conv1D: partial(_conv1d, activation),
+        MaxPool1D: partial(_pool1d, "MaxPool"),
+        AveragePooling1D: partial(_pool1d, "AveragePool"),
+        GlobalMaxPooling1D: partial(_global_pool1d, "GlobalMaxPool"),
+        GlobalAveragePooling1D: partial(_global_pool1d, "GlobalAveragePool"),
+        LayerNormalization: _layer_normalization,
+        SimpleRNN: partial(_recurrent, "RNN"), LSTM: partial(_recurrent, "LSTM"),
+        GRU: partial(_recurrent, "GRU"),
+    }
