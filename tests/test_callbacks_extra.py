@@ -50,6 +50,28 @@ def test_reduce_lr_on_plateau_follows_patience_cooldown_and_min_lr():
     assert net.optimizer.learning_rate == 0.02
 
 
+def test_reduce_lr_on_plateau_lowers_the_rate_of_the_call_when_fit_gives_one():
+    # fit(learning_rate=...) is the run's rate: the callback lowers it for the
+    # steps that follow and leaves the optimizer's own rate alone
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 3)).astype(np.float32)
+    y = rng.normal(size=(8, 1)).astype(np.float32)
+    net = small(nncore.optimizers.SGD(0.3))
+    plateau = callbacks.ReduceLROnPlateau(factor=0.5, patience=1, min_delta=0.0)
+    values = [5, 5, 5, 5]
+    history = net.fit(x, y, epochs=len(values), batch_size=4, shuffle=False, verbose=0,
+                      learning_rate=0.1, callbacks=[Feed(values, plateau)])
+    rates = history.history["learning_rate"]
+    np.testing.assert_allclose(rates, [0.1, 0.05, 0.025, 0.0125])
+    assert net.optimizer.learning_rate == 0.3
+    # the same steps, one fit per epoch at the rate each epoch ran with
+    again = small(nncore.optimizers.SGD(0.3))
+    for rate in [0.1, 0.1, 0.05, 0.025]:
+        again.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0, learning_rate=rate)
+    for a, b in zip(net.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_reduce_lr_on_plateau_refuses_bad_arguments_and_schedules():
     with pytest.raises(ValueError, match="factor must be in"):
         callbacks.ReduceLROnPlateau(factor=1.5)
