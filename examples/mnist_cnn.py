@@ -53,7 +53,7 @@ def main(argv=None):
     net.summary()
 
     began = time.perf_counter()
-    net.fit(x_train, y_train, epochs=args.epochs, batch_size=batch_size)
+    history = net.fit(x_train, y_train, epochs=args.epochs, batch_size=batch_size)
     elapsed = time.perf_counter() - began
     accuracy = np.mean(net.predict(x_test).argmax(axis=1) == y_test)
     print(f"trained on {len(x_train)} images in {elapsed:.1f} s; "
@@ -61,6 +61,7 @@ def main(argv=None):
     if args.export_onnx:
         nncore.onnx.export(net, args.export_onnx)
         print(f"wrote {args.export_onnx}")
+    return net, history
 
 
 if __name__ == "__main__":
