@@ -70,8 +70,8 @@ def main(argv=None):
     net.summary()
 
     began = time.perf_counter()
-    net.fit(x_train, y_train, epochs=args.epochs, batch_size=batch_size,
-            verbose=2 if args.augment else 1)
+    history = net.fit(x_train, y_train, epochs=args.epochs, batch_size=batch_size,
+                      verbose=2 if args.augment else 1)
     elapsed = time.perf_counter() - began
     accuracy = np.mean(net.predict(x_test).argmax(axis=1) == y_test)
     print(f"trained on {len(x_train)} images in {elapsed:.1f} s; "
@@ -79,6 +79,7 @@ def main(argv=None):
     if args.export_onnx:
         nncore.onnx.export(net, args.export_onnx)
         print(f"wrote {args.export_onnx}")
+    return net, history
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ run it, by what the layers compute rather than how they were written.
   or Conv2D without an activation of its own joins that op's epilogue, as
   `activation=` on the layer would.  In training a Dense that starts the
   network keeps its activation as an op of its own, so that per-sample SGD
-  can still defer the Dense's updates (Op.window_begin).
+  can still defer the Dense's updates (core.pxd: SampleWindow).
 * Conv2D + activation + MaxPool2D (non-overlapping windows, no padding)
   becomes one conv+pool op.
 * At inference, BatchNormalization right after a Dense or Conv2D without an

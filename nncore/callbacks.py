@@ -52,7 +52,24 @@ class History(Callback):
     its per-epoch values; `epoch` lists the epoch numbers (from 0).
     `stopped` is None, or, when a loss or weight became NaN or inf, a dict
     saying where (`epoch`, `batch`, from 0), what (`reason`) and which
-    weights were put back (`restored`)."""
+    weights were put back (`restored`).
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(64, 3)).astype(np.float32)
+    >>> y = x.sum(axis=1, keepdims=True)
+    >>> net = nncore.Network([nncore.Dense(1)], seed=0)
+    >>> net.use("mse", optimizer=nncore.optimizers.SGD(0.1))
+    Network(...)
+    >>> history = net.fit(x, y, epochs=5, batch_size=16, validation_split=0.25, verbose=0)
+    >>> sorted(history.history), history.epoch
+    (['loss', 'val_loss'], [0, 1, 2, 3, 4])
+    >>> history.history["loss"][-1] < history.history["loss"][0]
+    True
+    >>> figure = history.plot()     # the training curves, with matplotlib
+    """
 
     def __init__(self):
         self.history: dict = {}
@@ -161,7 +178,40 @@ class EarlyStopping(Callback):
     """Stop when `monitor` has not improved by more than `min_delta` for
     `patience` epochs in a row (patience=0: at the first epoch without
     improvement).  With `restore_best_weights`, the weights of
-    the best epoch are put back when training stops early."""
+    the best epoch are put back when training stops early.
+
+    Parameters
+    ----------
+    monitor : str, default "val_loss"
+        The quantity watched: "loss", a metric's name, or either prefixed
+        with ``val_``.
+    min_delta : float, default 0.0
+        The least change that counts as an improvement.
+    patience : int, default 0
+        Epochs without improvement tolerated before stopping.
+    mode : {"auto", "min", "max"}, default "auto"
+        Whether smaller or larger is better ("auto": larger for accuracies).
+    restore_best_weights : bool, default False
+        Put back the weights of the best epoch when training stops.
+
+    Raises
+    ------
+    ValueError
+        If `patience` is negative or `mode` is unknown.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> x = np.zeros((32, 2), dtype=np.float32)
+    >>> y = np.ones((32, 1), dtype=np.float32)
+    >>> net = nncore.Network([nncore.Dense(1, use_bias=False)], seed=0)
+    >>> net.use("mse", optimizer="sgd")
+    Network(...)
+    >>> stop = nncore.callbacks.EarlyStopping(monitor="loss", patience=2)
+    >>> history = net.fit(x, y, epochs=50, verbose=0, callbacks=[stop])
+    >>> len(history.epoch)       # zero inputs: the loss never improves
+    3
+    """
 
     def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0,
                  mode: str = "auto", restore_best_weights: bool = False):

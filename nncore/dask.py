@@ -80,6 +80,38 @@ def predict(model, X, method: str = "predict", batch_size: Optional[int] = None)
     client, the graph holds the model once and dask's local scheduler runs
     it with the current nncore thread setting.  Nothing is computed until you
     call `.compute()` (or persist) on the result.
+
+    Parameters
+    ----------
+    model : Network, NNClassifier, NNRegressor or path-like
+        What predicts.
+    X : dask.array.Array
+        The samples, batch first.
+    method : {"predict", "predict_proba", "predict_log_proba"}, default "predict"
+        The estimator method to call.
+    batch_size : int, optional
+        Rows per native call within a block.
+
+    Returns
+    -------
+    dask.array.Array
+        The predictions, chunked along the rows as X.
+
+    Raises
+    ------
+    TypeError
+        If X is not a dask array.
+    ValueError
+        If `method` is unknown or the model cannot take X's sample shape.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, nncore, nncore.dask
+    >>> net = nncore.Network([nncore.Dense(2)], input_shape=(3,), seed=0)
+    >>> X = da.ones((10, 3), chunks=4, dtype=np.float32)
+    >>> out = nncore.dask.predict(net, X)
+    >>> out.chunks, out.compute().shape
+    (((4, 4, 2), (2,)), (10, 2))
     """
     if not is_dask_array(X):
         raise TypeError(f"nncore.dask.predict: X must be a dask array, got "

@@ -26,6 +26,32 @@ class InferenceSession:
     a `fit` of that network and a session predict exclude each other (the
     later one raises RuntimeError); to train while serving, serve a copy.
     `out` must not overlap x.
+
+    Parameters
+    ----------
+    model : Network or path-like
+        A built network, or the path of a model file.
+    batch_size : int, optional
+        Rows per native call.
+
+    Raises
+    ------
+    ValueError
+        If the network is not built or cannot run natively.
+    ModelFormatError
+        If the model file is damaged or hostile.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.Dense(4, activation="relu"), nncore.Dense(2)],
+    ...                      input_shape=(3,), seed=0)
+    >>> session = nncore.InferenceSession(net)
+    >>> x = np.ones((5, 3), dtype=np.float32)
+    >>> out = np.empty((5, 2), dtype=np.float32)
+    >>> result = session.predict(x, out=out)
+    >>> bool(np.array_equal(out, net.predict(x)))
+    True
     """
 
     def __init__(self, model: Union[Network, str, "os.PathLike[str]"],

@@ -22,6 +22,24 @@ from .registry import auto_register, lookup, registered_name
 
 
 class Metric:
+    """The base class of metrics: a `name` and ``__call__(y_true, y_pred)``
+    returning the mean over the samples as a float.
+
+    Subclasses are registered by class name, so a network that uses them can
+    be saved and loaded; one whose constructor takes arguments also defines
+    `get_config`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nncore.metrics import Metric
+    >>> class MaxError(Metric):
+    ...     name = "max_error"
+    ...     def __call__(self, y_true, y_pred):
+    ...         return float(np.max(np.abs(np.asarray(y_true) - y_pred)))
+    >>> MaxError()(np.array([1.0, 2.0]), np.array([1.5, 2.0]))
+    0.5
+    """
     name = "metric"
 
     def __init_subclass__(cls, **kwargs):
@@ -116,6 +134,16 @@ class TopKAccuracy(Metric):
 
 
 class MeanAbsoluteError(Metric):
+    """The mean absolute difference between targets and predictions
+    (``'mae'``), computed in float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nncore.metrics import MeanAbsoluteError
+    >>> MeanAbsoluteError()(np.array([[1.0], [2.0]]), np.array([[1.5], [1.0]]))
+    0.75
+    """
     name = "mae"
 
     def __call__(self, y_true, y_pred):
@@ -125,6 +153,25 @@ class MeanAbsoluteError(Metric):
 
 
 class FunctionMetric(Metric):
+    """A metric from a plain function of ``(y_true, y_pred)``, named after
+    the function.  It works in `fit` and `evaluate` but cannot be saved.
+
+    Parameters
+    ----------
+    function : callable
+        ``function(y_true, y_pred)`` returning a number.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nncore.metrics import FunctionMetric
+    >>> def worst(y_true, y_pred):
+    ...     return np.max(np.abs(y_true - y_pred))
+    >>> metric = FunctionMetric(worst)
+    >>> metric.name, metric(np.array([0.0, 1.0]), np.array([0.5, 1.0]))
+    ('worst', 0.5)
+    """
+
     def __init__(self, function: Callable):
         self.function = function
         self.name = getattr(function, "__name__", "metric")

@@ -39,6 +39,41 @@ class Network:
     every layer, the loss and the optimizer are native, training and
     prediction run whole batches in single native calls; otherwise the
     network runs its layers one by one in Python, with the same numbers.
+
+    Parameters
+    ----------
+    layers : sequence of Layer, optional
+        The layers, first to last; more can be appended with `add`.
+    input_shape : tuple of int, optional
+        The shape of one sample (without the batch axis).
+    dtype : {"float32", "float64"}, default "float32"
+        The floating-point type of weights and computations.
+    seed : int, optional
+        Seeds weight initialization, shuffling and dropout, so that two runs
+        with the same seed give the same numbers.
+
+    Raises
+    ------
+    ValueError
+        If `dtype` is neither float32 nor float64, or a layer does not fit
+        `input_shape` (the message names the layer's index and class).
+
+    See Also
+    --------
+    load : read a network saved with `save`.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
+    >>> y = np.array([[0], [1], [1], [0]], dtype=np.float32)
+    >>> net = nncore.Network([nncore.Dense(8, activation="tanh"),
+    ...                       nncore.Dense(1, activation="sigmoid")], seed=0)
+    >>> net.use("binary_crossentropy", optimizer=nncore.optimizers.Adam(0.05))
+    Network(...)
+    >>> history = net.fit(x, y, epochs=300, batch_size=4, verbose=0)
+    >>> (net.predict(x) > 0.5).astype(int).ravel()
+    array([0, 1, 1, 0])
     """
 
     def __init__(self, layers: Optional[Sequence[Layer]] = None,
@@ -225,7 +260,7 @@ class Network:
         """{'loss': ..., <metric>: ...} of the network on x, y (means over the
         samples; with sample_weight the loss is sum_i w_i loss_i / n, the
         metrics stay unweighted); with return_dict=False, as Keras: the loss
-        alone, or the list [loss, *metrics] when there are metrics.  x may be
+        alone, or the list ``[loss, *metrics]`` when there are metrics.  x may be
         a dask array or batches, as in fit.  `verbose` is accepted for Keras
         code; evaluate prints nothing."""
         _checks.check_verbose(verbose, "Network.evaluate")
@@ -482,8 +517,35 @@ def _predict_python(net: Network, x: np.ndarray, chunk: int) -> np.ndarray:
 
 
 def load(path) -> Network:
-    """The network saved in `path`; ModelFormatError if the file is damaged,
-    hostile, from a newer format or names an unregistered class."""
+    """The network saved in `path` by `Network.save`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The model file.
+
+    Returns
+    -------
+    Network
+        The network with its layers, weights, loss, metrics and (if it was
+        saved) optimizer state.
+
+    Raises
+    ------
+    ModelFormatError
+        If the file is damaged, hostile, from a newer format or names a
+        class that is not registered.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.Dense(3)], input_shape=(2,), seed=0)
+    >>> net.save("tiny.nncore")
+    >>> again = nncore.load("tiny.nncore")
+    >>> x = np.ones((1, 2), dtype=np.float32)
+    >>> bool(np.array_equal(again.predict(x), net.predict(x)))
+    True
+    """
     return saving.load(path, Network)
 
 

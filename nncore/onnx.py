@@ -39,8 +39,11 @@ if TYPE_CHECKING:
 
 __all__ = ["export", "DEFAULT_OPSET", "MIN_OPSET"]
 
+#: The ONNX opset :func:`export` writes when none is given.
 DEFAULT_OPSET = 17
-MIN_OPSET = 13        # the first opset whose Softmax normalizes over one given axis
+#: The oldest opset :func:`export` writes: the first whose Softmax normalizes
+#: over one given axis.
+MIN_OPSET = 13
 INPUT, OUTPUT = "input", "output"
 
 _ELEMENTWISE = {"tanh": "Tanh", "sigmoid": "Sigmoid", "relu": "Relu"}
@@ -57,6 +60,40 @@ def export(network, path=None, *, opset: int = DEFAULT_OPSET) -> "onnx.ModelProt
     the oldest that supports it, so that older runtimes load it too.  Raises
     ValueError, naming the layer, for a layer that has no ONNX form: a Python
     layer, or an ActivationLayer with Python functions.
+
+    Parameters
+    ----------
+    network : Network
+        A built network.
+    path : str or path-like, optional
+        Where to write the model.
+    opset : int, default DEFAULT_OPSET
+        The ai.onnx opset version, from `MIN_OPSET` to the newest the
+        installed onnx knows.
+
+    Returns
+    -------
+    onnx.ModelProto
+        The model.
+
+    Raises
+    ------
+    ImportError
+        If the onnx package is not installed.
+    RuntimeError
+        If the network is not built, or a fit in another thread changes it.
+    ValueError
+        If a layer has no ONNX form (the message names it) or `opset` is
+        out of range.
+
+    Examples
+    --------
+    >>> import nncore, nncore.onnx
+    >>> net = nncore.Network([nncore.Dense(3, activation="relu"), nncore.Dense(1)],
+    ...                      input_shape=(4,), seed=0)
+    >>> model = nncore.onnx.export(net, "net.onnx")
+    >>> model.opset_import[0].version, [node.op_type for node in model.graph.node]
+    (17, ['Gemm', 'Relu', 'Gemm'])
     """
     onnx = _import_onnx()
     _check_opset(onnx, opset)

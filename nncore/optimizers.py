@@ -257,7 +257,34 @@ class SGD(Optimizer):
     """Stochastic gradient descent with optional (Nesterov) momentum:
     velocity = momentum * velocity - lr * g; param += velocity (Nesterov:
     param += momentum * velocity - lr * g).  Plain SGD (no momentum, weight
-    decay or clipping) is fused into the backward pass."""
+    decay or clipping) is fused into the backward pass.
+
+    Parameters
+    ----------
+    learning_rate : float or LearningRateSchedule, default 0.01
+        The step size, or a schedule of it (see `nncore.schedules`).
+    momentum : float, default 0.0
+        In [0, 1).
+    nesterov : bool, default False
+        Nesterov momentum.
+    weight_decay : float, default 0.0
+        Decoupled weight decay.
+    **clipping
+        ``clipnorm``, ``clipvalue`` or ``global_clipnorm``.
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range.
+
+    Examples
+    --------
+    >>> import nncore
+    >>> optimizer = nncore.optimizers.SGD(learning_rate=0.1, momentum=0.9)
+    >>> net = nncore.Network([nncore.Dense(1)], input_shape=(3,))
+    >>> net.use("mse", optimizer=optimizer)
+    Network(...)
+    """
 
     kernel = "sgd"
 
@@ -295,7 +322,35 @@ class SGD(Optimizer):
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba) with Keras' epsilon placement:
-    param -= lr * sqrt(1 - beta_2^t) / (1 - beta_1^t) * m / (sqrt(v) + epsilon)."""
+    param -= lr * sqrt(1 - beta_2^t) / (1 - beta_1^t) * m / (sqrt(v) + epsilon).
+
+    Parameters
+    ----------
+    learning_rate : float or LearningRateSchedule, default 0.001
+        The step size, or a schedule of it.
+    beta_1, beta_2 : float, default 0.9 and 0.999
+        The decay rates of the first and second moment estimates, in [0, 1).
+    epsilon : float, default 1e-7
+        Added to the denominator.
+    amsgrad : bool, default False
+        Use the maximum of the second moments seen so far.
+    weight_decay : float, default 0.0
+        Decoupled weight decay (`AdamW` defaults it to 0.004).
+    **clipping
+        ``clipnorm``, ``clipvalue`` or ``global_clipnorm``.
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range.
+
+    Examples
+    --------
+    >>> import nncore
+    >>> net = nncore.Network([nncore.Dense(1)], input_shape=(3,))
+    >>> net.use("mse", optimizer=nncore.optimizers.Adam(learning_rate=0.01))
+    Network(...)
+    """
 
     kernel = "adam"
 

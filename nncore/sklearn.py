@@ -441,7 +441,7 @@ class NNRegressor(RegressorMixin, _NNBase):
     """A neural-network regressor: dense hidden layers (or any nncore layers
     from `layers`) and a linear output trained with mean squared error.
     One output for 1-D y, one per column for 2-D y (multi-output).
-    Parameters and attributes as `NNClassifier` (no classes_)."""
+    Parameters and attributes as `NNClassifier` (no ``classes_``)."""
 
     _y_numeric = True
     _stratify = False

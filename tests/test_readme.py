@@ -1,6 +1,8 @@
-"""Every Python code block of README.md runs, so that no snippet can rot.
+"""Every Python code block of README.md and of the documentation pages
+(docs/**/*.md) runs, so that no snippet can rot.
 
-How README blocks are run (the convention for anyone writing README.md):
+How the blocks are run (the convention for anyone writing README.md or a
+docs page):
 
 * Every block fenced with ```python is a test; other fences (```bash, ```)
   are not run.  Its test id is `L<line>-<section heading>`.
@@ -40,14 +42,18 @@ import pytest
 import nncore
 from nncore import registry
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
 if not README.is_file():     # tests copied out of the checkout (a wheel's test run)
     pytest.skip("README.md is not beside the tests", allow_module_level=True)
+# the pages of the documentation site (the gallery's pages are generated from docs/gallery)
+PAGES = [README] + sorted(path for path in (ROOT / "docs").rglob("*.md")
+                          if not {"_build", "auto_examples", "generated"} & set(path.parts))
 MARKER = re.compile(r"<!--\s*readme-test:(.*?)-->")
 FENCE = re.compile(r"```(\S*)")
 
 
-def readme_blocks(text):
+def readme_blocks(text, source="README.md"):
     """(line number, section heading, code, options) of every ```python block."""
     blocks, heading, lines = [], "top", text.splitlines()
     index = 0
@@ -62,13 +68,13 @@ def readme_blocks(text):
                 end += 1
             if fence.group(1) == "python":
                 code = "\n".join(lines[index + 1:end]) + "\n"
-                blocks.append((index + 1, heading, code, block_options(lines, index)))
+                blocks.append((index + 1, heading, code, block_options(lines, index, source)))
             index = end
         index += 1
     return blocks
 
 
-def block_options(lines, fence_index):
+def block_options(lines, fence_index, source="README.md"):
     """The readme-test options written just before the fence at fence_index."""
     before = fence_index - 1
     while before >= 0 and not lines[before].strip():
@@ -83,18 +89,24 @@ def block_options(lines, fence_index):
     for word in text.split():
         key, _, value = word.partition("=")
         if key not in ("setup", "requires") or not value:
-            raise ValueError(f"README.md line {fence_index}: unknown readme-test option "
+            raise ValueError(f"{source} line {fence_index}: unknown readme-test option "
                              f"{word!r} (use setup=, requires= or skip=)")
         options[key] = value.split(",")
     return options
 
 
-BLOCKS = readme_blocks(README.read_text(encoding="utf-8"))
+def page_name(path):
+    return path.relative_to(ROOT).as_posix()
+
+
+BLOCKS = [(page_name(path), *block) for path in PAGES
+          for block in readme_blocks(path.read_text(encoding="utf-8"), page_name(path))]
 
 
 def block_id(block):
-    line, heading = block[0], block[1]
-    return f"L{line}-" + re.sub(r"[^a-z0-9]+", "-", heading.lower()).strip("-")
+    page, line, heading = block[0], block[1], block[2]
+    prefix = "" if page == "README.md" else page.removeprefix("docs/").removesuffix(".md") + ":"
+    return f"{prefix}L{line}-" + re.sub(r"[^a-z0-9]+", "-", heading.lower()).strip("-")
 
 
 # ------------------------------------------------------------------ setups
@@ -141,13 +153,13 @@ def isolated_registries(monkeypatch):
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[block_id(b) for b in BLOCKS])
 def test_readme_block_runs(block, tmp_path, monkeypatch, isolated_registries):
-    line, heading, code, options = block
+    page, line, heading, code, options = block
     if "skip" in options:
-        pytest.skip(f"README.md line {line}: {options['skip']}")
+        pytest.skip(f"{page} line {line}: {options['skip']}")
     for module in options.get("requires", []):
         pytest.importorskip(module)
     unknown = [name for name in options.get("setup", []) if name not in SETUPS]
-    assert not unknown, f"README.md line {line}: unknown setups {unknown}; have {sorted(SETUPS)}"
+    assert not unknown, f"{page} line {line}: unknown setups {unknown}; have {sorted(SETUPS)}"
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -158,7 +170,7 @@ def test_readme_block_runs(block, tmp_path, monkeypatch, isolated_registries):
         SETUPS[name](monkeypatch)
     namespace = {"__name__": "readme_block"}
     try:
-        exec(compile(code, f"README.md:{line}", "exec"), namespace)
+        exec(compile(code, f"{page}:{line}", "exec"), namespace)
     finally:
         if "matplotlib.pyplot" in sys.modules:
             sys.modules["matplotlib.pyplot"].close("all")
@@ -166,7 +178,7 @@ def test_readme_block_runs(block, tmp_path, monkeypatch, isolated_registries):
 
 def test_the_readme_has_python_blocks_and_known_setups():
     assert len(BLOCKS) >= 5
-    names = {name for block in BLOCKS for name in block[3].get("setup", [])}
+    names = {name for block in BLOCKS for name in block[4].get("setup", [])}
     assert names <= set(SETUPS)
 
 

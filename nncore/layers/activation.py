@@ -60,26 +60,112 @@ class Activation(NativeLayer):
 
 
 class Tanh(Activation):
+    """The hyperbolic tangent, element-wise: ``tanh(x)``.
+
+    Parameters
+    ----------
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.Tanh()], input_shape=(2,))
+    >>> net.predict(np.array([[0.0, 1.0]])).round(4)
+    array([[0.    , 0.7616]], dtype=float32)
+    """
+
     def __init__(self, name: Optional[str] = None):
         super().__init__("tanh", name=name)
 
 
 class Sigmoid(Activation):
+    """The logistic sigmoid, element-wise: ``1 / (1 + exp(-x))``.
+
+    Parameters
+    ----------
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.Sigmoid()], input_shape=(2,))
+    >>> net.predict(np.array([[0.0, 2.0]])).round(4)
+    array([[0.5   , 0.8808]], dtype=float32)
+    """
+
     def __init__(self, name: Optional[str] = None):
         super().__init__("sigmoid", name=name)
 
 
 class ReLU(Activation):
+    """The rectified linear unit, element-wise: ``max(x, 0)``.
+
+    Parameters
+    ----------
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.ReLU()], input_shape=(3,))
+    >>> net.predict(np.array([[-1.0, 0.0, 2.0]]))
+    array([[0., 0., 2.]], dtype=float32)
+    """
+
     def __init__(self, name: Optional[str] = None):
         super().__init__("relu", name=name)
 
 
 class LeakyReLU(Activation):
+    """The leaky rectified linear unit, element-wise: ``x`` for ``x >= 0``,
+    ``alpha * x`` below.
+
+    Parameters
+    ----------
+    alpha : float, default 0.01
+        The slope for negative inputs, a finite number >= 0.
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Raises
+    ------
+    TypeError
+        If `alpha` is not a number.
+    ValueError
+        If `alpha` is negative or not finite.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.LeakyReLU(alpha=0.1)], input_shape=(2,))
+    >>> net.predict(np.array([[-2.0, 3.0]]))
+    array([[-0.2,  3. ]], dtype=float32)
+    """
+
     def __init__(self, alpha: float = LEAKY_RELU_ALPHA, name: Optional[str] = None):
         super().__init__("leaky_relu", alpha=alpha, name=name)
 
 
 class Softmax(Activation):
+    """The softmax over the last axis: ``exp(x) / sum(exp(x))``, so that each
+    row is a probability distribution.
+
+    Parameters
+    ----------
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.Softmax()], input_shape=(3,))
+    >>> net.predict(np.array([[1.0, 1.0, 1.0]])).round(4)
+    array([[0.3333, 0.3333, 0.3333]], dtype=float32)
+    """
+
     def __init__(self, name: Optional[str] = None):
         super().__init__("softmax", name=name)
 

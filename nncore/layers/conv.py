@@ -25,6 +25,41 @@ class Conv2D(NativeLayer):
     pair of zero-padding rows and columns on both sides.  `activation` is an
     optional activation: a name, or an `Activation` layer such as
     `LeakyReLU(0.2)`.
+
+    Parameters
+    ----------
+    filters : int
+        The number of output channels.
+    kernel_size : int or (int, int)
+        The window's height and width.
+    strides : int or (int, int), default 1
+        The step of the window down and across.
+    padding : {"valid", "same"} or int or (int, int), default "valid"
+        No padding, Keras' "same" padding, or zero rows and columns added on
+        both sides.
+    use_bias : bool, default True
+        Whether to add a bias per filter.
+    activation : str or Activation, optional
+        Applied to the outputs.
+    kernel_initializer : str, default "he_uniform"
+        How the kernel is drawn (a name of `nncore.initializers`).
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range, or (when the network is built) the
+        window does not fit the input.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.Conv2D(8, 3, activation="relu"),
+    ...                       nncore.Conv2D(4, 3, strides=2, padding="same")],
+    ...                      input_shape=(28, 28, 1), seed=0)
+    >>> net.predict(np.zeros((2, 28, 28, 1), dtype=np.float32)).shape
+    (2, 13, 13, 4)
     """
 
     def __init__(self, filters: int, kernel_size, strides=1, padding="valid",

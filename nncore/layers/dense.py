@@ -19,6 +19,38 @@ class Dense(NativeLayer):
     The input size is taken from the data when the network is built, or fixed
     with `input_size`.  `activation` is an optional activation: a name, or an
     `Activation` layer such as `LeakyReLU(0.2)`.
+
+    Parameters
+    ----------
+    units : int
+        The number of outputs, a positive integer.
+    activation : str or Activation, optional
+        Applied to the outputs: a name ('tanh', 'sigmoid', 'relu',
+        'leaky_relu', 'softmax', 'identity') or an `Activation` layer.
+    use_bias : bool, default True
+        Whether to add the bias b.
+    kernel_initializer : str, default "glorot_uniform"
+        How W is drawn (a name of `nncore.initializers`).
+    input_size : int, optional
+        The number of inputs, when it should not be taken from the data.
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Raises
+    ------
+    ValueError
+        If `units` or `input_size` is not a positive integer, or the
+        activation or initializer name is unknown.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.Dense(4, activation="relu"), nncore.Dense(2)],
+    ...                      input_shape=(3,), seed=0)
+    >>> net.predict(np.zeros((5, 3), dtype=np.float32)).shape
+    (5, 2)
+    >>> net.count_params()
+    26
     """
 
     def __init__(self, units: int, activation: ActivationSpec = None, use_bias: bool = True,

@@ -14,7 +14,27 @@ class Dropout(NativeLayer):
     """Inverted dropout: in training each value is zeroed with probability
     `rate` and the others are scaled by 1 / (1 - rate); at inference it is the
     identity.  The mask comes from a generator seeded from the network's
-    seed when the layer is built, so seeded runs are reproducible."""
+    seed when the layer is built, so seeded runs are reproducible.
+
+    Parameters
+    ----------
+    rate : float
+        The probability of zeroing a value, in [0, 1).
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Raises
+    ------
+    ValueError
+        If `rate` is not in [0, 1).
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.Dropout(0.5)], input_shape=(4,), seed=0)
+    >>> net.predict(np.ones((1, 4), dtype=np.float32))     # identity at inference
+    array([[1., 1., 1., 1.]], dtype=float32)
+    """
 
     def __init__(self, rate: float, name: Optional[str] = None):
         super().__init__(name)

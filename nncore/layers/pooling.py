@@ -54,7 +54,28 @@ class _Pool2D(NativeLayer):
 
 class MaxPool2D(_Pool2D):
     """The maximum over each pool_size window (strides default to pool_size).
-    With padding, windows take the maximum of the elements inside the image."""
+    With padding, windows take the maximum of the elements inside the image.
+
+    Parameters
+    ----------
+    pool_size : int or (int, int), default 2
+        The window's height and width.
+    strides : int or (int, int), optional
+        The step of the window (default: `pool_size`).
+    padding : {"valid", "same"} or int or (int, int), default "valid"
+        As in `Conv2D`.
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.MaxPool2D(2)], input_shape=(4, 4, 1))
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+    >>> net.predict(x)[0, :, :, 0]
+    array([[ 5.,  7.],
+           [13., 15.]], dtype=float32)
+    """
     kind = "max"
 
 
