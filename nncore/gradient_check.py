@@ -84,13 +84,15 @@ def _check_network(net, x, y, sample_weight, max_entries, h, rng) -> Dict[str, f
 
     errors = {}
     index = 0
-    for i, layer in enumerate(net.layers):
-        for j, param in enumerate(layer.params):
-            entries = _entries(param.size, max_entries, rng)
-            numeric = _numeric(objective, param, entries, h)
-            errors[f"layers[{i}].params[{j}]"] = _relative_error(
-                analytic[index].reshape(-1)[entries], numeric)
-            index += 1
+    # the weights are nudged in place: other threads must not read them meanwhile
+    with net.guard.writing("check_gradients"):
+        for i, layer in enumerate(net.layers):
+            for j, param in enumerate(layer.params):
+                entries = _entries(param.size, max_entries, rng)
+                numeric = _numeric(objective, param, entries, h)
+                errors[f"layers[{i}].params[{j}]"] = _relative_error(
+                    analytic[index].reshape(-1)[entries], numeric)
+                index += 1
     return errors
 
 

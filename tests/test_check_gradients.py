@@ -74,3 +74,34 @@ def test_bad_calls():
         nncore.check_gradients("net", x, x)
     with pytest.raises(ValueError, match="output shape"):
         nncore.check_gradients(nncore.Dense(2), x, np.zeros((2, 5)))
+
+
+def test_other_threads_cannot_read_the_weights_while_they_are_nudged(monkeypatch):
+    # a predict in another thread while check_gradients has a weight moved by h
+    # would return outputs of weights that never existed: it is refused instead
+    import threading
+    net = nncore.Network([nncore.Dense(3, "tanh"), nncore.Dense(1)], input_shape=(2,),
+                         dtype="float64", seed=0).use("mse")
+    x = np.random.default_rng(0).normal(size=(5, 2))
+    y = np.zeros((5, 1))
+    outcomes = []
+    evaluate = net.evaluate
+
+    def evaluate_while_another_thread_predicts(*args, **kwargs):
+        if not outcomes:
+            def other():
+                try:
+                    net.predict(x)
+                    outcomes.append("predicted")
+                except RuntimeError as error:
+                    outcomes.append(str(error))
+            thread = threading.Thread(target=other)
+            thread.start()
+            thread.join()
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(net, "evaluate", evaluate_while_another_thread_predicts)
+    errors = nncore.check_gradients(net, x, y)
+    assert max(errors.values()) < 1e-6
+    assert len(outcomes) == 1 and "fit is running on this network in another thread" \
+        in outcomes[0]
