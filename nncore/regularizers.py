@@ -13,6 +13,8 @@ import numpy as np
 
 from .errors import unknown_name
 
+__all__ = ["Regularizer", "L1", "L2", "L1L2", "get"]
+
 
 def _factor(value, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
