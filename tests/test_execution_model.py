@@ -433,6 +433,8 @@ def test_the_native_core_imports_nothing_from_python():
     # csrc imports only csrc: what Python decides (the memory budget, say)
     # reaches the core as arguments
     csrc = Path(__file__).resolve().parents[1] / "csrc"
+    if not csrc.is_dir():        # tests copied out of the checkout (a wheel's test run)
+        pytest.skip("csrc/ is not beside the tests")
     sources = sorted(csrc.glob("*.pyx")) + sorted(csrc.glob("*.pxd"))
     assert len(sources) > 10
     imports = [(path.name, line) for path in sources
