@@ -42,8 +42,9 @@ def check_gradients(network_or_layer, x, y=None, sample_weight=None, *,
                     max_entries: Optional[int] = 100, h: float = 1e-6,
                     seed: int = 0) -> Dict[str, float]:
     """The worst relative error between analytic and finite-difference
-    gradients, per parameter: {name: max|analytic - numeric| / max(|analytic|,
-    |numeric|)}.  Values around 1e-7 or below mean the gradients are right;
+    gradients, per parameter:
+    ``{name: max(abs(analytic - numeric)) / max(abs(analytic), abs(numeric))}``.
+    Values around 1e-7 or below mean the gradients are right;
     1e-3 or above, that a backward is wrong.
 
     For a Network (float64, with a loss set by `use`), the objective is the

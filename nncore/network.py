@@ -313,8 +313,9 @@ class Network:
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None,
                        return_dict: bool = False):
         """One training step on the batch x, y -- the step fit takes on that
-        batch; returns its loss (with regularizer penalties), or [loss,
-        *metrics] when there are metrics (a dict with return_dict=True)."""
+        batch; returns its loss (with regularizer penalties), or
+        ``[loss, *metrics]`` when there are metrics (a dict with
+        return_dict=True)."""
         return _custom_loops.train_on_batch(self, x, y, sample_weight, class_weight,
                                             return_dict)
 

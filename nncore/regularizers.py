@@ -24,7 +24,7 @@ def _factor(value, what: str) -> float:
 
 
 class Regularizer:
-    """l1 * sum(|w|) + l2 * sum(w**2) on one parameter array."""
+    """``l1 * sum(abs(w)) + l2 * sum(w**2)`` on one parameter array."""
 
     def __init__(self, l1: float = 0.0, l2: float = 0.0):
         self.l1 = _factor(l1, f"{type(self).__name__}: l1")
@@ -46,7 +46,7 @@ class Regularizer:
 
 
 class L1(Regularizer):
-    """l1 * sum(|w|)."""
+    """``l1 * sum(abs(w))``."""
 
     def __init__(self, l1: float = 0.01):
         super().__init__(l1=l1)
@@ -56,7 +56,7 @@ class L1(Regularizer):
 
 
 class L2(Regularizer):
-    """l2 * sum(w**2)."""
+    """``l2 * sum(w**2)``."""
 
     def __init__(self, l2: float = 0.01):
         super().__init__(l2=l2)
@@ -66,7 +66,7 @@ class L2(Regularizer):
 
 
 class L1L2(Regularizer):
-    """l1 * sum(|w|) + l2 * sum(w**2) (both 0 by default, as in Keras)."""
+    """``l1 * sum(abs(w)) + l2 * sum(w**2)`` (both 0 by default, as in Keras)."""
 
     def __init__(self, l1: float = 0.0, l2: float = 0.0):
         super().__init__(l1=l1, l2=l2)
