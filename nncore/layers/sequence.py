@@ -13,6 +13,7 @@ from .._native.embedding import EmbeddingOp
 from .._native.pool import PoolOp
 from .activation import ActivationSpec, activation_config, fused_activation
 from .base import NativeLayer, Shape
+from .pooling import _Pool2D
 
 # the largest index count a float32 network can hold exactly (integers up to
 # 2**24 are exact in float32; float64 holds them up to 2**53)
@@ -239,13 +240,7 @@ class _Pool1D(NativeLayer):
     def weight_shapes(self, input_shape: Shape):
         return []
 
-    def __repr__(self) -> str:
-        text = f"{type(self).__name__}({self.pool_size}"
-        if self.strides != self.pool_size:
-            text += f", strides={self.strides}"
-        if self.padding != "valid":
-            text += f", padding={self.padding!r}"
-        return text + ")"
+    __repr__ = _Pool2D.__repr__          # (pool_size, strides, padding) read the same
 
 
 class MaxPool1D(_Pool1D):
