@@ -15,8 +15,6 @@ cdef struct BatchNormCfg:
     double epsilon
     void* gamma
     void* beta
-    void* g_gamma
-    void* g_beta
     void* moving_mean
     void* moving_var
 
@@ -124,7 +122,7 @@ cdef void _backward(Op* op, Py_ssize_t n, real* dx, const real* x) noexcept nogi
     cdef const BatchNormCfg* c = <const BatchNormCfg*>op.cfg
     cdef Py_ssize_t rows = n * op.in_size // c.C
     cdef double* sums = state_sums(op, c.C)
-    batchnorm_backward(dx, <real*>c.g_gamma, <real*>c.g_beta, sums, sums + c.C, x,
+    batchnorm_backward(dx, <real*>op.grads[0], <real*>op.grads[1], sums, sums + c.C, x,
                        <const real*>op.dy, state_mean(op, c.C), state_inv_std(op, c.C),
                        <const real*>c.gamma, rows, c.C, state_batch_stats(op, c.C)[0] != 0)
 
@@ -160,8 +158,6 @@ cdef class BatchNormOp:
         c.epsilon = epsilon
         c.gamma = address(gamma)
         c.beta = address(beta)
-        c.g_gamma = address(g_gamma)
-        c.g_beta = address(g_beta)
         c.moving_mean = address(moving_mean)
         c.moving_var = address(moving_var)
         self.op.dtype = dtype_code(gamma)

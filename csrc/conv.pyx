@@ -101,8 +101,8 @@ cdef void _forward(Op* op, Py_ssize_t n, real* y) noexcept nogil:
 
 cdef void _backward(Op* op, Py_ssize_t n, real* dx) noexcept nogil:
     cdef const ConvCfg* c = <const ConvCfg*>op.cfg
-    cdef real* g_bias = <real*>c.g_bias if c.bias != NULL else NULL
-    conv2d_backward(dx, <real*>c.g_kernel, g_bias, op.state, <real*>op.work, <real*>op.dy,
+    cdef real* g_bias = <real*>op.grads[1] if c.bias != NULL else NULL
+    conv2d_backward(dx, <real*>op.grads[0], g_bias, op.state, <real*>op.work, <real*>op.dy,
                     <const real*>op.x, <const real*>op.y, <const real*>c.kernel, n, c)
 
 
@@ -137,7 +137,7 @@ cdef class ConvOp:
                   padding_top_left, int activation=IDENTITY, double alpha=0.0):
         self.arrays = (kernel, bias, g_kernel, g_bias)
         cdef ConvCfg* c = &self.cfg
-        set_geometry(c, kernel, bias, g_kernel, g_bias, input_hw, output_hw, strides,
+        set_geometry(c, kernel, bias, input_hw, output_hw, strides,
                      padding_top_left, activation, alpha)
         c.direct = (c.kh == 1 and c.kw == 1 and c.sh == 1 and c.sw == 1 and c.pt == 0
                     and c.pl == 0 and c.OH == c.H and c.OW == c.W)

@@ -15,8 +15,6 @@ cdef struct Conv1DCfg:
     Py_ssize_t k, s, d, pad        # taps, stride, dilation, zero padding on the left
     void* kernel
     void* bias                     # NULL without bias
-    void* g_kernel
-    void* g_bias
 
 
 # cols (OT, k*C) = the k taps of every output step of x (T, C), zeros on the padding
@@ -86,7 +84,7 @@ cdef void _forward(Op* op, Py_ssize_t n, real* y) noexcept nogil:
 
 cdef void _backward(Op* op, Py_ssize_t n, real* dx) noexcept nogil:
     cdef const Conv1DCfg* c = <const Conv1DCfg*>op.cfg
-    conv1d_backward(dx, <real*>c.g_kernel, <real*>c.g_bias, op.state, <real*>op.work,
+    conv1d_backward(dx, <real*>op.grads[0], <real*>op.grads[1] if c.bias != NULL else NULL, op.state, <real*>op.work,
                     <const real*>op.dy, <const real*>op.x, <const real*>c.kernel, n, c)
 
 
@@ -123,9 +121,7 @@ cdef class Conv1DOp:
         c.k, c.C, c.F = kernel.shape
         c.T, c.OT, c.s, c.d, c.pad = length, out_length, stride, dilation, pad_left
         c.kernel = address(kernel)
-        c.g_kernel = address(g_kernel)
         c.bias = address(bias) if bias is not None else NULL
-        c.g_bias = address(g_bias) if g_bias is not None else NULL
         self.op.dtype = dtype_code(kernel)
         self.op.in_size = c.T * c.C
         self.op.out_size = c.OT * c.F

@@ -298,12 +298,12 @@ cdef void _backward(Op* op, Py_ssize_t n, real* dx, const real* dy, const real* 
     if by_tap:
         im2col_by_tap(cols, x, n, c)
         gemm(False, False, K, F, n * rows, 1, cols, n * rows, dY, F, 0 if first else 1,
-             <real*>c.conv.g_kernel, F)
+             <real*>op.grads[0], F)
         return
     for s in range(n):
         im2col_windows(cols + s * rows * K, x + s * op.in_size, c)
     gemm(True, False, K, F, n * rows, 1, cols, K, dY, F, 0 if first else 1,
-         <real*>c.conv.g_kernel, F)
+         <real*>op.grads[0], F)
     if dx == NULL:
         return
     gemm(False, True, n * rows, K, F, 1, dY, F, <const real*>c.conv.kernel, F, 0, cols, K)
@@ -343,7 +343,7 @@ cdef void _grouped_backward(Op* op, Py_ssize_t n, real* dx, real* dy,
                             real* work) noexcept nogil:
     cdef const ConvPoolCfg* c = <const ConvPoolCfg*>op.cfg
     cdef Py_ssize_t s = 0, g, f
-    cdef real* g_bias = <real*>c.conv.g_bias
+    cdef real* g_bias = <real*>op.grads[1] if c.conv.bias != NULL else NULL
     if c.conv.activation != IDENTITY:
         activation_gradient(dy, dy, y, n * op.out_size, c.conv.activation, <real>c.conv.alpha)
     if c.conv.bias != NULL:
@@ -389,7 +389,7 @@ cdef class ConvPoolOp:
                   padding_top_left, int activation, double alpha, pool):
         self.arrays = (kernel, bias, g_kernel, g_bias)
         cdef ConvCfg* c = &self.cfg.conv
-        set_geometry(c, kernel, bias, g_kernel, g_bias, input_hw, output_hw, strides,
+        set_geometry(c, kernel, bias, input_hw, output_hw, strides,
                      padding_top_left, activation, alpha)
         self.cfg.ph, self.cfg.pw = pool
         self.cfg.PH, self.cfg.PW = c.OH // self.cfg.ph, c.OW // self.cfg.pw

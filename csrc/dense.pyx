@@ -14,8 +14,6 @@ cdef struct DenseCfg:
     Py_ssize_t n_out
     void* W
     void* b           # NULL without bias
-    void* gW
-    void* gb
     int activation    # the epilogue's element-wise kind (epilogue.pxd)
     double alpha
 
@@ -84,7 +82,8 @@ cdef void _backward(Op* op, Py_ssize_t n, real* dx, real* dy) noexcept nogil:
         dense_backward(dx, <real*>c.W, <real*>c.b, op.state, <const real*>op.x, dy,
                        <const real*>c.W, rows, c.n_in, c.n_out, <real>-op.sgd_lr, 1)
     else:
-        dense_backward(dx, <real*>c.gW, <real*>c.gb, op.state, <const real*>op.x, dy,
+        dense_backward(dx, <real*>op.grads[0], <real*>op.grads[1] if c.b != NULL else NULL,
+                       op.state, <const real*>op.x, dy,
                        <const real*>c.W, rows, c.n_in, c.n_out, 1, 0)
 
 
@@ -211,9 +210,7 @@ cdef class DenseOp:
         self.arrays = (W, b, gW, gb)
         self.cfg.n_in, self.cfg.n_out = W.shape
         self.cfg.W = address(W)
-        self.cfg.gW = address(gW)
         self.cfg.b = address(b) if b is not None else NULL
-        self.cfg.gb = address(gb) if gb is not None else NULL
         self.cfg.activation = activation
         self.cfg.alpha = alpha
         self.op.dtype = dtype_code(W)

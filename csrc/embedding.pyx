@@ -10,7 +10,6 @@ from core cimport real, Op, F32, address, dtype_code, declare_params
 cdef struct EmbeddingCfg:
     Py_ssize_t T, V, D        # indices per sample, table rows, row length
     void* table
-    void* g_table
 
 
 # y (n*T, D) = table (V, D)[x (n*T)]
@@ -62,11 +61,10 @@ cdef void embedding_op_forward(Op* op, Py_ssize_t n, bint training) noexcept nog
 
 
 cdef void embedding_op_backward(Op* op, Py_ssize_t n) noexcept nogil:
-    cdef const EmbeddingCfg* c = <const EmbeddingCfg*>op.cfg
     if op.dtype == F32:
-        _backward(op, n, <float*>c.g_table)
+        _backward(op, n, <float*>op.grads[0])
     else:
-        _backward(op, n, <double*>c.g_table)
+        _backward(op, n, <double*>op.grads[0])
 
 
 cdef class EmbeddingOp:
@@ -81,7 +79,6 @@ cdef class EmbeddingOp:
         self.cfg.T = length
         self.cfg.V, self.cfg.D = table.shape
         self.cfg.table = address(table)
-        self.cfg.g_table = address(g_table)
         self.op.dtype = dtype_code(table)
         self.op.in_size = length
         self.op.out_size = length * self.cfg.D

@@ -21,8 +21,6 @@ cdef struct ConvCfg:
     Py_ssize_t group               # forward works through this many samples at a time
     void* kernel
     void* bias                     # NULL without bias
-    void* g_kernel
-    void* g_bias
 
 
 # dst (kh*kw*C) = the receptive field of output position (oh, ow) of x (H, W, C),
@@ -67,9 +65,9 @@ cdef inline void col2im_row(real* x, const real* src, const ConvCfg* c, Py_ssize
         src += row
 
 
-# c's geometry and arrays: kernel, g_kernel (kh, kw, C, F); bias, g_bias (F,) or
-# None; the sizes validated by the layer
-cdef inline int set_geometry(ConvCfg* c, kernel, bias, g_kernel, g_bias, input_hw,
+# c's geometry and arrays: kernel (kh, kw, C, F); bias (F,) or None; the sizes
+# validated by the layer
+cdef inline int set_geometry(ConvCfg* c, kernel, bias, input_hw,
                              output_hw, strides, padding_top_left, int activation, double alpha) except -1:
     c.kh, c.kw, c.C, c.F = kernel.shape
     c.H, c.W = input_hw
@@ -79,7 +77,5 @@ cdef inline int set_geometry(ConvCfg* c, kernel, bias, g_kernel, g_bias, input_h
     c.activation = activation
     c.alpha = alpha
     c.kernel = address(kernel)
-    c.g_kernel = address(g_kernel)
     c.bias = address(bias) if bias is not None else NULL
-    c.g_bias = address(g_bias) if g_bias is not None else NULL
     return 0

@@ -12,8 +12,6 @@ cdef struct LayerNormCfg:
     double epsilon
     void* gamma
     void* beta
-    void* g_gamma
-    void* g_beta
 
 
 # y (rows, D) = (x - mean) * rstd * gamma + beta per row of x (rows, D);
@@ -83,7 +81,7 @@ cdef void _forward(Op* op, Py_ssize_t n, real* y) noexcept nogil:
 
 cdef void _backward(Op* op, Py_ssize_t n, real* dx) noexcept nogil:
     cdef const LayerNormCfg* c = <const LayerNormCfg*>op.cfg
-    layernorm_backward(dx, <real*>c.g_gamma, <real*>c.g_beta, op.state, <const real*>op.dy,
+    layernorm_backward(dx, <real*>op.grads[0], <real*>op.grads[1], op.state, <const real*>op.dy,
                        <const real*>op.x, <const real*>op.cache, <const real*>c.gamma,
                        n * c.R, c.D)
 
@@ -117,7 +115,6 @@ cdef class LayerNormOp:
         c.R = size // c.D
         c.epsilon = epsilon
         c.gamma, c.beta = address(gamma), address(beta)
-        c.g_gamma, c.g_beta = address(g_gamma), address(g_beta)
         self.op.dtype = dtype_code(gamma)
         self.op.in_size = size
         self.op.out_size = size

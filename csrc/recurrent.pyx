@@ -34,9 +34,6 @@ cdef struct RnnCfg:
     void* kernel                   # (D, G*U)
     void* recurrent                # (U, G*U)
     void* bias                     # (G*U), GRU: (2, G*U) input and recurrent biases
-    void* g_kernel
-    void* g_recurrent
-    void* g_bias
 
 
 # float32: the vectorizable functions of fastmath.pxd; float64: libm
@@ -207,9 +204,9 @@ cdef void cell_backward(real* dz, real* dr, real* dh, real* dc, const real* zt,
 # for dy (n, T, U) or (n, U); dx (n, T, D), skipped when NULL.  cache: what
 # forward kept; work: dZ (n, T, GU), dh (n, U), dc (n, U), dR (n, GU);
 # totals: (2 GU) doubles
-cdef void rnn_backward(real* dx, const real* dy, const real* x, const real* cache,
-                       real* work, double* totals, Py_ssize_t n,
-                       const RnnCfg* c) noexcept nogil:
+cdef void rnn_backward(real* dx, real* g_kernel, real* g_recurrent, real* g_bias,
+                       const real* dy, const real* x, const real* cache, real* work,
+                       double* totals, Py_ssize_t n, const RnnCfg* c) noexcept nogil:
     cdef Py_ssize_t s, j, t, T = c.T, U = c.U, GU = c.G * c.U
     cdef const real* Z = cache
     cdef const real* H = Z + n * T * GU
@@ -220,8 +217,6 @@ cdef void rnn_backward(real* dx, const real* dy, const real* x, const real* cach
     cdef real* dR = dc + n * U
     cdef real* dRec
     cdef Py_ssize_t ld_rec
-    cdef real* g_recurrent = <real*>c.g_recurrent
-    cdef real* g_bias = <real*>c.g_bias
     cdef const real* recurrent = <const real*>c.recurrent
     memset(dh, 0, 2 * n * U * sizeof(real))
     memset(g_recurrent, 0, U * GU * sizeof(real))
@@ -251,7 +246,7 @@ cdef void rnn_backward(real* dx, const real* dy, const real* x, const real* cach
              g_recurrent, GU)
         gemm(False, True, n, U, GU, 1, dRec, ld_rec, recurrent, GU,
              1 if c.cell == GRU else 0, dh, U)
-    gemm(True, False, c.D, GU, n * T, 1, x, c.D, dZ, GU, 0, <real*>c.g_kernel, GU)
+    gemm(True, False, c.D, GU, n * T, 1, x, c.D, dZ, GU, 0, g_kernel, GU)
     column_sums(totals, dZ, n * T, GU, 1)
     for j in range(GU):
         g_bias[j] = <real>totals[j]
@@ -273,10 +268,12 @@ cdef void rnn_op_forward(Op* op, Py_ssize_t n, bint training) noexcept nogil:
 cdef void rnn_op_backward(Op* op, Py_ssize_t n) noexcept nogil:
     cdef const RnnCfg* c = <const RnnCfg*>op.cfg
     if op.dtype == F32:
-        rnn_backward(<float*>op.dx, <const float*>op.dy, <const float*>op.x,
+        rnn_backward(<float*>op.dx, <float*>op.grads[0], <float*>op.grads[1],
+                     <float*>op.grads[2], <const float*>op.dy, <const float*>op.x,
                      <const float*>op.cache, <float*>op.work, op.state, n, c)
     else:
-        rnn_backward(<double*>op.dx, <const double*>op.dy, <const double*>op.x,
+        rnn_backward(<double*>op.dx, <double*>op.grads[0], <double*>op.grads[1],
+                     <double*>op.grads[2], <const double*>op.dy, <const double*>op.x,
                      <const double*>op.cache, <double*>op.work, op.state, n, c)
 
 
@@ -299,8 +296,6 @@ cdef class RecurrentOp:
         c.U = recurrent.shape[0]
         c.sequences, c.backwards = return_sequences, go_backwards
         c.kernel, c.recurrent, c.bias = address(kernel), address(recurrent), address(bias)
-        c.g_kernel, c.g_recurrent = address(g_kernel), address(g_recurrent)
-        c.g_bias = address(g_bias)
         cdef Py_ssize_t GU = c.G * c.U
         self.op.dtype = dtype_code(kernel)
         self.op.in_size = c.T * c.D
