@@ -3,10 +3,10 @@
 # random crops and additive Gaussian noise, on NHWC samples.  At inference the
 # affine and noise ops are the identity and the crop takes the centre.
 #
-# Randomness: each training forward draws one 64-bit key from the layer's
-# xoshiro256** state (so the key depends on the seed and the step); sample r
-# of the batch then draws from a generator seeded with (key, r).  The draws
-# of a sample depend on seed, step and its index in the batch only.
+# Randomness (core.pxd: Op.key): the plan draws one 64-bit key per training
+# batch from the layer's xoshiro256** state; sample r of the batch draws from
+# a generator seeded with (key, r).  The draws of a sample depend on seed,
+# step and its index in the batch only.
 from libc.math cimport floor, cos, sin, sqrt, log, M_PI
 from libc.string cimport memcpy, memset
 from libc.stdint cimport uint64_t
@@ -39,12 +39,6 @@ cdef struct AugmentCfg:
     double fill_value
     bint nearest                # nearest-neighbour instead of bilinear
     double stddev               # Gaussian noise
-    uint64_t* state             # the layer's generator, advanced by training forwards
-
-
-# the generator of sample r for a forward whose key is `key`
-cdef inline void sample_state(uint64_t* s, uint64_t key, Py_ssize_t r) noexcept nogil:
-    rng.seed_state(s, key + <uint64_t>r * 0xD1B54A32D192ED03ULL)
 
 
 cdef inline double uniform(uint64_t* s, const double* bounds) noexcept nogil:
@@ -75,7 +69,7 @@ cdef inline Py_ssize_t fill_index(Py_ssize_t k, Py_ssize_t n, int mode) noexcept
 cdef void draw_affine(double* c, const AugmentCfg* g, uint64_t key, Py_ssize_t r) noexcept nogil:
     cdef uint64_t s[4]
     cdef double fh, fv, ty, tx, angle, zy, zx, cy, cx, cs, sn, a00, a01, a10, a11, u0, v0
-    sample_state(s, key, r)
+    rng.sample_state(s, key, r)
     fh = -1.0 if g.flip_h and rng.next_double(s) < 0.5 else 1.0
     fv = -1.0 if g.flip_v and rng.next_double(s) < 0.5 else 1.0
     ty = uniform(s, g.ty) * g.H
@@ -171,7 +165,7 @@ cdef void add_noise(real* y, const real* x, Py_ssize_t size, double stddev,
     cdef uint64_t s[4]
     cdef Py_ssize_t i
     cdef double u, v, radius
-    sample_state(s, key, r)
+    rng.sample_state(s, key, r)
     for i in range(0, size, 2):
         u = 1.0 - rng.next_double(s)          # in (0, 1]
         v = rng.next_double(s)
@@ -186,16 +180,14 @@ cdef void _affine_forward(Op* op, Py_ssize_t n, bint training, real* y) noexcept
     cdef const AugmentCfg* g = <const AugmentCfg*>op.cfg
     cdef const real* x = <const real*>op.x
     cdef double* coeffs
-    cdef uint64_t key
     cdef Py_ssize_t r, size = op.in_size
     op.state[0] = training
     if not training:
         memcpy(y, x, n * size * sizeof(real))
         return
-    key = rng.next_u64(g.state)
     for r in range(n):
         coeffs = <double*>op.cache + r * AFFINE_COEFFS
-        draw_affine(coeffs, g, key, r)
+        draw_affine(coeffs, g, op.key, op.first + r)
         affine_sample(&y[r * size], NULL, &x[r * size], NULL, coeffs, g)
 
 
@@ -217,12 +209,11 @@ cdef void _crop_forward(Op* op, Py_ssize_t n, bint training, real* y) noexcept n
     cdef const real* x = <const real*>op.x
     cdef double* corner
     cdef uint64_t s[4]
-    cdef uint64_t key = rng.next_u64(g.state) if training else 0
     cdef Py_ssize_t r
     for r in range(n):
         corner = <double*>op.cache + 2 * r
         if training:
-            sample_state(s, key, r)
+            rng.sample_state(s, op.key, op.first + r)
             corner[0] = <double>(rng.next_u64(s) % <uint64_t>(g.H - g.h + 1))
             corner[1] = <double>(rng.next_u64(s) % <uint64_t>(g.W - g.w + 1))
         else:
@@ -245,14 +236,12 @@ cdef void _crop_backward(Op* op, Py_ssize_t n, real* dx) noexcept nogil:
 cdef void _noise_forward(Op* op, Py_ssize_t n, bint training, real* y) noexcept nogil:
     cdef const AugmentCfg* g = <const AugmentCfg*>op.cfg
     cdef const real* x = <const real*>op.x
-    cdef uint64_t key
     cdef Py_ssize_t r, size = op.in_size
     if not training:
         memcpy(y, x, n * size * sizeof(real))
         return
-    key = rng.next_u64(g.state)
     for r in range(n):
-        add_noise(&y[r * size], &x[r * size], size, g.stddev, key, r)
+        add_noise(&y[r * size], &x[r * size], size, g.stddev, op.key, op.first + r)
 
 
 cdef void affine_op_forward(Op* op, Py_ssize_t n, bint training) noexcept nogil:
@@ -304,7 +293,7 @@ cdef class AugmentOp:
     """A native augmentation op on (H, W, C) samples: kind 'affine' (keyword
     ranges flip_h, flip_v, ty, tx, rot, zy, zx, same_zoom, fill_mode,
     fill_value, nearest), 'crop' (crop=(h, w)) or 'noise' (stddev).  `state`
-    is the layer's uint64 generator state (4 words), advanced in place."""
+    is the layer's uint64 generator state (4 words), which plans advance."""
     cdef Op op
     cdef AugmentCfg cfg
     cdef object state
@@ -316,7 +305,7 @@ cdef class AugmentOp:
         cdef Py_ssize_t H, W, C
         H, W, C = shape
         self.state = state
-        self.cfg.state = <uint64_t*>address(state)
+        self.op.generator = <uint64_t*>address(state)
         self.cfg.H, self.cfg.W, self.cfg.C = H, W, C
         self.cfg.h, self.cfg.w = crop if crop is not None else (H, W)
         self.cfg.flip_h, self.cfg.flip_v = flip_h, flip_v

@@ -167,6 +167,7 @@ cdef class BatchNormOp:
         self.op.cfg = c
         self.op.forward = batchnorm_op_forward
         self.op.backward = batchnorm_op_backward
+        self.op.whole_batch = True
         declare_params(&self.op, ((gamma, g_gamma), (beta, g_beta)))
 
     def capsule(self):

@@ -3,6 +3,7 @@
 # math helpers.  This file declares no Python-visible objects, so cimporting
 # it creates no run-time import.
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_ANY_CONTIGUOUS
+from libc.stdint cimport uint64_t
 from libc.math cimport tanh, tanhf, exp, expf, log, logf, log1p, log1pf, fabs, fabsf
 
 ctypedef fused real:
@@ -41,7 +42,19 @@ cdef struct SampleWindow   # below: the deferred per-sample SGD of an op
 #   work:  (n, work_size) scratch shared by all ops of a plan; an op that works
 #          through its samples in groups of at most work_group (> 0) needs
 #          (work_group, work_size) only
+#   key, first: the random draws of a training forward.  An op that draws
+#          declares its generator (4 uint64 words the layer owns); the plan
+#          draws `key` from it once per training batch, and sample r of the
+#          n this record runs draws from rng.sample_state(key, first + r),
+#          `first` being the index in the batch of its first sample; so a
+#          sample draws the same whichever shard of the batch runs it
 # Two plans never share these, so they may run the same op at once.
+#
+# A plan may run a training batch in shards, one op record per shard, whose
+# x, y, dx, dy and cache point into the rows of the shard and whose grads
+# point at the shard's own gradient arrays; it then adds the shards'
+# gradients.  An op whose training forward needs the whole batch at once
+# (batch statistics) sets `whole_batch`: the plan runs it over all rows.
 cdef struct Op:
     int dtype
     Py_ssize_t in_size
@@ -62,6 +75,10 @@ cdef struct Op:
     # are updated by the plan's updater after backward)
     bint fuses_sgd
     double sgd_lr
+    bint whole_batch
+    uint64_t* generator     # NULL when the op draws nothing
+    uint64_t key
+    Py_ssize_t first
     void* x
     void* y
     void* dx          # NULL when the gradient w.r.t. the input is not needed
@@ -89,11 +106,13 @@ cdef struct SampleWindow:
                 Py_ssize_t K) noexcept nogil
 
 
-# A loss over a batch of predictions: returns the mean loss of the batch and,
-# when dpred is not NULL, writes the gradient of that mean w.r.t. pred.
+# A loss over n samples of a batch of `batch` samples (n == batch, or the n
+# are one shard of the batch): returns the samples' share of the batch's mean
+# loss (their sum divided by the batch's count) and, when dpred is not NULL,
+# writes the gradient of the batch's mean w.r.t. their predictions.
 #   pred, dpred: (n, size)   target: (n, target_size)   weights: (n) or NULL
 # With weights, sample i's loss counts weights[i] times in the mean over the
-# n samples (Keras: sum_i w_i loss_i / n).  Whoever runs the loss (a Plan on
+# batch (Keras: sum_i w_i loss_i / batch).  Whoever runs the loss (a Plan on
 # its own copy of this record) points `weights` at its batch's weights.
 cdef struct Loss:
     int dtype
@@ -102,7 +121,7 @@ cdef struct Loss:
     Py_ssize_t width          # class axis length (last axis of pred)
     void* cfg
     const void* weights
-    double (*evaluate)(Loss* loss, Py_ssize_t n, const void* pred,
+    double (*evaluate)(Loss* loss, Py_ssize_t n, Py_ssize_t batch, const void* pred,
                        const void* target, void* dpred) noexcept nogil
 
 

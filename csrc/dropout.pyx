@@ -1,7 +1,8 @@
 # Inverted dropout: in training each element is zeroed with probability
 # `rate` and the survivors are scaled by 1 / (1 - rate); at inference the op
-# is the identity.  Random numbers come from a xoshiro256** state owned by
-# the Python layer (seeded from the network's generator).
+# is the identity.  Sample r of a training batch draws its mask from
+# rng.sample_state(key, r), the plan drawing the key once per batch from a
+# xoshiro256** state owned by the Python layer (core.pxd: Op.key).
 from libc.string cimport memcpy
 from libc.stdint cimport uint64_t
 from cpython.pycapsule cimport PyCapsule_New
@@ -11,17 +12,20 @@ cimport rng
 
 cdef struct DropoutCfg:
     double rate
-    uint64_t* state    # the mask generator, advanced by training forwards
 
 
-# y (count) = x * mask;  mask (count) = 0 with probability rate, else 1 / (1 - rate)
-cdef void dropout_forward(real* y, real* mask, const real* x, Py_ssize_t count,
-                          double rate, uint64_t* state) noexcept nogil:
-    cdef Py_ssize_t i
+# y (n, size) = x * mask;  mask (n, size) = 0 with probability rate, else
+# 1 / (1 - rate), row r drawn from sample_state(key, first + r)
+cdef void dropout_forward(real* y, real* mask, const real* x, Py_ssize_t n, Py_ssize_t size,
+                          double rate, uint64_t key, Py_ssize_t first) noexcept nogil:
+    cdef Py_ssize_t r, i
+    cdef uint64_t state[4]
     cdef real scale = <real>(1.0 / (1.0 - rate))
-    for i in range(count):
-        mask[i] = scale if rng.next_double(state) >= rate else 0
-        y[i] = x[i] * mask[i]
+    for r in range(n):
+        rng.sample_state(state, key, first + r)
+        for i in range(r * size, (r + 1) * size):
+            mask[i] = scale if rng.next_double(state) >= rate else 0
+            y[i] = x[i] * mask[i]
 
 
 # dx (count) = dy * mask
@@ -37,8 +41,8 @@ cdef void _forward(Op* op, Py_ssize_t n, bint training, real* y) noexcept nogil:
     cdef const DropoutCfg* c = <const DropoutCfg*>op.cfg
     op.state[0] = training
     if training:
-        dropout_forward(y, <real*>op.cache, <const real*>op.x, n * op.in_size, c.rate,
-                        c.state)
+        dropout_forward(y, <real*>op.cache, <const real*>op.x, n, op.in_size, c.rate,
+                        op.key, op.first)
     else:
         memcpy(y, op.x, n * op.in_size * sizeof(real))
 
@@ -68,7 +72,7 @@ cdef void dropout_op_backward(Op* op, Py_ssize_t n) noexcept nogil:
 
 cdef class DropoutOp:
     """Native inverted dropout of samples of `size` elements; `state` is a
-    uint64 array of 4 words (the generator state), advanced in place."""
+    uint64 array of 4 words (the generator state), which plans advance."""
     cdef Op op
     cdef DropoutCfg cfg
     cdef object state
@@ -76,7 +80,7 @@ cdef class DropoutOp:
     def __cinit__(self, dtype, Py_ssize_t size, double rate, state):
         self.state = state
         self.cfg.rate = rate
-        self.cfg.state = <uint64_t*>address(state)
+        self.op.generator = <uint64_t*>address(state)
         self.op.dtype = dtype_code(dtype)
         self.op.in_size = size
         self.op.out_size = size

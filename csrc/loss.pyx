@@ -1,6 +1,8 @@
-# Loss value and gradient kernels.  Each returns the mean loss over the batch
-# and, when dpred is not NULL, writes the gradient of that mean w.r.t. pred;
-# with per-sample weights w the mean is sum_i w_i loss_i / n (as Keras).
+# Loss value and gradient kernels.  Each takes n samples of a batch of
+# `batch` samples (all of it, or one shard), returns their sum of losses
+# divided by the batch's count and, when dpred is not NULL, writes the
+# gradient of the batch's mean w.r.t. their predictions; with per-sample
+# weights w the mean is sum_i w_i loss_i / batch (as Keras).
 from libc.string cimport memcpy
 from cpython.pycapsule cimport PyCapsule_New, PyCapsule_GetPointer
 from core cimport real, Loss, F32, r_exp, r_log, r_log1p, r_abs, address, dtype_code
@@ -36,8 +38,9 @@ cdef inline double _weight(const real* weights, Py_ssize_t s) noexcept nogil:
 
 # mean(w (pred - target)^2) over n samples of per elements; dpred (n, per)
 cdef double mse_loss(real* dpred, const real* pred, const real* target,
-                     const real* weights, Py_ssize_t n, Py_ssize_t per) noexcept nogil:
-    cdef Py_ssize_t s, i, count = n * per
+                     const real* weights, Py_ssize_t n, Py_ssize_t batch,
+                     Py_ssize_t per) noexcept nogil:
+    cdef Py_ssize_t s, i, count = batch * per
     cdef double total = 0, diff, w
     for s in range(n):
         w = _weight(weights, s)
@@ -51,9 +54,9 @@ cdef double mse_loss(real* dpred, const real* pred, const real* target,
 
 # -mean(w (t log p + (1 - t) log(1 - p))) over n samples of per probabilities p
 cdef double binary_crossentropy_loss(real* dpred, const real* pred, const real* target,
-                                     const real* weights, Py_ssize_t n,
+                                     const real* weights, Py_ssize_t n, Py_ssize_t batch,
                                      Py_ssize_t per) noexcept nogil:
-    cdef Py_ssize_t s, i, count = n * per
+    cdef Py_ssize_t s, i, count = batch * per
     cdef double total = 0, w
     cdef real p, t
     for s in range(n):
@@ -70,8 +73,9 @@ cdef double binary_crossentropy_loss(real* dpred, const real* pred, const real* 
 # the same from logits z: mean(w (max(z, 0) - z t + log(1 + exp(-|z|))))
 cdef double binary_crossentropy_logits_loss(real* dpred, const real* pred,
                                             const real* target, const real* weights,
-                                            Py_ssize_t n, Py_ssize_t per) noexcept nogil:
-    cdef Py_ssize_t s, i, count = n * per
+                                            Py_ssize_t n, Py_ssize_t batch,
+                                            Py_ssize_t per) noexcept nogil:
+    cdef Py_ssize_t s, i, count = batch * per
     cdef double total = 0, w
     cdef real z, t, e
     for s in range(n):
@@ -88,11 +92,13 @@ cdef double binary_crossentropy_logits_loss(real* dpred, const real* pred,
 
 
 # rows (n * rows_per_sample, width) of probabilities (or logits when
-# from_logits); targets are one-hot rows (rows, width) or, when sparse, one
-# class index per row (rows); every row of sample s has weight weights[s]
+# from_logits) of a batch of batch_rows rows; targets are one-hot rows
+# (rows, width) or, when sparse, one class index per row (rows); every row of
+# sample s has weight weights[s]
 cdef double categorical_crossentropy_loss(real* dpred, const real* pred,
                                           const real* target, const real* weights,
-                                          Py_ssize_t rows, Py_ssize_t rows_per_sample,
+                                          Py_ssize_t rows, Py_ssize_t batch_rows,
+                                          Py_ssize_t rows_per_sample,
                                           Py_ssize_t width, bint sparse,
                                           bint from_logits) noexcept nogil:
     cdef Py_ssize_t r, k, label = 0
@@ -130,10 +136,10 @@ cdef double categorical_crossentropy_loss(real* dpred, const real* pred,
             for k in range(width):
                 t = (k == label) if sparse else target[r * width + k]
                 if from_logits:
-                    g[k] = <real>((r_exp(z[k] - lse) * t_sum - t) * w / rows)
+                    g[k] = <real>((r_exp(z[k] - lse) * t_sum - t) * w / batch_rows)
                 else:
-                    g[k] = <real>(-t / _clip(z[k]) * w / rows)
-    return total / rows
+                    g[k] = <real>(-t / _clip(z[k]) * w / batch_rows)
+    return total / batch_rows
 
 
 cdef struct LossCfg:
@@ -141,27 +147,31 @@ cdef struct LossCfg:
     bint sparse
 
 
-cdef double _evaluate(Loss* loss, Py_ssize_t n, const real* pred, const real* target,
-                      real* dpred) noexcept nogil:
+cdef double _evaluate(Loss* loss, Py_ssize_t n, Py_ssize_t batch, const real* pred,
+                      const real* target, real* dpred) noexcept nogil:
     cdef LossCfg* c = <LossCfg*>loss.cfg
     cdef const real* weights = <const real*>loss.weights
     if c.kind == MSE:
-        return mse_loss(dpred, pred, target, weights, n, loss.size)
+        return mse_loss(dpred, pred, target, weights, n, batch, loss.size)
     if c.kind == BINARY_CROSSENTROPY:
-        return binary_crossentropy_loss(dpred, pred, target, weights, n, loss.size)
+        return binary_crossentropy_loss(dpred, pred, target, weights, n, batch, loss.size)
     if c.kind == BINARY_CROSSENTROPY_LOGITS:
-        return binary_crossentropy_logits_loss(dpred, pred, target, weights, n, loss.size)
+        return binary_crossentropy_logits_loss(dpred, pred, target, weights, n, batch,
+                                               loss.size)
     return categorical_crossentropy_loss(dpred, pred, target, weights,
                                          n * (loss.size // loss.width),
+                                         batch * (loss.size // loss.width),
                                          loss.size // loss.width, loss.width, c.sparse,
                                          c.kind == SOFTMAX_CROSSENTROPY)
 
 
-cdef double loss_evaluate(Loss* loss, Py_ssize_t n, const void* pred, const void* target,
-                          void* dpred) noexcept nogil:
+cdef double loss_evaluate(Loss* loss, Py_ssize_t n, Py_ssize_t batch, const void* pred,
+                          const void* target, void* dpred) noexcept nogil:
     if loss.dtype == F32:
-        return _evaluate(loss, n, <const float*>pred, <const float*>target, <float*>dpred)
-    return _evaluate(loss, n, <const double*>pred, <const double*>target, <double*>dpred)
+        return _evaluate(loss, n, batch, <const float*>pred, <const float*>target,
+                         <float*>dpred)
+    return _evaluate(loss, n, batch, <const double*>pred, <const double*>target,
+                     <double*>dpred)
 
 
 cdef class LossOp:
@@ -202,5 +212,5 @@ def evaluate_loss(loss, pred, target, dpred=None, weights=None):
     cdef void* g = address(dpred) if dpred is not None else NULL
     cdef double value
     with nogil:
-        value = c.evaluate(&c, n, p, t, g)
+        value = c.evaluate(&c, n, n, p, t, g)
     return value

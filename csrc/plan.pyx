@@ -5,8 +5,14 @@
 # Threads: kernels are serial functions of the samples they are given; the
 # plan alone decides what runs in parallel.  `predict` hands whole chunks of
 # samples to `workers` OpenMP threads, each with its own copy of the op
-# records and its own buffers (BLAS runs single-threaded inside, which the
-# caller arranges); training runs on one thread, where BLAS may use several.
+# records and its own buffers.  Training splits a batch into shards whose
+# number depends on the batch size and `max_shards` only (see shard_count);
+# `training_workers` threads run the shards' forward and backward on op
+# records of their own (core.pxd), ops that need the whole batch run over
+# all of it in between, and the shards' gradients are added in a fixed
+# order before one optimizer step.  So results do not depend on the number
+# of threads.  Wherever several workers run, BLAS runs single-threaded
+# inside them, which the caller arranges.
 import numpy as np
 from cython.parallel cimport prange
 from libc.stdlib cimport malloc, free
@@ -20,6 +26,7 @@ cimport rng
 
 cdef enum:
     MAX_WORKERS = 64
+    MIN_SHARD_ROWS = 16     # a training shard has at least this many samples
 
 
 # The fork gate.  A fork while another thread is inside threaded BLAS leaves
@@ -77,6 +84,29 @@ cdef void _forward_ops(Op* ops, Py_ssize_t first, Py_ssize_t n_ops, Py_ssize_t n
         ops[i].forward(&ops[i], n, training)
 
 
+# backward through ops[last-1..first] for n samples
+cdef void _backward_ops(Op* ops, Py_ssize_t first, Py_ssize_t last,
+                        Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(last - 1, first - 1, -1):
+        ops[i].backward(&ops[i], n)
+
+
+# dst (size) += src (size), float32 when single, else float64
+cdef void _add(void* dst, const void* src, Py_ssize_t size, bint single) noexcept nogil:
+    cdef Py_ssize_t k
+    cdef float* fd = <float*>dst
+    cdef const float* fs = <const float*>src
+    cdef double* dd = <double*>dst
+    cdef const double* ds = <const double*>src
+    if single:
+        for k in range(size):
+            fd[k] += fs[k]
+    else:
+        for k in range(size):
+            dd[k] += ds[k]
+
+
 cdef class WindowBuffers      # below
 
 
@@ -129,6 +159,18 @@ cdef class Plan:
     cdef int interrupted
     cdef object interruption
     cdef object check_bytes   # check_bytes(nbytes, what) before buffers are allocated
+    # sharded training: shard w runs the op records shard_ops[w] (pointing into
+    # rows shard_start[w]..shard_start[w+1]-1 of the plan's buffers) and its
+    # copy of the loss
+    cdef public int max_shards
+    cdef public int training_workers
+    cdef Op* shard_ops[MAX_WORKERS]
+    cdef Loss shard_loss[MAX_WORKERS]
+    cdef double shard_value[MAX_WORKERS]
+    cdef Py_ssize_t shard_start[MAX_WORKERS + 1]
+    cdef int n_shard_records
+    cdef Py_ssize_t shard_capacity
+    cdef list shard_buffers   # [w]: the buffers shard w owns
 
     def __cinit__(self, list op_objects, dtype, check_bytes=None):
         if not op_objects:
@@ -155,11 +197,15 @@ cdef class Plan:
         self.capacity = 0
         self.worker_ops[0] = self.ops
         self.n_workers = 1
+        self.max_shards = 1
+        self.training_workers = 1
 
     def __dealloc__(self):
         cdef int w
         for w in range(1, self.n_workers):
             free(self.worker_ops[w])
+        for w in range(self.n_shard_records):
+            free(self.shard_ops[w])
         free(self.ops)
         free(self.penalties)
 
@@ -223,6 +269,180 @@ cdef class Plan:
             self.worker_buffers.append(self._own_buffers(self.worker_ops[w], chunk))
         self.worker_capacity = chunk
 
+    def shard_count(self, Py_ssize_t n):
+        """The number of shards a training batch of n samples runs in."""
+        return self._shard_count(n)
+
+    cdef int _shard_count(self, Py_ssize_t n) noexcept nogil:
+        return <int>max(1, min(<Py_ssize_t>self.max_shards, n // MIN_SHARD_ROWS,
+                               <Py_ssize_t>MAX_WORKERS))
+
+    def _reserve_batch_shards(self, Py_ssize_t batch_size):
+        # shards for batches of up to batch_size samples: a batch of n runs in
+        # count(n) = min(max_shards, n // MIN_SHARD_ROWS) shards of at most
+        # ceil(n / count(n)) samples, which is below 2 * MIN_SHARD_ROWS while
+        # count(n) < max_shards
+        cdef int count = self._shard_count(batch_size)
+        if count > 1:
+            self._reserve_shards(count, max(2 * MIN_SHARD_ROWS - 1,
+                                            -(-batch_size // count)))
+
+    def _reserve_shards(self, int count, Py_ssize_t rows):
+        # op records for `count` shards of at most `rows` samples: their
+        # states, scratch and kept caches, and for shards 1.. the gradients
+        if count <= self.n_shard_records and rows <= self.shard_capacity:
+            return
+        cdef int w
+        cdef Py_ssize_t i, j, work = 0, grad_bytes = 0
+        cdef Op* ops
+        for i in range(self.n_ops):
+            work = max(work, self.ops[i].work_size * (min(rows, self.ops[i].work_group)
+                                                      if self.ops[i].work_group else rows))
+            for j in range(self.ops[i].n_params):
+                grad_bytes += self.ops[i].param_sizes[j] * self.itemsize
+        if self.check_bytes is not None:
+            self.check_bytes(count * max(work, 1) * self.itemsize + (count - 1) * grad_bytes,
+                             f"gradients and scratch of {count} training shards")
+        for w in range(self.n_shard_records):
+            free(self.shard_ops[w])
+        self.n_shard_records = 0
+        self.shard_buffers = []
+        for w in range(count):
+            ops = <Op*>malloc(self.n_ops * sizeof(Op))
+            if ops == NULL:
+                raise MemoryError()
+            memcpy(ops, self.ops, self.n_ops * sizeof(Op))
+            self.shard_ops[w] = ops
+            self.n_shard_records = w + 1
+            owned = ([np.zeros(max(ops[i].state_size, 1)) for i in range(self.n_ops)],
+                     aligned_empty((max(work, 1),), self.dtype),
+                     [np.zeros(max(ops[i].keep_size, 1), self.dtype) for i in range(self.n_ops)],
+                     [])
+            for i in range(self.n_ops):
+                ops[i].state = <double*>address(owned[0][i])
+                ops[i].work = address(owned[1])
+                ops[i].keep = address(owned[2][i])
+                ops[i].sgd_lr = 0
+                for j in range(ops[i].n_params if w else 0):
+                    grad = aligned_empty((ops[i].param_sizes[j],), self.dtype)
+                    owned[3].append(grad)
+                    ops[i].grads[j] = address(grad)
+            self.shard_buffers.append(owned)
+        self.shard_capacity = rows
+
+    # shard w's records pointed at its rows of the plan's buffers, and its
+    # rows of the batch gathered from the samples listed in index
+    cdef void _shard_begin(self, int w, const char* xs, const char* ys,
+                           const int64_t* index) noexcept nogil:
+        cdef Py_ssize_t i, start = self.shard_start[w], n = self.shard_start[w + 1] - start
+        cdef Op* base
+        cdef Op* rec
+        cdef Loss* loss = &self.shard_loss[w]
+        for i in range(self.n_ops):
+            base = &self.ops[i]
+            rec = &self.shard_ops[w][i]
+            rec.x = <char*>base.x + start * base.in_size * self.itemsize
+            rec.y = <char*>base.y + start * base.out_size * self.itemsize
+            rec.dx = <char*>base.dx + start * base.in_size * self.itemsize if i else NULL
+            rec.dy = <char*>base.dy + start * base.out_size * self.itemsize
+            rec.cache = <char*>base.cache + start * base.cache_size * self.itemsize
+            rec.key = base.key
+            rec.first = start
+        memcpy(loss, self.loss, sizeof(Loss))
+        loss.weights = NULL
+        if self.weight_source != NULL:
+            loss.weights = <char*>self.weight_buffer + start * self.itemsize
+        self._gather(<char*>self.ops[0].x, <char*>self.target_buffer,
+                     <char*>self.weight_buffer, xs, ys, index, start, n)
+
+    # forward, loss, backward and penalties of the n samples listed in index,
+    # in `count` shards; returns the batch loss.  The shards run the ops
+    # between two that need the whole batch in one parallel region (the
+    # first region gathers the rows, the last one also takes the loss and
+    # runs backward); the ops that need the whole batch run over all rows in
+    # between.  The shards' gradients are then added in a fixed order into
+    # shard 0's, which are the layers' gradient arrays.
+    cdef double _sharded_gradients(self, const char* xs, const char* ys, const int64_t* index,
+                                   Py_ssize_t n, int count) noexcept nogil:
+        cdef int w, workers = max(1, min(self.training_workers, count))
+        cdef Py_ssize_t i = 0, j, k
+        cdef double loss = 0
+        for w in range(count + 1):
+            self.shard_start[w] = w * n // count
+        self._draw_keys()
+        while True:                     # forward, segment [i, j) after segment
+            j = i
+            while j < self.n_ops and not self.ops[j].whole_batch:
+                j += 1
+            for w in prange(count, num_threads=workers, schedule="static"):
+                if i == 0:
+                    self._shard_begin(w, xs, ys, index)
+                _forward_ops(self.shard_ops[w], i, j, self._shard_rows(w), True)
+                if j == self.n_ops:
+                    self.shard_value[w] = self._shard_loss(w, n)
+                    _backward_ops(self.shard_ops[w], i, j, self._shard_rows(w))
+            if j == self.n_ops:
+                break
+            self.ops[j].forward(&self.ops[j], n, True)
+            i = j + 1
+        while i > 0:                    # backward: op i-1 needs the whole batch
+            self._backward_one(i - 1, n)
+            k = i - 1
+            while k > 0 and not self.ops[k - 1].whole_batch:
+                k -= 1
+            if k < i - 1:
+                for w in prange(count, num_threads=workers, schedule="static"):
+                    _backward_ops(self.shard_ops[w], k, i - 1, self._shard_rows(w))
+            i = k
+        self._add_shard_gradients(count)
+        for w in range(count):
+            loss += self.shard_value[w]
+        return loss + self._penalize()
+
+    cdef inline Py_ssize_t _shard_rows(self, int w) noexcept nogil:
+        return self.shard_start[w + 1] - self.shard_start[w]
+
+    # shard w's share of the loss of a batch of n samples, and its gradient
+    cdef double _shard_loss(self, int w, Py_ssize_t n) noexcept nogil:
+        cdef Op* last = &self.shard_ops[w][self.n_ops - 1]
+        cdef char* targets = (<char*>self.target_buffer
+                              + self.shard_start[w] * self.loss.target_size * self.itemsize)
+        return self.shard_loss[w].evaluate(&self.shard_loss[w], self._shard_rows(w), n,
+                                           last.y, targets, last.dy)
+
+    # op i's backward over the whole batch; op 0 computes no input gradient
+    cdef void _backward_one(self, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+        cdef void* dx = self.ops[i].dx
+        if i == 0:
+            self.ops[i].dx = NULL
+        self.ops[i].backward(&self.ops[i], n)
+        self.ops[i].dx = dx
+
+    # the gradients of shards 0..count-1 added into shard 0's pairwise,
+    # ((g0 + g1) + (g2 + g3)) + ..., for the ops that ran in shards
+    cdef void _add_shard_gradients(self, int count) noexcept nogil:
+        cdef Py_ssize_t i, j
+        cdef int w, stride = 1
+        while stride < count:
+            w = 0
+            while w + stride < count:
+                for i in range(self.n_ops):
+                    if self.ops[i].whole_batch:
+                        continue
+                    for j in range(self.ops[i].n_params):
+                        _add(self.shard_ops[w][i].grads[j],
+                             self.shard_ops[w + stride][i].grads[j],
+                             self.ops[i].param_sizes[j], self.itemsize == 4)
+                w += 2 * stride
+            stride *= 2
+
+    # every op that draws at random gets a new key for the batch about to run
+    cdef void _draw_keys(self) noexcept nogil:
+        cdef Py_ssize_t i
+        for i in range(self.n_ops):
+            if self.ops[i].generator != NULL:
+                self.ops[i].key = rng.next_u64(self.ops[i].generator)
+
     # backward through ops last..first; op `first` computes dx only when asked;
     # ops that fuse plain SGD apply it with rate sgd_lr (when not 0)
     cdef void _backward(self, Py_ssize_t first, Py_ssize_t n, bint input_grad,
@@ -240,14 +460,14 @@ cdef class Plan:
         self.ops[first].dx = first_dx
 
     # one optimizer step with this learning rate for the parameters of ops
-    # first..last that did not fuse it into backward
-    cdef void _update(self, Py_ssize_t first, double learning_rate) noexcept nogil:
+    # first..last, except, when `fused`, those that fused it into backward
+    cdef void _update(self, Py_ssize_t first, double learning_rate, bint fused) noexcept nogil:
         cdef Py_ssize_t i, j, slot = 0
         cdef Op* op
         self.updater.learning_rate = learning_rate
         for i in range(self.n_ops):
             op = &self.ops[i]
-            if i >= first and not (self.plain_sgd and op.fuses_sgd):
+            if i >= first and not (fused and op.fuses_sgd):
                 for j in range(op.n_params):
                     self.updater.update(self.updater, slot + j, op.params[j], op.grads[j],
                                         op.param_sizes[j])
@@ -262,6 +482,8 @@ cdef class Plan:
         np.copyto(self.acts[0][:n], x)
         with nogil:
             gate_enter()
+            if training:
+                self._draw_keys()
             _forward_ops(self.ops, 0, self.n_ops, n, training)
             gate_leave()
         return self.acts[self.n_ops][:n]
@@ -389,6 +611,7 @@ cdef class Plan:
         if self.loss == NULL:
             raise RuntimeError("call set_training before train")
         self.reserve(batch_size)
+        self._reserve_batch_shards(batch_size)
         cdef Py_ssize_t steps = learning_rates.shape[0], total = order.shape[0]
         cdef Py_ssize_t per_epoch = (total + batch_size - 1) // batch_size
         cdef Py_ssize_t s = 0, k, count
@@ -445,6 +668,7 @@ cdef class Plan:
             raise RuntimeError("call set_training before gradients")
         cdef Py_ssize_t n = x.shape[0]
         self.reserve(n)
+        self._reserve_batch_shards(n)
         index = np.arange(n, dtype=np.int64)
         cdef const int64_t* rows = <const int64_t*>address(index)
         cdef const char* xs = <char*>address(x)
@@ -462,21 +686,28 @@ cdef class Plan:
     # one training step on the n samples listed in index; returns the batch loss
     cdef double _step(self, const char* xs, const char* ys, const int64_t* index,
                       Py_ssize_t n, double learning_rate) noexcept nogil:
+        cdef bint fused = self.plain_sgd and self._shard_count(n) == 1
         cdef double loss = self._gradients(xs, ys, index, n,
-                                           learning_rate if self.plain_sgd else 0.0)
-        self._update(0, learning_rate)
+                                           learning_rate if fused else 0.0)
+        self._update(0, learning_rate, fused)
         return loss
 
     # forward, loss, backward and penalties on the n samples listed in index
-    # (ops that fuse plain SGD apply it with rate sgd_lr when not 0); the loss
+    # (ops that fuse plain SGD apply it with rate sgd_lr when not 0, which
+    # only a batch of one shard asks for); the batch loss
     cdef double _gradients(self, const char* xs, const char* ys, const int64_t* index,
                            Py_ssize_t n, double sgd_lr) noexcept nogil:
         cdef Op* last = &self.ops[self.n_ops - 1]
         cdef double loss
+        cdef int count = self._shard_count(n)
+        if count > 1:
+            return self._sharded_gradients(xs, ys, index, n, count)
+        self._draw_keys()
         self._gather(<char*>self.ops[0].x, <char*>self.target_buffer,
-                     <char*>self.weight_buffer, xs, ys, index, n)
+                     <char*>self.weight_buffer, xs, ys, index, 0, n)
+        self.loss.weights = self.weight_buffer if self.weight_source != NULL else NULL
         _forward_ops(self.ops, 0, self.n_ops, n, True)
-        loss = self.loss.evaluate(self.loss, n, last.y, self.target_buffer, last.dy)
+        loss = self.loss.evaluate(self.loss, n, n, last.y, self.target_buffer, last.dy)
         self._backward(0, n, False, sgd_lr)
         return loss + self._penalize()
 
@@ -488,21 +719,21 @@ cdef class Plan:
             total += self.penalties[i].apply(&self.penalties[i], self.penalties[i].grad)
         return total
 
-    # copy the samples listed in index into input and target rows, and their
-    # weights (when `train` has any) into weights, which the loss then reads
+    # copy the samples listed in index[start..start+n-1] into rows start.. of
+    # inputs and targets, and their weights (when `train` has any) into weights
     cdef void _gather(self, char* inputs, char* targets, char* weights, const char* xs,
-                      const char* ys, const int64_t* index, Py_ssize_t n) noexcept nogil:
+                      const char* ys, const int64_t* index, Py_ssize_t start,
+                      Py_ssize_t n) noexcept nogil:
         cdef Py_ssize_t r
         cdef Py_ssize_t in_bytes = self.in_size * self.itemsize
         cdef Py_ssize_t target_bytes = self.loss.target_size * self.itemsize
-        for r in range(n):
+        for r in range(start, start + n):
             memcpy(inputs + r * in_bytes, xs + index[r] * in_bytes, in_bytes)
             memcpy(targets + r * target_bytes, ys + index[r] * target_bytes, target_bytes)
         if self.weight_source != NULL:
-            for r in range(n):
+            for r in range(start, start + n):
                 memcpy(weights + r * self.itemsize,
                        self.weight_source + index[r] * self.itemsize, self.itemsize)
-            self.loss.weights = weights
 
     # Per-sample plain SGD over `count` samples, with the first op's update
     # deferred to the end of the window (see core.pxd: SampleWindow).
@@ -518,17 +749,18 @@ cdef class Plan:
         cdef char* targets = self.window.targets_ptr
         cdef Py_ssize_t target_bytes = self.loss.target_size * self.itemsize
         cdef char* weights = self.window.weights_ptr
-        self._gather(<char*>inputs, targets, weights, xs, ys, index, count)
+        self._gather(<char*>inputs, targets, weights, xs, ys, index, 0, count)
         window.begin(first, scratch, inputs, count)
         for t in range(count):
             window.output(first, scratch, t, rates)
+            self._draw_keys()
             _forward_ops(self.ops, 1, self.n_ops, 1, True)
             if self.weight_source != NULL:
                 self.loss.weights = weights + t * self.itemsize
-            losses[t] = self.loss.evaluate(self.loss, 1, last.y, targets + t * target_bytes,
+            losses[t] = self.loss.evaluate(self.loss, 1, 1, last.y, targets + t * target_bytes,
                                            last.dy)
             self._backward(1, 1, True, rates[t])
-            self._update(1, rates[t])
+            self._update(1, rates[t], True)
         window.end(first, scratch, inputs, rates, count)
 
 

@@ -54,3 +54,8 @@ cdef inline void new_order(int64_t* order, Py_ssize_t n, uint64_t* s) noexcept n
     for i in range(n):
         order[i] = i
     shuffle(order, n, s)
+
+
+# s (4) = the generator of sample r of a batch whose key is `key`
+cdef inline void sample_state(uint64_t* s, uint64_t key, Py_ssize_t r) noexcept nogil:
+    seed_state(s, key + <uint64_t>r * 0xD1B54A32D192ED03ULL)

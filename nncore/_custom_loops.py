@@ -61,7 +61,7 @@ def gradients(net, x, y, sample_weight=None) -> List[np.ndarray]:
         if plan is not None:
             if weights is not None:
                 weights = np.ascontiguousarray(weights, net.dtype)
-            begin_native_run(net.plans.blas_threads(net, n))
+            begin_native_run(net.plans.training_threads(net, plan, n))
             try:
                 plan.gradients(x.reshape(n, -1), y, weights)
             finally:

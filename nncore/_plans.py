@@ -30,6 +30,8 @@ CHUNK_BYTES = 1 << 23
 MAX_CHUNK = 256
 MIN_CHUNK = 32
 CORES = os.cpu_count() or 1
+# a training batch runs in at most TRAINING_SHARDS shards (see Plan.shard_count)
+TRAINING_SHARDS = min(CORES, 64)
 
 
 def native_ops(layers) -> Optional[list]:
@@ -102,6 +104,7 @@ class NetworkPlans:
             if ops is not None and loss_op is not None:
                 plan = checked_plan(net, new_plan(ops, net.dtype))
                 plan.set_training(loss_op, updater, net.params, net.penalties)
+                plan.max_shards = TRAINING_SHARDS
             self._train_plan, self._train_for = plan, (updater, net.loss)
         return self._train_plan
 
@@ -141,6 +144,14 @@ class NetworkPlans:
         else:
             chunks = max(chunks, min(CORES, n // MIN_CHUNK))
         return -(-n // chunks)
+
+    def training_threads(self, net, plan: Plan, batch_size: int) -> int:
+        """Let `plan` run the shards of a training batch on every thread
+        allowed; the BLAS threads for it: one inside parallel shards, else as
+        blas_threads says."""
+        workers = min(max_workers(), plan.shard_count(batch_size))
+        plan.training_workers = workers
+        return 1 if workers > 1 else self.blas_threads(net, batch_size)
 
     def blas_threads(self, net, batch_size: int) -> int:
         """One BLAS thread for small batches, where threads cost more than

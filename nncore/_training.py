@@ -303,7 +303,7 @@ class BlockRun:
         if self.plan is None:
             return self._python_steps(first_step, rates)
         state = trainer.state
-        begin_native_run(net.plans.blas_threads(net, self.batch_size))
+        begin_native_run(net.plans.training_threads(net, self.plan, self.batch_size))
         try:
             return self.plan.train(self.x_flat, self.y, self.order, self.batch_size,
                                    first_step, rates, state, self.weights)
