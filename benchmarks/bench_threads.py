@@ -5,8 +5,9 @@
 Networks: the MLP 784-256-128-10 and the MNIST CNN conv32-pool-conv64-pool-
 128-10, float32, softmax cross-entropy from logits, plain SGD, random
 MNIST-shaped inputs; nncore written with `activation="relu"` and with
-separate `ReLU()` layers, PyTorch as nn.Sequential.  Batches of 32, 128 and
-512.  Every (library, spelling, threads) run of one batch size is timed in
+separate `ReLU()` layers (and, for comparison, with every batch run whole
+on the calling thread, "unsharded"), PyTorch as nn.Sequential.  Batches of
+32, 128 and 512.  Every (library, spelling, threads) run of one batch size is timed in
 turn, `repeats` times, so the load of a shared machine falls on all of them
 alike; the table gives the median samples/s with the range of the repeats,
 and the scaling (2-thread median over 1-thread median) of each.
@@ -30,11 +31,21 @@ from _common import SPELLINGS, cnn_layers, mlp_layers, table, try_torch  # noqa:
 SAMPLES = {"mlp": 8192, "cnn": 1024}
 
 
-def nncore_epoch(kind, spelling, x, y, batch):
+def nncore_epoch(kind, spelling, x, y, batch, shards=None):
+    """An epoch of nncore training; with shards=1, every batch runs whole on
+    the calling thread (BLAS threaded for large problems), as before batches
+    ran in shards."""
     import nncore
+    from nncore import _plans
     layers = mlp_layers(spelling) if kind == "mlp" else cnn_layers(spelling)
     net = nncore.Network(layers, input_shape=x.shape[1:], seed=0)
     net.use(nncore.losses.SparseCategoricalCrossentropy(from_logits=True), optimizer="sgd")
+    default = _plans.TRAINING_SHARDS
+    _plans.TRAINING_SHARDS = shards or default      # read when the plan is made
+    try:
+        net.fit(x[:batch], y[:batch], epochs=1, batch_size=batch, verbose=0)
+    finally:
+        _plans.TRAINING_SHARDS = default
 
     def run(threads):
         with nncore.threads(threads):
@@ -76,6 +87,8 @@ def measure(kind, batch, threads, repeats):
     x = rng.random((n,) + shape, dtype=np.float32)
     y = rng.integers(0, 10, n)
     runs = {f"nncore {s}": nncore_epoch(kind, s, x, y, batch) for s in SPELLINGS}
+    runs[f"nncore {SPELLINGS[0]}, unsharded"] = nncore_epoch(kind, SPELLINGS[0], x, y, batch,
+                                                           shards=1)
     if try_torch():
         runs["PyTorch"] = torch_epoch(kind, x, y, batch)
     rates = {(name, t): [] for name in runs for t in threads}
