@@ -1,7 +1,8 @@
 # Row-major BLAS over scipy.linalg.cython_blas (which is column-major).
 # A row-major (m, n) matrix is the column-major (n, m) transpose, so
 # C = op(A) op(B) is computed as C^T = op(B)^T op(A)^T.
-from scipy.linalg.cython_blas cimport sgemm, dgemm, sgemv, dgemv, sger, dger
+from scipy.linalg.cython_blas cimport (sgemm, dgemm, sgemv, dgemv, sger, dger, saxpy,
+                                       daxpy)
 from core cimport real
 
 
@@ -40,3 +41,12 @@ cdef inline void ger(int m, int n, real alpha, const real* x, const real* y,
         sger(&n, &m, &alpha, <float*>y, &one, <float*>x, &one, a, &lda)
     else:
         dger(&n, &m, &alpha, <double*>y, &one, <double*>x, &one, a, &lda)
+
+
+# y (n) += alpha * x (n)
+cdef inline void axpy(int n, real alpha, const real* x, real* y) noexcept nogil:
+    cdef int one = 1
+    if real is float:
+        saxpy(&n, &alpha, <float*>x, &one, y, &one)
+    else:
+        daxpy(&n, &alpha, <double*>x, &one, y, &one)

@@ -6,7 +6,7 @@
 # plan alone decides what runs in parallel.  `predict` hands whole chunks of
 # samples to `workers` OpenMP threads, each with its own copy of the op
 # records and its own buffers.  Training splits a batch into shards whose
-# number depends on the batch size and `max_shards` only (see shard_count);
+# number depends on the batch size, `max_shards` and `min_shard_rows` only;
 # `training_workers` threads run the shards' forward and backward on op
 # records of their own (core.pxd), ops that need the whole batch run over
 # all of it in between, and the shards' gradients are added in a fixed
@@ -20,13 +20,13 @@ from libc.string cimport memcpy
 from libc.stdint cimport int64_t, uint64_t
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from core cimport Op, Loss, Updater, Penalty, SampleWindow, WINDOW, address, dtype_code
+from blas cimport axpy
 from runtime cimport (now_seconds, pause_briefly, flag_get, flag_set, counter_add,
                       signals_due, PyErr_CheckSignals)
 cimport rng
 
 cdef enum:
     MAX_WORKERS = 64
-    MIN_SHARD_ROWS = 16     # a training shard has at least this many samples
 
 
 # The fork gate.  A fork while another thread is inside threaded BLAS leaves
@@ -94,17 +94,10 @@ cdef void _backward_ops(Op* ops, Py_ssize_t first, Py_ssize_t last,
 
 # dst (size) += src (size), float32 when single, else float64
 cdef void _add(void* dst, const void* src, Py_ssize_t size, bint single) noexcept nogil:
-    cdef Py_ssize_t k
-    cdef float* fd = <float*>dst
-    cdef const float* fs = <const float*>src
-    cdef double* dd = <double*>dst
-    cdef const double* ds = <const double*>src
     if single:
-        for k in range(size):
-            fd[k] += fs[k]
+        axpy(<int>size, <float>1, <const float*>src, <float*>dst)
     else:
-        for k in range(size):
-            dd[k] += ds[k]
+        axpy(<int>size, <double>1, <const double*>src, <double*>dst)
 
 
 cdef class WindowBuffers      # below
@@ -163,6 +156,7 @@ cdef class Plan:
     # rows shard_start[w]..shard_start[w+1]-1 of the plan's buffers) and its
     # copy of the loss
     cdef public int max_shards
+    cdef public Py_ssize_t min_shard_rows     # a shard has at least this many samples
     cdef public int training_workers
     cdef Op* shard_ops[MAX_WORKERS]
     cdef Loss shard_loss[MAX_WORKERS]
@@ -198,6 +192,7 @@ cdef class Plan:
         self.worker_ops[0] = self.ops
         self.n_workers = 1
         self.max_shards = 1
+        self.min_shard_rows = 16
         self.training_workers = 1
 
     def __dealloc__(self):
@@ -274,17 +269,17 @@ cdef class Plan:
         return self._shard_count(n)
 
     cdef int _shard_count(self, Py_ssize_t n) noexcept nogil:
-        return <int>max(1, min(<Py_ssize_t>self.max_shards, n // MIN_SHARD_ROWS,
+        return <int>max(1, min(<Py_ssize_t>self.max_shards, n // self.min_shard_rows,
                                <Py_ssize_t>MAX_WORKERS))
 
     def _reserve_batch_shards(self, Py_ssize_t batch_size):
         # shards for batches of up to batch_size samples: a batch of n runs in
-        # count(n) = min(max_shards, n // MIN_SHARD_ROWS) shards of at most
-        # ceil(n / count(n)) samples, which is below 2 * MIN_SHARD_ROWS while
+        # count(n) = min(max_shards, n // min_shard_rows) shards of at most
+        # ceil(n / count(n)) samples, which is below 2 * min_shard_rows while
         # count(n) < max_shards
         cdef int count = self._shard_count(batch_size)
         if count > 1:
-            self._reserve_shards(count, max(2 * MIN_SHARD_ROWS - 1,
+            self._reserve_shards(count, max(2 * self.min_shard_rows - 1,
                                             -(-batch_size // count)))
 
     def _reserve_shards(self, int count, Py_ssize_t rows):

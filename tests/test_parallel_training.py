@@ -59,7 +59,10 @@ def trained(kind, dtype, optimizer, threads, batch_size=64, epochs=2):
 @pytest.fixture
 def shards(monkeypatch):
     """Set how many shards a batch may run in (the machine's core count by
-    default) for the plans made afterwards."""
+    default) for the plans made afterwards, and let the small networks here
+    run in shards of 16 samples."""
+    monkeypatch.setattr(_plans, "SHARD_WORK", 0)
+
     def set_shards(count):
         monkeypatch.setattr(_plans, "TRAINING_SHARDS", count)
     return set_shards
@@ -98,6 +101,20 @@ def test_a_batch_runs_in_shards_set_by_its_size_and_the_machine_only(shards):
     assert counts == {1: 1, 16: 1, 31: 1, 32: 2, 48: 3, 64: 4, 1000: 4}
     with nncore.threads(1):
         assert plan.shard_count(1000) == 4
+
+
+def test_a_shard_has_enough_work_to_pay_for_itself():
+    # at least 16 samples and 2^25 multiply-adds (3x the forward's)
+    mlp = nncore.Network([nncore.Dense(256), nncore.ReLU(), nncore.Dense(128),
+                          nncore.Dense(10)], input_shape=(784,)).build()
+    macs = 784 * 256 + 256 * 128 + 128 * 10
+    assert _plans.forward_multiply_adds(mlp.layers) == macs
+    assert _plans.min_shard_rows(mlp.layers) == -(-(1 << 25) // (3 * macs)) == 48
+    cnn = nncore.Network([nncore.Conv2D(32, 3), nncore.MaxPool2D(2), nncore.Conv2D(64, 3),
+                          nncore.Flatten(), nncore.Dense(10)], input_shape=(28, 28, 1)).build()
+    macs = 26 * 26 * 9 * 32 + 11 * 11 * 288 * 64 + 7744 * 10
+    assert _plans.forward_multiply_adds(cnn.layers) == macs
+    assert _plans.min_shard_rows(cnn.layers) == 16
 
 
 def test_batch_normalization_uses_the_statistics_of_the_whole_batch(shards):

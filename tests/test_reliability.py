@@ -169,7 +169,7 @@ out = np.empty((len(x), 10), np.float32)
 calls = {"predict": lambda: net.predict(x),
          "InferenceSession.predict": lambda: session.predict(x, out),
          "evaluate": lambda: net.evaluate(x, y),
-         "fit": lambda: net.fit(x, y, epochs=100, batch_size=32, verbose=0)}
+         "fit": lambda: net.fit(x, y, epochs=100, batch_size=128, verbose=0)}
 delays = {}
 for name, call in calls.items():
     sent = []
