@@ -30,6 +30,9 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=None,
                         help="passes over the training images (default: 4, with "
                              "--augment 30)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the initial weights, shuffling, dropout and "
+                             "augmentation (default: 0)")
     parser.add_argument("--export-onnx", metavar="PATH",
                         help="write the trained network to PATH as an ONNX model")
     args = parser.parse_args(argv)
@@ -56,7 +59,7 @@ def main(argv=None):
         nncore.Dense(128, activation="relu"),
         nncore.Dropout(0.3 if args.augment else 0.5),
         nncore.Dense(10),
-    ], seed=0)
+    ], seed=args.seed)
     batch_size = 32
     steps_per_epoch = -(-len(x_train) // batch_size)
     if args.augment:

@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .. import initializers
+from .. import initializers, regularizers
 from .._native.recurrent import RecurrentOp
 from .base import NativeLayer, Shape
 from .sequence import _positive_int, sequence_shape
@@ -42,11 +42,16 @@ class _Recurrent(NativeLayer):
     gates = 1
 
     def __init__(self, units: int, return_sequences: bool = False, go_backwards: bool = False,
+                 kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None,
                  name: Optional[str] = None):
         super().__init__(name)
         self.units = _positive_int(self, units, "units")
         self.return_sequences = bool(return_sequences)
         self.go_backwards = bool(go_backwards)
+        owner = type(self).__name__
+        self.kernel_regularizer = regularizers.get(kernel_regularizer, owner)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer, owner)
+        self.bias_regularizer = regularizers.get(bias_regularizer, owner)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         steps, _ = sequence_shape(self, input_shape)
@@ -69,6 +74,9 @@ class _Recurrent(NativeLayer):
             self.bias[self.units:2 * self.units] = 1
         self.params = [self.kernel, self.recurrent_kernel, self.bias]
         self.grads = [np.zeros_like(p) for p in self.params]
+        self._penalties = regularizers.penalty_ops(self, zip(
+            (self.kernel_regularizer, self.recurrent_regularizer, self.bias_regularizer),
+            self.params, self.grads))
         super().build(input_shape)
 
     def make_ops(self) -> list:
@@ -78,7 +86,11 @@ class _Recurrent(NativeLayer):
 
     def get_config(self) -> dict:
         return {"units": self.units, "return_sequences": self.return_sequences,
-                "go_backwards": self.go_backwards, "name": self.name}
+                "go_backwards": self.go_backwards,
+                "kernel_regularizer": regularizers.config_of(self.kernel_regularizer),
+                "recurrent_regularizer": regularizers.config_of(self.recurrent_regularizer),
+                "bias_regularizer": regularizers.config_of(self.bias_regularizer),
+                "name": self.name}
 
     def weight_shapes(self, input_shape: Shape):
         self.compute_output_shape(tuple(input_shape))

@@ -6,7 +6,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import initializers
+from .. import initializers, regularizers
 from .._native.activation import ActivationOp
 from .._native.conv1d import Conv1DOp
 from .._native.embedding import EmbeddingOp
@@ -69,11 +69,14 @@ class Embedding(NativeLayer):
     reads_indices = True
 
     def __init__(self, input_dim: int, output_dim: int,
-                 embeddings_initializer="glorot_uniform", name: Optional[str] = None):
+                 embeddings_initializer="glorot_uniform", embeddings_regularizer=None,
+                 name: Optional[str] = None):
         super().__init__(name)
         self.input_dim = _positive_int(self, input_dim, "input_dim")
         self.output_dim = _positive_int(self, output_dim, "output_dim")
         self.embeddings_initializer = initializers.get(embeddings_initializer)
+        self.embeddings_regularizer = regularizers.get(embeddings_regularizer,
+                                                       type(self).__name__)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 1:
@@ -93,6 +96,8 @@ class Embedding(NativeLayer):
                                             self.input_dim, self.output_dim, self.dtype)
         self.params = [self.embeddings]
         self.grads = [np.zeros_like(self.embeddings)]
+        self._penalties = regularizers.penalty_ops(self, [
+            (self.embeddings_regularizer, self.embeddings, self.grads[0])])
         super().build(input_shape)
 
     def make_ops(self) -> list:
@@ -117,6 +122,7 @@ class Embedding(NativeLayer):
     def get_config(self) -> dict:
         return {"input_dim": self.input_dim, "output_dim": self.output_dim,
                 "embeddings_initializer": initializers.name_of(self.embeddings_initializer),
+                "embeddings_regularizer": regularizers.config_of(self.embeddings_regularizer),
                 "name": self.name}
 
     def weight_shapes(self, input_shape: Shape):
@@ -140,7 +146,7 @@ class Conv1D(NativeLayer):
     def __init__(self, filters: int, kernel_size: int, strides: int = 1, padding="valid",
                  dilation_rate: int = 1, use_bias: bool = True,
                  activation: ActivationSpec = None, kernel_initializer="glorot_uniform",
-                 name: Optional[str] = None):
+                 kernel_regularizer=None, bias_regularizer=None, name: Optional[str] = None):
         super().__init__(name)
         self.filters = _positive_int(self, filters, "filters")
         self.kernel_size = _positive_int(self, kernel_size, "kernel_size")
@@ -153,6 +159,8 @@ class Conv1D(NativeLayer):
         self.use_bias = bool(use_bias)
         self.activation, self.activation_alpha = fused_activation(self, activation)
         self.kernel_initializer = initializers.get(kernel_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer, type(self).__name__)
+        self.bias_regularizer = regularizers.get(bias_regularizer, type(self).__name__)
 
     def _geometry(self, input_shape: Shape) -> Tuple[int, int]:
         steps, _ = sequence_shape(self, input_shape)
@@ -172,6 +180,9 @@ class Conv1D(NativeLayer):
         self.bias = np.zeros(self.filters, self.dtype) if self.use_bias else None
         self.params = [self.kernel] if self.bias is None else [self.kernel, self.bias]
         self.grads = [np.zeros_like(p) for p in self.params]
+        self._penalties = regularizers.penalty_ops(self, [
+            (self.kernel_regularizer, self.kernel, self.grads[0]),
+            (self.bias_regularizer, self.bias, self.grads[-1])])
         super().build(input_shape)
 
     def make_ops(self) -> list:
@@ -191,6 +202,8 @@ class Conv1D(NativeLayer):
                 "dilation_rate": self.dilation_rate, "use_bias": self.use_bias,
                 "activation": activation_config(self.activation, self.activation_alpha),
                 "kernel_initializer": initializers.name_of(self.kernel_initializer),
+                "kernel_regularizer": regularizers.config_of(self.kernel_regularizer),
+                "bias_regularizer": regularizers.config_of(self.bias_regularizer),
                 "name": self.name}
 
     def weight_shapes(self, input_shape: Shape):
