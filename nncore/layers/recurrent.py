@@ -109,20 +109,113 @@ class _Recurrent(NativeLayer):
 class SimpleRNN(_Recurrent):
     """A fully connected recurrent layer: h = tanh(x W + h_prev U + b).
     Outputs the last state (units,) or, with return_sequences, every step's
-    (steps, units); go_backwards reads the steps last to first."""
+    (steps, units); go_backwards reads the steps last to first.
+
+    Parameters
+    ----------
+    units : int
+        The size of the state (and of each output step).
+    return_sequences : bool, default False
+        Output every step's state (steps, units) instead of the last (units,).
+    go_backwards : bool, default False
+        Read the steps last to first.
+    kernel_regularizer, recurrent_regularizer, bias_regularizer : Regularizer or str, optional
+        Penalties on `kernel`, `recurrent_kernel` and `bias`, as Dense's
+        `kernel_regularizer`.
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Raises
+    ------
+    ValueError
+        If units is not a positive integer, or (when the network is built)
+        the input is not (steps, features).
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.SimpleRNN(4, return_sequences=True), nncore.SimpleRNN(3)],
+    ...                      input_shape=(5, 2), seed=0)
+    >>> [w.shape for w in net.layers[1].get_weights()]
+    [(4, 3), (3, 3), (3,)]
+    >>> net.predict(np.zeros((6, 5, 2), dtype=np.float32)).shape
+    (6, 3)
+    """
     cell, gates = "simple", 1
 
 
 class LSTM(_Recurrent):
     """Long short-term memory (Hochreiter & Schmidhuber), gates (i, f, c, o)
-    as in Keras and PyTorch; see the module docstring."""
+    as in Keras and PyTorch; see the module docstring.
+
+    Parameters
+    ----------
+    units : int
+        The size of the state (and of each output step).
+    return_sequences : bool, default False
+        Output every step's state (steps, units) instead of the last (units,).
+    go_backwards : bool, default False
+        Read the steps last to first.
+    kernel_regularizer, recurrent_regularizer, bias_regularizer : Regularizer or str, optional
+        Penalties on `kernel`, `recurrent_kernel` and `bias`, as Dense's
+        `kernel_regularizer`.
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Raises
+    ------
+    ValueError
+        If units is not a positive integer, or (when the network is built)
+        the input is not (steps, features).
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.LSTM(4, return_sequences=True), nncore.LSTM(3)],
+    ...                      input_shape=(5, 2), seed=0)
+    >>> [w.shape for w in net.layers[1].get_weights()]
+    [(4, 12), (3, 12), (12,)]
+    >>> net.predict(np.zeros((6, 5, 2), dtype=np.float32)).shape
+    (6, 3)
+    """
     cell, gates = "lstm", 4
 
 
 class GRU(_Recurrent):
     """Gated recurrent unit with the reset gate after the recurrent
     projection (Keras' default reset_after=True, PyTorch's GRU); see the
-    module docstring for the gate order and its mapping to PyTorch."""
+    module docstring for the gate order and its mapping to PyTorch.
+
+    Parameters
+    ----------
+    units : int
+        The size of the state (and of each output step).
+    return_sequences : bool, default False
+        Output every step's state (steps, units) instead of the last (units,).
+    go_backwards : bool, default False
+        Read the steps last to first.
+    kernel_regularizer, recurrent_regularizer, bias_regularizer : Regularizer or str, optional
+        Penalties on `kernel`, `recurrent_kernel` and `bias`, as Dense's
+        `kernel_regularizer`.
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Raises
+    ------
+    ValueError
+        If units is not a positive integer, or (when the network is built)
+        the input is not (steps, features).
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.GRU(4, return_sequences=True), nncore.GRU(3)],
+    ...                      input_shape=(5, 2), seed=0)
+    >>> [w.shape for w in net.layers[1].get_weights()]
+    [(4, 9), (3, 9), (2, 9)]
+    >>> net.predict(np.zeros((6, 5, 2), dtype=np.float32)).shape
+    (6, 3)
+    """
     cell, gates = "gru", 3
 
     def _bias_shape(self) -> Shape:

@@ -61,7 +61,35 @@ class Embedding(NativeLayer):
     [0, input_dim).  Embedding must therefore be the first layer; in float32
     networks input_dim is at most 2**24, the integers float32 holds exactly.
     Backward writes the gradient of the table: the summed output gradients in
-    the rows the batch used, zeros elsewhere.
+    the rows the batch used, zeros elsewhere (plus the regularizer's
+    gradient, on every row).
+
+    Parameters
+    ----------
+    input_dim : int
+        The number of rows of the table: indices go from 0 to input_dim - 1.
+    output_dim : int
+        The length of each row.
+    embeddings_initializer : str, default "glorot_uniform"
+        How the table is drawn (a name of `nncore.initializers`).
+    embeddings_regularizer : Regularizer or str, optional
+        A penalty on the whole table, as Dense's `kernel_regularizer`.
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Raises
+    ------
+    ValueError
+        If a size is not a positive integer; when the network runs, if an
+        index is not an integer in [0, input_dim).
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.Embedding(10, 4), nncore.GlobalAveragePooling1D()],
+    ...                      input_shape=(3,), seed=0)
+    >>> net.predict(np.array([[1, 2, 9], [0, 0, 0]])).shape
+    (2, 4)
     """
 
     #: the layer reads integer indices: it must be first, and network inputs
@@ -141,6 +169,43 @@ class Conv1D(NativeLayer):
     right, as Keras) or 'causal' ((kernel_size - 1) * dilation_rate zeros on
     the left: output t depends on inputs up to t only).  `dilation_rate`
     spaces the taps.  `activation` as for Dense.
+
+    Parameters
+    ----------
+    filters : int
+        The number of output channels.
+    kernel_size : int
+        The window's length in steps.
+    strides : int, default 1
+        The step of the window.
+    padding : {"valid", "same", "causal"}, default "valid"
+        See above.
+    dilation_rate : int, default 1
+        The distance between the window's taps.
+    use_bias : bool, default True
+        Whether to add a bias per filter.
+    activation : str or Activation, optional
+        Applied to the outputs.
+    kernel_initializer : str, default "glorot_uniform"
+        How the kernel is drawn (a name of `nncore.initializers`).
+    kernel_regularizer, bias_regularizer : Regularizer or str, optional
+        Penalties on the kernel and the bias, as Dense's.
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range, or (when the network is built) the
+        window does not fit the input.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.Conv1D(8, 3, padding="causal", activation="relu")],
+    ...                      input_shape=(10, 2), seed=0)
+    >>> net.predict(np.zeros((4, 10, 2), dtype=np.float32)).shape
+    (4, 10, 8)
     """
 
     def __init__(self, filters: int, kernel_size: int, strides: int = 1, padding="valid",
@@ -258,14 +323,62 @@ class _Pool1D(NativeLayer):
 
 class MaxPool1D(_Pool1D):
     """The maximum over each window of pool_size steps (strides default to
-    pool_size); with padding='same', windows use the steps inside the input."""
+    pool_size); with padding='same', windows use the steps inside the input.
+
+    Parameters
+    ----------
+    pool_size : int, default 2
+        The window's length in steps.
+    strides : int, optional
+        The step of the window (default: `pool_size`).
+    padding : {"valid", "same"}, default "valid"
+        No padding, or Keras's "same" (ceil(steps / strides) outputs).
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.MaxPool1D(2)], input_shape=(4, 1))
+    >>> net.predict(np.array([[[1], [3], [2], [0]]], dtype=np.float32)).ravel()
+    array([3., 2.], dtype=float32)
+    """
     kind = "max"
 
 
 class AveragePooling1D(_Pool1D):
     """The mean over each window of pool_size steps (strides default to
     pool_size); with padding='same', windows average the steps inside the
-    input only."""
+    input only.
+
+    Parameters
+    ----------
+    pool_size : int, default 2
+        The window's length in steps.
+    strides : int, optional
+        The step of the window (default: `pool_size`).
+    padding : {"valid", "same"}, default "valid"
+        No padding, or Keras's "same" (ceil(steps / strides) outputs).
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.AveragePooling1D(2)], input_shape=(4, 1))
+    >>> net.predict(np.array([[[1], [3], [2], [0]]], dtype=np.float32)).ravel()
+    array([2., 1.], dtype=float32)
+    """
     kind = "avg"
 
 
@@ -288,12 +401,38 @@ class _GlobalPool1D(NativeLayer):
 
 
 class GlobalMaxPooling1D(_GlobalPool1D):
-    """The maximum over the steps: (steps, channels) samples become (channels,)."""
+    """The maximum over the steps: (steps, channels) samples become (channels,).
+
+    Parameters
+    ----------
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.GlobalMaxPooling1D()], input_shape=(3, 2))
+    >>> net.predict(np.array([[[1, 5], [4, 0], [2, 2]]], dtype=np.float32))
+    array([[4., 5.]], dtype=float32)
+    """
     kind = "max"
 
 
 class GlobalAveragePooling1D(_GlobalPool1D):
-    """The mean over the steps: (steps, channels) samples become (channels,)."""
+    """The mean over the steps: (steps, channels) samples become (channels,).
+
+    Parameters
+    ----------
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.GlobalAveragePooling1D()], input_shape=(3, 2))
+    >>> net.predict(np.array([[[1, 5], [4, 0], [1, 1]]], dtype=np.float32))
+    array([[2., 2.]], dtype=float32)
+    """
     kind = "avg"
 
 
