@@ -252,3 +252,26 @@ def test_sequence_layer_regularizers_by_name_and_bad_ones():
         nncore.Conv1D(2, 3, kernel_regularizer=0.1)
     with pytest.raises(TypeError, match="Embedding: a regularizer"):
         nncore.Embedding(4, 2, embeddings_regularizer=[1])
+
+
+@pytest.mark.parametrize("name", sorted(SEQUENCE_CASES))
+def test_sequence_layer_penalties_count_once_per_sharded_batch(name, monkeypatch):
+    # a batch trained in 3 shards adds each penalty once, after the shards'
+    # gradients are summed: the same as one shard up to summation order
+    from nncore import _plans
+    results = {}
+    for count in (1, 3):
+        monkeypatch.setattr(_plans, "TRAINING_SHARDS", count)
+        net, _, _ = sequence_net(name)
+        rng = np.random.default_rng(9)
+        x = (rng.integers(0, 6, size=(48, 5)) if name == "Embedding"
+             else rng.normal(size=(48,) + SEQUENCE_CASES[name][2])).astype(np.float64)
+        y = rng.normal(size=(48, 2))
+        net.use("mse", optimizer="adam")
+        with nncore.threads(2):
+            history = net.fit(x, y, epochs=2, batch_size=48, verbose=0)
+        assert net.plans._train_plan.shard_count(48) == count
+        results[count] = (net.get_weights(), history.history["loss"])
+    for a, b in zip(results[1][0], results[3][0]):
+        np.testing.assert_allclose(b, a, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(results[3][1], results[1][1], rtol=1e-12)
