@@ -56,7 +56,7 @@ def test_the_augmented_example_trains_at_small_settings(mnist, tmp_path, capsys,
     with limits:
         net, history = main(["--augment", "--epochs", "2", "--data", str(MNIST_DIR)] + export)
     accuracy = float(re.search(r"test accuracy (\d\.\d+)", capsys.readouterr().out).group(1))
-    assert accuracy >= 0.94, accuracy                    # 0.9598 measured
+    assert accuracy >= 0.94, accuracy                    # 0.9620 measured
     assert [type(layer).__name__ for layer in net.layers[:3]] == [
         "RandomTranslation", "RandomRotation", "RandomZoom"]
     assert len(history.history["loss"]) == 2
