@@ -29,7 +29,19 @@ cdef extern from *:
 
 
 def openmp_enabled():
-    """True when the native core was built with OpenMP."""
+    """Whether the native core was built with OpenMP.
+
+    Returns
+    -------
+    bool
+        True when OpenMP loops are compiled in.
+
+    Examples
+    --------
+    >>> import nncore
+    >>> isinstance(nncore.openmp_enabled(), bool)
+    True
+    """
     return bool(NNCORE_OPENMP)
 
 

@@ -8,10 +8,11 @@ epoch.  Reads MNIST IDX files from --data DIR (else NNCORE_MNIST_DIR, else
 ../shared/data/mnist); with the 5,000-image training subset it reaches about
 97% test accuracy in 4 epochs.  `--augment` puts random translations,
 rotations and zooms in front of the network (training only), uses
-Dropout(0.3) and trains 30 epochs (by default) with Adam on a cosine
-schedule.  `--export-onnx PATH` then writes the trained network to PATH as
-an ONNX model (needs `pip install "nncore[onnx]"`; augmentation layers are
-left out).
+Dropout(0.3) and trains 50 epochs (by default) with Adam on a cosine
+schedule: about 98.7% test accuracy.  `--seed N` changes the initial
+weights and the random draws.  `--export-onnx PATH` then writes the trained
+network to PATH as an ONNX model (needs `pip install "nncore[onnx]"`;
+augmentation layers are left out).
 """
 import argparse
 import time
@@ -29,12 +30,15 @@ def main(argv=None):
                         help="train with image augmentation (see above)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="passes over the training images (default: 4, with "
-                             "--augment 30)")
+                             "--augment 50)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the initial weights, shuffling, dropout and "
+                             "augmentation (default: 0)")
     parser.add_argument("--export-onnx", metavar="PATH",
                         help="write the trained network to PATH as an ONNX model")
     args = parser.parse_args(argv)
     if args.epochs is None:
-        args.epochs = 30 if args.augment else 4
+        args.epochs = 50 if args.augment else 4
     if args.epochs < 1:
         parser.error(f"--epochs must be at least 1, got {args.epochs}")
     directory = mnist_directory(parser, args.data)
@@ -56,7 +60,7 @@ def main(argv=None):
         nncore.Dense(128, activation="relu"),
         nncore.Dropout(0.3 if args.augment else 0.5),
         nncore.Dense(10),
-    ], seed=0)
+    ], seed=args.seed)
     batch_size = 32
     steps_per_epoch = -(-len(x_train) // batch_size)
     if args.augment:

@@ -23,8 +23,19 @@ from . import onnx          # imports the onnx package only when export is calle
 
 
 def simd_level() -> str:
-    """The instruction set the loaded kernels were built for: "avx2" or
-    "baseline" (see NNCORE_SIMD)."""
+    """The instruction set the loaded kernels were built for.
+
+    Returns
+    -------
+    str
+        "avx2" or "baseline" (see NNCORE_SIMD).
+
+    Examples
+    --------
+    >>> import nncore
+    >>> nncore.simd_level() in ("avx2", "baseline")
+    True
+    """
     return _SIMD
 
 

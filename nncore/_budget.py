@@ -18,7 +18,26 @@ _budget: Optional[int] = None
 
 
 def get_memory_budget() -> int:
-    """The budget in bytes."""
+    """The memory budget: the most bytes a network's parameters, or a
+    plan's buffers for one batch, may each take.
+
+    Returns
+    -------
+    int
+        The budget in bytes (NNCORE_MEMORY_BUDGET, or the default, until
+        `set_memory_budget` changes it).
+
+    Raises
+    ------
+    ValueError
+        If NNCORE_MEMORY_BUDGET is not a positive number of bytes.
+
+    Examples
+    --------
+    >>> import nncore
+    >>> nncore.get_memory_budget() > 0
+    True
+    """
     global _budget
     if _budget is None:
         text = os.environ.get("NNCORE_MEMORY_BUDGET", "").strip()
@@ -34,7 +53,27 @@ def get_memory_budget() -> int:
 
 def set_memory_budget(nbytes: int) -> None:
     """Let a network's parameters, and a plan's buffers for one batch, each
-    take up to `nbytes` bytes."""
+    take up to `nbytes` bytes.
+
+    Parameters
+    ----------
+    nbytes : int
+        The new budget in bytes, positive.
+
+    Raises
+    ------
+    ValueError
+        If nbytes is not a positive integer.
+
+    Examples
+    --------
+    >>> import nncore
+    >>> before = nncore.get_memory_budget()
+    >>> nncore.set_memory_budget(2**30)
+    >>> nncore.get_memory_budget()
+    1073741824
+    >>> nncore.set_memory_budget(before)
+    """
     global _budget
     if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes <= 0:
         raise ValueError(f"set_memory_budget takes a positive number of bytes, got {nbytes!r}")

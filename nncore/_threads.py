@@ -32,8 +32,20 @@ def _blas_controller():
 
 
 def get_num_threads() -> int:
-    """The number of threads nncore's native code may use (by default what
-    OpenMP and the BLAS were set to when nncore first looked)."""
+    """The number of threads nncore's native code may use.
+
+    Returns
+    -------
+    int
+        By default what OpenMP and the BLAS were set to when nncore first
+        looked; then the last `set_num_threads`.
+
+    Examples
+    --------
+    >>> import nncore
+    >>> nncore.get_num_threads() >= 1
+    True
+    """
     global _num_threads
     if _num_threads is None:
         blas = _blas_controller()
@@ -42,7 +54,30 @@ def get_num_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Use n threads for OpenMP loops and BLAS in nncore's native code."""
+    """Use n threads for OpenMP loops and BLAS in nncore's native code.
+
+    Results do not depend on the thread count: work is split the same way
+    at any count.
+
+    Parameters
+    ----------
+    n : int
+        The number of threads, from 1 to the most nncore supports.
+
+    Raises
+    ------
+    ValueError
+        If n is not an integer in range.
+
+    Examples
+    --------
+    >>> import nncore
+    >>> before = nncore.get_num_threads()
+    >>> nncore.set_num_threads(1)
+    >>> nncore.get_num_threads()
+    1
+    >>> nncore.set_num_threads(before)
+    """
     global _num_threads, _blas_current
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_THREADS:
         raise ValueError(f"set_num_threads takes an integer from 1 to {MAX_THREADS}, "
@@ -57,7 +92,29 @@ def set_num_threads(n: int) -> None:
 
 @contextlib.contextmanager
 def threads(n: int) -> Iterator[None]:
-    """Context manager form of set_num_threads."""
+    """Context manager form of `set_num_threads`: n threads inside the
+    ``with`` block, the previous count after it.
+
+    Parameters
+    ----------
+    n : int
+        The number of threads inside the block.
+
+    Returns
+    -------
+    context manager
+        Restores the previous thread count on exit.
+
+    Examples
+    --------
+    >>> import nncore
+    >>> before = nncore.get_num_threads()
+    >>> with nncore.threads(1):
+    ...     print(nncore.get_num_threads())
+    1
+    >>> nncore.get_num_threads() == before
+    True
+    """
     previous = get_num_threads()
     set_num_threads(n)
     try:

@@ -34,6 +34,25 @@ class FCLayer(Dense):
     Sizes may also be given as the article's older (1, n) shapes.  Weights
     use Glorot initialization (the article's uniform [-0.5, 0.5) saturates
     tanh on wide inputs); pass `kernel_initializer='uniform'` for the original.
+
+    Parameters
+    ----------
+    input_size : int or (1, int)
+        The number of inputs of each sample.
+    output_size : int or (1, int)
+        The number of outputs.
+    kernel_initializer : str, default "glorot_uniform"
+        How the weights are drawn (a name of `nncore.initializers`).
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.FCLayer(2, 3), nncore.FCLayer(3, 1)],
+    ...                      input_shape=(1, 2), seed=0)
+    >>> net.predict(np.zeros((4, 1, 2), dtype=np.float32)).shape
+    (4, 1, 1)
     """
 
     def __init__(self, input_size: Union[int, Sequence[int]], output_size: Union[int, Sequence[int]],
@@ -67,6 +86,23 @@ class ActivationLayer(Activation):
     nncore's own `nncore.activations` functions run natively; any other pair
     of Python functions f(x), f_prime(x) runs in Python.  The article's older
     form ActivationLayer(shape, f, f_prime) is accepted too.
+
+    Parameters
+    ----------
+    activation, activation_prime : callable
+        The activation and its derivative, element-wise on arrays (given
+        by position, optionally after a shape).
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> from nncore.activations import tanh, tanh_prime
+    >>> layer = nncore.ActivationLayer(tanh, tanh_prime)
+    >>> net = nncore.Network([nncore.FCLayer(2, 3), layer], input_shape=(1, 2), seed=0)
+    >>> net.predict(np.zeros((1, 1, 2), dtype=np.float32))
+    array([[[0., 0., 0.]]], dtype=float32)
     """
 
     fusable = False     # not an activation= of Dense or Conv2D
@@ -128,6 +164,27 @@ class ConvLayer(Conv2D):
     the output gradient (the article adds it once per input channel but scales
     its gradient by the number of output channels).  Weights use Glorot
     initialization; pass `kernel_initializer='uniform'` for the article's.
+
+    Parameters
+    ----------
+    input_shape : (int, int, int)
+        The (h, w, d) shape of each sample.
+    kernel_shape : (int, int)
+        The window's height and width.
+    layer_depth : int
+        The number of output channels.
+    kernel_initializer : str, default "glorot_uniform"
+        How the kernel is drawn (a name of `nncore.initializers`).
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.ConvLayer((6, 5, 1), (3, 3), 2),
+    ...                       nncore.FlattenLayer()], input_shape=(6, 5, 1), seed=0)
+    >>> net.predict(np.zeros((4, 6, 5, 1), dtype=np.float32)).shape
+    (4, 1, 24)
     """
 
     def __init__(self, input_shape: Sequence[int], kernel_shape, layer_depth: int,
@@ -155,7 +212,21 @@ class ConvLayer(Conv2D):
 
 class FlattenLayer(Flatten):
     """The article's flatten layer: each sample becomes a (1, h*w*d) row,
-    ready for the article's FCLayer."""
+    ready for the article's FCLayer.
+
+    Parameters
+    ----------
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.FlattenLayer(), nncore.FCLayer(12, 2)],
+    ...                      input_shape=(2, 3, 2), seed=0)
+    >>> net.predict(np.zeros((5, 2, 3, 2), dtype=np.float32)).shape
+    (5, 1, 2)
+    """
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return (1,) + super().compute_output_shape(input_shape)

@@ -20,7 +20,27 @@ from ._checks import check_save_path
 
 class Callback:
     """Base class; every hook does nothing.  `self.network` is the network
-    being trained (also available as `self.model`)."""
+    being trained (also available as `self.model`).
+
+    Override any of on_train_begin / on_train_end, on_epoch_begin /
+    on_epoch_end (epoch, logs) and on_batch_begin / on_batch_end (batch,
+    logs); set ``self.network.stop_training = True`` to end the fit after
+    the current epoch.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> x = np.linspace(-1, 1, 32, dtype=np.float32).reshape(-1, 1)
+    >>> net = nncore.Network([nncore.Dense(1)], seed=0)
+    >>> net.use("mse", optimizer=nncore.optimizers.SGD(0.1))
+    Network(...)
+    >>> class Print(nncore.callbacks.Callback):
+    ...     def on_epoch_end(self, epoch, logs=None):
+    ...         print(epoch, sorted(logs))
+    >>> _ = net.fit(x, 3 * x, epochs=2, verbose=0, callbacks=[Print()])
+    0 ['loss']
+    1 ['loss']
+    """
 
     network = None
 
@@ -133,7 +153,25 @@ class History(Callback):
 
 
 def wants_batches(callback: Callback) -> bool:
-    """True when the callback overrides on_batch_end."""
+    """Whether the callback overrides on_batch_end (fit then reports every
+    batch to it, which costs one native call per batch).
+
+    Parameters
+    ----------
+    callback : Callback
+        The callback to ask about.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> import nncore
+    >>> from nncore.callbacks import TerminateOnNaN, CSVLogger, wants_batches
+    >>> wants_batches(TerminateOnNaN()), wants_batches(CSVLogger("log.csv"))
+    (True, False)
+    """
     return type(callback).on_batch_end is not Callback.on_batch_end
 
 
@@ -258,7 +296,44 @@ class ReduceLROnPlateau(Callback):
     has not improved by more than `min_delta` for `patience` epochs in a row
     (not below `min_lr`), then wait `cooldown` epochs before counting again.
     The rate is logged as `learning_rate`.  The rate must be constant (not a
-    schedule)."""
+    schedule).
+
+    Parameters
+    ----------
+    monitor : str, default "val_loss"
+        The quantity watched, as for `EarlyStopping`.
+    factor : float, default 0.1
+        What the rate is multiplied by, in (0, 1).
+    patience : int, default 10
+        Epochs without improvement before the rate drops.
+    verbose : int, default 0
+        1: print each drop.
+    mode : {"auto", "min", "max"}, default "auto"
+        Whether smaller or larger is better ("auto": larger for accuracies).
+    min_delta : float, default 1e-4
+        The least change that counts as an improvement.
+    cooldown : int, default 0
+        Epochs after a drop before counting again.
+    min_lr : float, default 0.0
+        The lowest rate.
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.Dense(1, use_bias=False)], seed=0)
+    >>> net.use("mse", optimizer=nncore.optimizers.SGD(0.1))
+    Network(...)
+    >>> plateau = nncore.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=0)
+    >>> history = net.fit(np.zeros((32, 2)), np.ones((32, 1)), epochs=4, verbose=0,
+    ...                   callbacks=[plateau])     # zero inputs: the loss never improves
+    >>> history.history["learning_rate"]
+    [0.1, 0.05, 0.025, 0.0125]
+    """
 
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10,
                  verbose: int = 0, mode: str = "auto", min_delta: float = 1e-4,
@@ -316,7 +391,28 @@ class BackupAndRestore(Callback):
     completed epoch, so it ends bit-identical to a run that was never
     interrupted.  The backup is deleted when `fit` completes (unless
     `delete_checkpoint=False`).  The History of the resumed run holds the
-    epochs it ran; other callbacks start afresh."""
+    epochs it ran; other callbacks start afresh.
+
+    Parameters
+    ----------
+    backup_dir : str or path-like
+        The directory of the backup (created when missing).
+    delete_checkpoint : bool, default True
+        Delete the backup when fit completes.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> x = np.linspace(-1, 1, 32, dtype=np.float32).reshape(-1, 1)
+    >>> net = nncore.Network([nncore.Dense(1)], seed=0)
+    >>> net.use("mse", optimizer=nncore.optimizers.SGD(0.1))
+    Network(...)
+    >>> backup = nncore.callbacks.BackupAndRestore("backup", delete_checkpoint=False)
+    >>> _ = net.fit(x, 3 * x, epochs=2, verbose=0, callbacks=[backup])
+    >>> again = net.fit(x, 3 * x, epochs=3, verbose=0, callbacks=[backup])
+    >>> again.epoch                   # resumed after the 2 completed epochs
+    [2]
+    """
 
     PREFIX, SUFFIX = "epoch-", ".nncore"
 
@@ -383,7 +479,27 @@ class TensorBoard(Callback):
     epoch's logs (loss, metrics, val_*) as scalars under their names, the
     learning rate as `learning_rate`, and, every `histogram_freq` epochs (0:
     never), a histogram of each parameter j of layer i as `layer{i}/param{j}`.
-    View them with `tensorboard --logdir log_dir`."""
+    View them with `tensorboard --logdir log_dir`.
+
+    Parameters
+    ----------
+    log_dir : str or path-like, default "logs"
+        The directory of the event files.
+    histogram_freq : int, default 0
+        Write weight histograms every this many epochs (0: never).
+
+    Raises
+    ------
+    ImportError
+        When training starts, if tensorboardX is not installed.
+
+    Examples
+    --------
+    >>> import nncore
+    >>> board = nncore.callbacks.TensorBoard("logs", histogram_freq=1)
+    >>> board.log_dir, board.histogram_freq
+    ('logs', 1)
+    """
 
     def __init__(self, log_dir="logs", histogram_freq: int = 0):
         if isinstance(histogram_freq, bool) or not isinstance(histogram_freq, int) \
@@ -428,7 +544,33 @@ class ModelCheckpoint(Callback):
     """Save the network with `network.save(path)` at the end of each epoch,
     or only when `monitor` improved with `save_best_only`.  `filepath` may
     hold format fields: `{epoch}` (1-based) and any logs key, e.g.
-    'ckpt-{epoch:02d}-{val_loss:.3f}.nncore'."""
+    'ckpt-{epoch:02d}-{val_loss:.3f}.nncore'.
+
+    Parameters
+    ----------
+    filepath : str or path-like
+        Where to save, with optional format fields.
+    monitor : str, default "val_loss"
+        The quantity watched with save_best_only, as for `EarlyStopping`.
+    save_best_only : bool, default False
+        Save only when `monitor` improved.
+    mode : {"auto", "min", "max"}, default "auto"
+        Whether smaller or larger is better ("auto": larger for accuracies).
+    verbose : int, default 0
+        1: print each save.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> x = np.linspace(-1, 1, 32, dtype=np.float32).reshape(-1, 1)
+    >>> net = nncore.Network([nncore.Dense(1)], seed=0)
+    >>> net.use("mse", optimizer=nncore.optimizers.SGD(0.1))
+    Network(...)
+    >>> checkpoint = nncore.callbacks.ModelCheckpoint("ckpt-{epoch}.nncore")
+    >>> _ = net.fit(x, 3 * x, epochs=2, verbose=0, callbacks=[checkpoint])
+    >>> nncore.load("ckpt-2.nncore").count_params()
+    2
+    """
 
     def __init__(self, filepath, monitor: str = "val_loss", save_best_only: bool = False,
                  mode: str = "auto", verbose: int = 0):
@@ -462,7 +604,26 @@ class ModelCheckpoint(Callback):
 class LearningRateScheduler(Callback):
     """Set the learning rate of the fit at the start of each epoch to
     `schedule(epoch, current_rate)` (epoch counted from 0): the optimizer's,
-    or, when fit was given `learning_rate`, that of the call only."""
+    or, when fit was given `learning_rate`, that of the call only.
+
+    Parameters
+    ----------
+    schedule : callable
+        ``schedule(epoch, current_rate) -> new_rate``.
+    verbose : int, default 0
+        1: print each epoch's rate.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> x = np.linspace(-1, 1, 32, dtype=np.float32).reshape(-1, 1)
+    >>> net = nncore.Network([nncore.Dense(1)], seed=0)
+    >>> net.use("mse", optimizer=nncore.optimizers.SGD(0.1))
+    Network(...)
+    >>> halve = nncore.callbacks.LearningRateScheduler(lambda epoch, rate: 0.1 / 2 ** epoch)
+    >>> net.fit(x, 3 * x, epochs=3, verbose=0, callbacks=[halve]).history["learning_rate"]
+    [0.1, 0.05, 0.025]
+    """
 
     def __init__(self, schedule: Callable[[int, float], float], verbose: int = 0):
         if not callable(schedule):
@@ -491,7 +652,20 @@ class TerminateOnNaN(Callback):
     weights and optimizer state of the last finite step put back, the stop
     recorded in `History.stopped` and, when fit is verbose, printed (without
     it, `fit` restores the same weights and raises FloatingPointError naming
-    the epoch and batch)."""
+    the epoch and batch).
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.Dense(1)], seed=0)
+    >>> net.use("mse", optimizer=nncore.optimizers.SGD(1e3))     # diverges
+    Network(...)
+    >>> x = np.linspace(-100, 100, 64).reshape(-1, 1)
+    >>> history = net.fit(x, x, epochs=20, verbose=0,
+    ...                   callbacks=[nncore.callbacks.TerminateOnNaN()])
+    >>> history.stopped is not None and bool(np.isfinite(net.layers[0].W).all())
+    True
+    """
 
     def on_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
@@ -501,7 +675,29 @@ class TerminateOnNaN(Callback):
 
 
 class CSVLogger(Callback):
-    """Write one CSV row per epoch (epoch, then the logs) to `filename`."""
+    """Write one CSV row per epoch (epoch, then the logs) to `filename`.
+
+    Parameters
+    ----------
+    filename : str or path-like
+        The CSV file.
+    separator : str, default ","
+        The field separator.
+    append : bool, default False
+        Add to an existing file instead of replacing it.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> x = np.linspace(-1, 1, 32, dtype=np.float32).reshape(-1, 1)
+    >>> net = nncore.Network([nncore.Dense(1)], seed=0)
+    >>> net.use("mse", optimizer=nncore.optimizers.SGD(0.1))
+    Network(...)
+    >>> _ = net.fit(x, 3 * x, epochs=2, verbose=0,
+    ...             callbacks=[nncore.callbacks.CSVLogger("log.csv")])
+    >>> open("log.csv").read().splitlines()[0]
+    'epoch,loss'
+    """
 
     def __init__(self, filename, separator: str = ",", append: bool = False):
         self.filename = os.fspath(filename)

@@ -5,7 +5,22 @@ from typing import Iterable
 
 class ModelFormatError(ValueError):
     """A model file (or pickled network, or network config) is damaged,
-    hostile, from a newer format version, or names an unregistered class."""
+    hostile, from a newer format version, or names an unregistered class.
+
+    A subclass of ValueError, raised by `nncore.load` and friends; the
+    message says what is wrong with the file.
+
+    Examples
+    --------
+    >>> import nncore
+    >>> with open("damaged.nnc", "wb") as f:
+    ...     _ = f.write(b"not a model")
+    >>> try:
+    ...     nncore.load("damaged.nnc")
+    ... except nncore.ModelFormatError as error:
+    ...     print(type(error).__name__)
+    ModelFormatError
+    """
 
 
 def in_layer(index: int, layer, message) -> str:

@@ -69,7 +69,20 @@ class Metric:
 
 class BinaryAccuracy(Metric):
     """Share of outputs on the right side of `threshold` (0.5 for
-    probabilities; use 0 for logits)."""
+    probabilities; use 0 for logits).
+
+    Parameters
+    ----------
+    threshold : float, default 0.5
+        Outputs above it count as class 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nncore.metrics import BinaryAccuracy
+    >>> print(BinaryAccuracy()(np.array([[1.0], [0.0]]), np.array([[0.9], [0.7]])))
+    0.5
+    """
     name = "accuracy"
 
     def __init__(self, threshold: float = 0.5):
@@ -85,7 +98,16 @@ class BinaryAccuracy(Metric):
 
 
 class CategoricalAccuracy(Metric):
-    """Share of rows whose largest output is the one-hot target's class."""
+    """Share of rows whose largest output is the one-hot target's class.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nncore.metrics import CategoricalAccuracy
+    >>> print(CategoricalAccuracy()(np.array([[0, 1], [1, 0]]),
+    ...                             np.array([[0.2, 0.8], [0.3, 0.7]])))
+    0.5
+    """
     name = "accuracy"
 
     def __call__(self, y_true, y_pred):
@@ -96,7 +118,16 @@ class CategoricalAccuracy(Metric):
 
 
 class SparseCategoricalAccuracy(Metric):
-    """Share of rows whose largest output is the integer label."""
+    """Share of rows whose largest output is the integer label.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nncore.metrics import SparseCategoricalAccuracy
+    >>> print(SparseCategoricalAccuracy()(np.array([1, 0]),
+    ...                                   np.array([[0.2, 0.8], [0.3, 0.7]])))
+    0.5
+    """
     name = "accuracy"
 
     def __call__(self, y_true, y_pred):
@@ -107,7 +138,25 @@ class SparseCategoricalAccuracy(Metric):
 
 class TopKAccuracy(Metric):
     """Share of rows whose target class is among the k largest outputs
-    (targets one-hot rows, or integer labels when `sparse`)."""
+    (targets one-hot rows, or integer labels when `sparse`).
+
+    Parameters
+    ----------
+    k : int, default 5
+        How many of the largest outputs count.
+    sparse : bool, default False
+        Whether the targets are integer labels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nncore.metrics import TopKAccuracy
+    >>> top2 = TopKAccuracy(2, sparse=True)
+    >>> top2.name
+    'top_2_accuracy'
+    >>> print(top2(np.array([2, 0]), np.array([[0.1, 0.5, 0.4], [0.1, 0.5, 0.4]])))
+    0.5
+    """
 
     def __init__(self, k: int = 5, sparse: bool = False):
         if int(k) < 1:
@@ -198,7 +247,36 @@ def get(identifier: Union[str, Metric, Callable], loss=None, sparse_labels: bool
     """A metric from a name or object.  For 'accuracy', `loss` and the label
     layout decide the variant: sparse labels -> sparse categorical; one output
     or a binary cross-entropy loss -> binary (threshold 0 for logits);
-    otherwise categorical."""
+    otherwise categorical.
+
+    Parameters
+    ----------
+    identifier : str, Metric or callable
+        A name ('accuracy', 'mae', ...) or a metric, returned as it is.
+    loss : Loss or str, optional
+        The network's loss (decides the accuracy variant).
+    sparse_labels : bool, default False
+        Whether the targets are integer labels.
+    output_width : int, default 1
+        The number of outputs per sample.
+
+    Returns
+    -------
+    Metric
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown.
+
+    Examples
+    --------
+    >>> from nncore import metrics
+    >>> metrics.get("accuracy", sparse_labels=True, output_width=10)
+    SparseCategoricalAccuracy()
+    >>> metrics.get("accuracy", output_width=1)
+    BinaryAccuracy()
+    """
     if isinstance(identifier, Metric):
         return identifier
     if isinstance(identifier, str):
@@ -226,7 +304,24 @@ def get(identifier: Union[str, Metric, Callable], loss=None, sparse_labels: bool
 # ------------------------------------------------------------------- saving
 def serialize(metrics: list) -> list:
     """The metrics given to `Network.use` as JSON values: names stay names,
-    Metric objects become {"class": registered name, "config": ...}."""
+    Metric objects become {"class": registered name, "config": ...}.
+
+    Parameters
+    ----------
+    metrics : list
+        Names and Metric objects.
+
+    Returns
+    -------
+    list
+        JSON values that `deserialize` reads back.
+
+    Examples
+    --------
+    >>> from nncore import metrics
+    >>> metrics.serialize(["accuracy", metrics.TopKAccuracy(3)])
+    ['accuracy', {'class': 'TopKAccuracy', 'config': {'k': 3, 'sparse': False}}]
+    """
     entries: list = []
     for metric in metrics:
         if isinstance(metric, str):
@@ -243,7 +338,31 @@ def serialize(metrics: list) -> list:
 
 
 def deserialize(entries) -> list:
-    """The metrics of `serialize` output (ValueError when invalid)."""
+    """The metrics of `serialize` output.
+
+    Parameters
+    ----------
+    entries : list
+        What `serialize` returned (for example read from a saved model).
+
+    Returns
+    -------
+    list
+        Names and Metric objects.
+
+    Raises
+    ------
+    ValueError
+        If an entry is not a name or a registered metric with a valid config.
+
+    Examples
+    --------
+    >>> from nncore import metrics
+    >>> names, top3 = metrics.deserialize(["mae", {"class": "TopKAccuracy",
+    ...                                            "config": {"k": 3, "sparse": False}}])
+    >>> names, top3.k
+    ('mae', 3)
+    """
     if not isinstance(entries, list):
         raise ValueError("'metrics' must be a list")
     metrics: list = []

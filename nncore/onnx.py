@@ -31,8 +31,8 @@ from .layers import (Activation, ActivationLayer, AvgPool2D, BatchNormalization,
                      ConvLayer, Dense, Dropout, FCLayer, Flatten, FlattenLayer,
                      GlobalAveragePooling2D, LeakyReLU, MaxPool2D, ReLU, Sigmoid, Softmax,
                      Tanh)
-from .layers.augmentation import (GaussianNoise, RandomFlip, RandomRotation, RandomTranslation,
-                                  RandomZoom)
+from .layers.augmentation import (GaussianNoise, RandomCrop, RandomFlip, RandomRotation,
+                                  RandomTranslation, RandomZoom)
 
 if TYPE_CHECKING:
     import onnx
@@ -335,6 +335,21 @@ def _identity(graph: _Graph, layer, tensor: _Tensor) -> _Tensor:
     return tensor
 
 
+def _centre_crop(graph: _Graph, layer, tensor: _Tensor) -> _Tensor:
+    """RandomCrop at inference: the centre (height, width) window, the
+    corner at ((H - height) // 2, (W - width) // 2) as the native kernel."""
+    (h, w, _), axes = tensor.shape, [2, 3] if tensor.channels_first else [1, 2]
+    top, left = (h - layer.height) // 2, (w - layer.width) // 2
+
+    def indices(values, hint):
+        return graph.constant(np.array(values, np.int64), hint, np.int64)
+
+    out = graph.node("Slice", [tensor.name, indices([top, left], "crop_starts"),
+                               indices([top + layer.height, left + layer.width], "crop_ends"),
+                               indices(axes, "crop_axes")])
+    return _Tensor(out, layer.output_shape, tensor.channels_first)
+
+
 def _batch_normalization(graph: _Graph, layer, tensor: _Tensor) -> _Tensor:
     """ONNX BatchNormalization (inference form, the moving statistics)
     normalizes axis 1: images channels first and feature rows use it as they
@@ -366,6 +381,7 @@ _CONVERTERS: Dict[type, Converter] = {
     Dropout: _identity,                          # the identity at inference
     RandomFlip: _identity, RandomTranslation: _identity, RandomRotation: _identity,
     RandomZoom: _identity, GaussianNoise: _identity,     # training-only augmentation
+    RandomCrop: _centre_crop,                    # the centre window at inference
     BatchNormalization: _batch_normalization,
     Activation: _activation_layer, Tanh: _activation_layer, Sigmoid: _activation_layer,
     ReLU: _activation_layer, LeakyReLU: _activation_layer, Softmax: _activation_layer,

@@ -38,7 +38,38 @@ def _check(value, what: str, low: float = 0.0, high: Optional[float] = None,
 class Optimizer:
     """Base class.  `build(params, dtype)` creates the per-parameter state and
     the native updater; `learning_rate_at(step)` gives the rate of a step
-    (0-based count of steps taken)."""
+    (0-based count of steps taken).
+
+    Parameters
+    ----------
+    learning_rate : float or LearningRateSchedule
+        The step size (positive), or a schedule of it (a callable of the step).
+    weight_decay : float, default 0.0
+        Decoupled weight decay: param -= lr * weight_decay * param each step.
+    clipnorm : float, optional
+        Clip each parameter's gradient to this L2 norm.
+    clipvalue : float, optional
+        Clip each gradient value to [-clipvalue, clipvalue].
+    global_clipnorm : float, optional
+        Clip all gradients together to this L2 norm (not with clipnorm).
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range, or both clipnorm and global_clipnorm
+        are given.
+
+    Examples
+    --------
+    The optimizers are subclasses; one steps arrays in place:
+
+    >>> import numpy as np, nncore
+    >>> w = np.array([1.0, -2.0])
+    >>> opt = nncore.optimizers.SGD(0.1, clipvalue=1.0)
+    >>> opt.apply_gradients([np.array([0.5, 3.0])], [w])
+    >>> w
+    array([ 0.95, -2.1 ])
+    """
 
     #: names of the state arrays kept per parameter (subclasses)
     slots: tuple = ()
@@ -378,7 +409,38 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay (default 0.004, as in Keras)."""
+    """Adam with decoupled weight decay (default 0.004, as in Keras).
+
+    Parameters
+    ----------
+    learning_rate : float or LearningRateSchedule, default 0.001
+        The step size, or a schedule of it (a callable of the step).
+    weight_decay : float, default 0.004
+        Decoupled weight decay: param -= lr * weight_decay * param each step.
+    beta_1, beta_2 : float, default 0.9 and 0.999
+        The decay rates of the first and second moment estimates, in [0, 1).
+    epsilon : float, default 1e-7
+        Added to the denominator.
+    amsgrad : bool, default False
+        Use the maximum of the second moments seen so far.
+    **clipping
+        ``clipnorm``, ``clipvalue`` or ``global_clipnorm``, as for `Optimizer`.
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range.
+
+    Examples
+    --------
+    With a zero gradient, only the decay acts:
+
+    >>> import numpy as np, nncore
+    >>> w = np.array([1.0, -2.0])
+    >>> nncore.optimizers.AdamW(0.1, weight_decay=0.1).apply_gradients([np.zeros(2)], [w])
+    >>> w
+    array([ 0.99, -1.98])
+    """
 
     def __init__(self, learning_rate: LearningRate = 0.001, weight_decay: float = 0.004,
                  beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
@@ -389,7 +451,35 @@ class AdamW(Adam):
 
 class RMSprop(Optimizer):
     """RMSprop: ms = rho * ms + (1 - rho) g^2; step = lr * g / sqrt(ms + epsilon);
-    with momentum: velocity = momentum * velocity + step; param -= velocity."""
+    with momentum: velocity = momentum * velocity + step; param -= velocity.
+
+    Parameters
+    ----------
+    learning_rate : float or LearningRateSchedule, default 0.001
+        The step size, or a schedule of it (a callable of the step).
+    rho : float, default 0.9
+        The decay rate of the mean square, in [0, 1).
+    momentum : float, default 0.0
+        The momentum, in [0, 1).
+    epsilon : float, default 1e-7
+        Added to the mean square.
+    weight_decay : float, default 0.0
+        Decoupled weight decay: param -= lr * weight_decay * param each step.
+    **clipping
+        ``clipnorm``, ``clipvalue`` or ``global_clipnorm``, as for `Optimizer`.
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range.
+
+    Examples
+    --------
+    >>> import nncore
+    >>> net = nncore.Network([nncore.Dense(1)], input_shape=(3,))
+    >>> net.use("mse", optimizer=nncore.optimizers.RMSprop(0.01, momentum=0.5))
+    Network(...)
+    """
 
     kernel = "rmsprop"
 
@@ -416,7 +506,34 @@ class RMSprop(Optimizer):
 
 class Adagrad(Optimizer):
     """Adagrad: acc += g^2; param -= lr * g / sqrt(acc + epsilon), with the
-    accumulator starting at `initial_accumulator_value`."""
+    accumulator starting at `initial_accumulator_value`.
+
+    Parameters
+    ----------
+    learning_rate : float or LearningRateSchedule, default 0.001
+        The step size, or a schedule of it (a callable of the step).
+    initial_accumulator_value : float, default 0.1
+        The accumulator's starting value, >= 0.
+    epsilon : float, default 1e-7
+        Added to the accumulator.
+    weight_decay : float, default 0.0
+        Decoupled weight decay: param -= lr * weight_decay * param each step.
+    **clipping
+        ``clipnorm``, ``clipvalue`` or ``global_clipnorm``, as for `Optimizer`.
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> w = np.array([1.0, -2.0])
+    >>> nncore.optimizers.Adagrad(0.1).apply_gradients([np.array([0.5, 0.5])], [w])
+    >>> np.round(w, 4)
+    array([ 0.9155, -2.0845])
+    """
 
     kernel = "adagrad"
     slots = ("accumulator",)
@@ -445,7 +562,29 @@ _BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop,
 
 
 def get(identifier: Union[str, Optimizer]) -> Optimizer:
-    """An optimizer from a name ('sgd', 'adam', ...) or an Optimizer."""
+    """An optimizer from a name ('sgd', 'adam', ...) or an Optimizer.
+
+    Parameters
+    ----------
+    identifier : str or Optimizer
+        A name (any case; the optimizer with its default arguments), or an
+        Optimizer, returned as it is.
+
+    Returns
+    -------
+    Optimizer
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown.
+
+    Examples
+    --------
+    >>> import nncore
+    >>> nncore.optimizers.get("adam")
+    Adam(learning_rate=0.001)
+    """
     if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:

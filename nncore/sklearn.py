@@ -296,6 +296,57 @@ class NNClassifier(ClassifierMixin, _NNBase):
     Attributes: `network_`, `classes_`, `n_features_in_`, `n_outputs_`,
     `n_iter_`, `loss_curve_`, `best_loss_`, and with early stopping
     `validation_scores_` and `best_validation_score_`.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default (100,)
+        The widths of the hidden Dense layers.
+    activation : {"identity", "logistic", "tanh", "relu"}, default "relu"
+        The hidden layers' activation.
+    layers : callable, optional
+        ``layers(n_features, n_outputs) -> list of nncore layers``, used
+        instead of the hidden Dense layers and the output layer.
+    optimizer : str or Optimizer, default "adam"
+        A name or an nncore optimizer.
+    learning_rate : float, default 1e-3
+        The optimizer's learning rate.
+    batch_size : int, default 32
+        Samples per training step.
+    max_iter : int, default 200
+        The most epochs (passes over the data).
+    shuffle : bool, default True
+        Shuffle the samples every epoch.
+    tol : float, default 1e-4
+        The least improvement of the loss (or validation score) that counts.
+    n_iter_no_change : int, default 10
+        Epochs without such improvement before training stops.
+    early_stopping : bool, default False
+        Hold out `validation_fraction` of the data and stop on its score.
+    validation_fraction : float, default 0.1
+        The held-out share with early_stopping.
+    warm_start : bool, default False
+        Continue from the previous fit's network.
+    random_state : int, optional
+        Seeds the weights, shuffling and the validation split.
+    dtype : {"float32", "float64"}, default "float32"
+        The network's dtype.
+    verbose : int, default 0
+        1: print each epoch.
+    input_shape : tuple of int, optional
+        The shape each row of X is reshaped to (e.g. (28, 28, 1) for a CNN).
+    alpha : float, default 1e-4
+        The L2 penalty, as MLPClassifier's (see above).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nncore.sklearn import NNClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 2))
+    >>> y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    >>> clf = NNClassifier(hidden_layer_sizes=(8,), max_iter=30, random_state=0).fit(X, y)
+    >>> clf.classes_, clf.score(X, y) > 0.9
+    (array([0, 1]), True)
     """
 
     _y_numeric = False
@@ -441,7 +492,60 @@ class NNRegressor(RegressorMixin, _NNBase):
     """A neural-network regressor: dense hidden layers (or any nncore layers
     from `layers`) and a linear output trained with mean squared error.
     One output for 1-D y, one per column for 2-D y (multi-output).
-    Parameters and attributes as `NNClassifier` (no ``classes_``)."""
+    Attributes as `NNClassifier`'s (no ``classes_``).
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default (100,)
+        The widths of the hidden Dense layers.
+    activation : {"identity", "logistic", "tanh", "relu"}, default "relu"
+        The hidden layers' activation.
+    layers : callable, optional
+        ``layers(n_features, n_outputs) -> list of nncore layers``, used
+        instead of the hidden Dense layers and the output layer.
+    optimizer : str or Optimizer, default "adam"
+        A name or an nncore optimizer.
+    learning_rate : float, default 1e-3
+        The optimizer's learning rate.
+    batch_size : int, default 32
+        Samples per training step.
+    max_iter : int, default 200
+        The most epochs (passes over the data).
+    shuffle : bool, default True
+        Shuffle the samples every epoch.
+    tol : float, default 1e-4
+        The least improvement of the loss (or validation score) that counts.
+    n_iter_no_change : int, default 10
+        Epochs without such improvement before training stops.
+    early_stopping : bool, default False
+        Hold out `validation_fraction` of the data and stop on its score.
+    validation_fraction : float, default 0.1
+        The held-out share with early_stopping.
+    warm_start : bool, default False
+        Continue from the previous fit's network.
+    random_state : int, optional
+        Seeds the weights, shuffling and the validation split.
+    dtype : {"float32", "float64"}, default "float32"
+        The network's dtype.
+    verbose : int, default 0
+        1: print each epoch.
+    input_shape : tuple of int, optional
+        The shape each row of X is reshaped to (e.g. (28, 28, 1) for a CNN).
+    alpha : float, default 1e-4
+        The L2 penalty, as MLPRegressor's (see NNClassifier).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nncore.sklearn import NNRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 2))
+    >>> y = X @ np.array([1.5, -2.0]) + 0.5
+    >>> reg = NNRegressor(hidden_layer_sizes=(16,), learning_rate=1e-2, max_iter=100,
+    ...                   random_state=0).fit(X, y)
+    >>> reg.score(X, y) > 0.99
+    True
+    """
 
     _y_numeric = True
     _stratify = False

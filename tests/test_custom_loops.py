@@ -129,3 +129,61 @@ def test_apply_gradients_checks_its_arguments():
     net = make_net("float32", "adam")
     with pytest.raises(ValueError):
         net.gradients(x[:, :4], y)
+
+
+def guard_is_free(net):
+    guard = net.guard
+    return guard._fit_thread is None and guard._predictions == 0 and guard._waiting == 0
+
+
+def test_apply_gradients_needs_no_guard_held_in_a_custom_loop():
+    # a hand-written loop holds nothing between calls: apply_gradients runs
+    # with the network free (here from another thread than the one that
+    # computed the gradients, with predictions between the steps) and still
+    # takes exactly fit's steps
+    import threading
+    x, y = data()
+    reference = make_net("float64", optimizers.Adam(0.01))
+    reference.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
+    net = make_net("float64", optimizers.Adam(0.01))
+    errors = []
+
+    def step(grads):
+        try:
+            assert guard_is_free(net)
+            net.optimizer.apply_gradients(grads)
+            assert guard_is_free(net)
+        except BaseException as error:       # reported by the main thread
+            errors.append(error)
+
+    for epoch in range(2):
+        for xb, yb, _ in batches(x, y, None, 16):
+            grads = net.gradients(xb, yb)
+            assert guard_is_free(net)
+            worker = threading.Thread(target=step, args=(grads,))
+            worker.start()
+            worker.join()
+            assert not errors, errors
+            net.predict(xb)                 # the network stays usable between steps
+    for a, b in zip(net.get_weights(), reference.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert net.optimizer.iterations == reference.optimizer.iterations == 8
+
+
+def test_apply_gradients_after_a_fit_that_raised():
+    x, y = data()
+    net = make_net("float64", optimizers.SGD(0.1, momentum=0.9))
+
+    class Stop(nncore.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(x, y, epochs=1, batch_size=16, verbose=0, callbacks=[Stop()])
+    assert guard_is_free(net)
+    before = [p.copy() for p in net.params]
+    steps = net.optimizer.iterations
+    grads = net.gradients(x, y)
+    net.optimizer.apply_gradients(grads)
+    assert net.optimizer.iterations == steps + 1
+    assert all(not np.array_equal(a, b) for a, b in zip(before, net.params))

@@ -8,6 +8,11 @@ one of the pages of docs/api/, under any name that is the same object (an
 alias such as ``nncore.FCLayer`` is covered by ``nncore.layers.FCLayer``).
 A name of nncore's ``__all__`` that is a submodule needs a module docstring
 and a page whose ``automodule`` or ``currentmodule`` is that module.
+
+Each public class and function has numpydoc sections: "Parameters" naming
+every argument it takes (a class: its constructor's), "Returns" when a
+function is annotated to return something, and "Examples", which run here
+as doctests.
 """
 import doctest
 import importlib
@@ -114,6 +119,118 @@ def test_every_public_name_has_a_docstring_and_a_reference_entry():
                 missing_page.append(qualified)
     assert not missing_docstring, f"public names without a docstring: {missing_docstring}"
     assert not missing_page, f"public names without a page in docs/api: {missing_page}"
+
+
+def named_parameters(value):
+    """The arguments a caller names: a function's, or a class's constructor's
+    (without self, *args and **kwargs)."""
+    target = value.__init__ if inspect.isclass(value) else value
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):        # a builtin without a signature
+        return []
+    return [name for name, p in signature.parameters.items()
+            if name not in ("self", "cls") and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def returns_a_value(value):
+    if inspect.isclass(value):
+        return False
+    try:
+        annotation = inspect.signature(value).return_annotation
+    except (TypeError, ValueError):
+        return False
+    return annotation not in (inspect.Signature.empty, None, "None")
+
+
+def section_problems(value):
+    """What the numpydoc docstring of `value` lacks, as short phrases."""
+    from numpydoc.docscrape import NumpyDocString
+    doc = NumpyDocString(inspect.getdoc(value) or "")
+    problems = []
+    wanted = named_parameters(value)
+    documented = {name.strip().lstrip("*") for entry in doc["Parameters"]
+                  for name in entry.name.split(",")}
+    if wanted and not doc["Parameters"]:
+        problems.append("no Parameters section")
+    elif set(wanted) - documented:
+        problems.append(f"Parameters without {sorted(set(wanted) - documented)}")
+    if returns_a_value(value) and not (doc["Returns"] or doc["Yields"]):
+        problems.append("no Returns section")
+    if not doc["Examples"]:
+        problems.append("no Examples section")
+    return problems
+
+
+def public_callables():
+    """(qualified name, object) of every public class and function, once each."""
+    seen = set()
+    for module_name in MODULES:
+        module = load(module_name)
+        for name in public_names(module):
+            value = getattr(module, name)
+            if callable(value) and not inspect.ismodule(value) and id(value) not in seen:
+                seen.add(id(value))
+                yield f"{module_name}.{name}", value
+
+
+def test_every_public_docstring_has_the_numpydoc_sections():
+    pytest.importorskip("numpydoc")
+    problems = {name: found for name, value in public_callables()
+                for found in [section_problems(value)] if found}
+    assert not problems, "docstrings lacking numpydoc sections:\n" + "\n".join(
+        f"{name}: {', '.join(found)}" for name, found in sorted(problems.items()))
+
+
+def test_the_section_check_sees_what_is_missing():
+    pytest.importorskip("numpydoc")
+
+    def undocumented(a, b=1) -> int:
+        """Adds."""
+
+    def partly(a, b=1) -> int:
+        """Adds.
+
+        Parameters
+        ----------
+        a : int
+            One.
+
+        Examples
+        --------
+        >>> partly(1)
+        """
+
+    def complete(a, *args, b=1, **kwargs) -> int:
+        """Adds.
+
+        Parameters
+        ----------
+        a, b : int
+            The numbers.
+
+        Returns
+        -------
+        int
+
+        Examples
+        --------
+        >>> complete(1)
+        """
+
+    class NoArguments:
+        """Nothing to say.
+
+        Examples
+        --------
+        >>> NoArguments()
+        """
+
+    assert section_problems(undocumented) == ["no Parameters section", "no Returns section",
+                                              "no Examples section"]
+    assert section_problems(partly) == ["Parameters without ['b']", "no Returns section"]
+    assert section_problems(complete) == []
+    assert section_problems(NoArguments) == []
 
 
 def test_the_checker_sees_a_missing_entry(tmp_path, monkeypatch):

@@ -159,3 +159,119 @@ def test_nnclassifier_alpha_zero_adds_nothing_and_bad_alpha_is_refused():
     assert clf.network_.penalties == []
     with pytest.raises(ValueError, match="alpha must be a finite number >= 0"):
         NNClassifier(alpha=-1.0).fit(X, y)
+
+
+# ---------------------------------------------------- the sequence layers
+SEQUENCE_CASES = {
+    "Conv1D": (lambda: nncore.Conv1D(3, 2, padding="causal",
+                                     kernel_regularizer=regularizers.L1L2(0.03, 0.2),
+                                     bias_regularizer=regularizers.L1(0.1)),
+               ("kernel_regularizer", "bias_regularizer"), (5, 2)),
+    "Embedding": (lambda: nncore.Embedding(6, 3, embeddings_regularizer=regularizers.L1L2(
+        0.05, 0.3)), ("embeddings_regularizer",), (5,)),
+    **{cls.__name__: ((lambda cls=cls: cls(3, kernel_regularizer=regularizers.L2(0.2),
+                                           recurrent_regularizer=regularizers.L1L2(0.04, 0.1),
+                                           bias_regularizer=regularizers.L1(0.07))),
+                      ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer"),
+                      (5, 2))
+       for cls in (nncore.SimpleRNN, nncore.LSTM, nncore.GRU)},
+}
+
+
+def sequence_net(name, with_regularizers=True):
+    make, attributes, input_shape = SEQUENCE_CASES[name]
+    layer = make()
+    if not with_regularizers:
+        for attribute in attributes:
+            setattr(layer, attribute, None)
+    net = nncore.Network([layer, nncore.Flatten(), nncore.Dense(2)], input_shape=input_shape,
+                         dtype="float64", seed=7).use("mse")
+    rng = np.random.default_rng(8)
+    for p in layer.params[1:] if name != "Embedding" else []:
+        p[...] = rng.normal(size=p.shape)          # nonzero biases: the L1 term has a slope
+    x = (rng.integers(0, 6, size=(4, 5)) if name == "Embedding"
+         else rng.normal(size=(4,) + input_shape)).astype(np.float64)
+    return net, x, rng.normal(size=(4, 2))
+
+
+def numpy_penalty(layer, attributes):
+    total = 0.0
+    for attribute, w in zip(attributes, layer.params):
+        reg = getattr(layer, attribute)
+        total += reg.l1 * np.abs(w).sum() + reg.l2 * np.square(w).sum()
+    return total
+
+
+@pytest.mark.parametrize("name", sorted(SEQUENCE_CASES))
+def test_sequence_layer_penalty_is_in_the_loss_and_in_the_gradient(name):
+    _, attributes, _ = SEQUENCE_CASES[name]
+    net, x, y = sequence_net(name)
+    layer = net.layers[0]
+    penalty = numpy_penalty(layer, attributes)
+    assert penalty > 0
+    assert net.regularization_loss() == pytest.approx(penalty, rel=1e-12)
+    plain, _, _ = sequence_net(name, with_regularizers=False)
+    for a, b in zip(net.get_weights(), plain.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert plain.regularization_loss() == 0
+    data_loss = plain.evaluate(x, y)["loss"]
+    assert net.evaluate(x, y)["loss"] == pytest.approx(data_loss + penalty, rel=1e-12)
+    # the penalty's gradient is l1 * sign(w) + 2 * l2 * w on top of the data gradient
+    with_penalty, without = net.gradients(x, y), plain.gradients(x, y)
+    for k, (attribute, w) in enumerate(zip(attributes, layer.params)):
+        reg = getattr(layer, attribute)
+        np.testing.assert_allclose(with_penalty[k] - without[k],
+                                   reg.l1 * np.sign(w) + 2 * reg.l2 * w, rtol=1e-9, atol=1e-12)
+    # and the whole gradient agrees with finite differences of loss + penalty
+    errors = nncore.check_gradients(net, x, y, max_entries=30)
+    assert max(errors.values()) < 1e-6, errors
+    history = net.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0)
+    assert history.history["loss"][0] == pytest.approx(data_loss + penalty, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(SEQUENCE_CASES))
+def test_sequence_layer_regularizers_save_and_load(name, tmp_path):
+    _, attributes, _ = SEQUENCE_CASES[name]
+    net, _, _ = sequence_net(name)
+    net.save(tmp_path / "m.nnc")
+    loaded = nncore.load(tmp_path / "m.nnc")
+    for attribute in attributes:
+        assert getattr(loaded.layers[0], attribute) == getattr(net.layers[0], attribute)
+        assert getattr(loaded.layers[0], attribute) is not None
+    assert loaded.regularization_loss() == pytest.approx(net.regularization_loss(), rel=1e-12)
+
+
+def test_sequence_layer_regularizers_by_name_and_bad_ones():
+    assert nncore.Embedding(4, 2, embeddings_regularizer="l2").embeddings_regularizer \
+        == regularizers.L2(0.01)
+    assert nncore.LSTM(2, recurrent_regularizer="l1").recurrent_regularizer \
+        == regularizers.L1(0.01)
+    with pytest.raises(ValueError, match="GRU: .*regularizer 'l3'"):
+        nncore.GRU(2, recurrent_regularizer="l3")
+    with pytest.raises(TypeError, match="Conv1D: a regularizer"):
+        nncore.Conv1D(2, 3, kernel_regularizer=0.1)
+    with pytest.raises(TypeError, match="Embedding: a regularizer"):
+        nncore.Embedding(4, 2, embeddings_regularizer=[1])
+
+
+@pytest.mark.parametrize("name", sorted(SEQUENCE_CASES))
+def test_sequence_layer_penalties_count_once_per_sharded_batch(name, monkeypatch):
+    # a batch trained in 3 shards adds each penalty once, after the shards'
+    # gradients are summed: the same as one shard up to summation order
+    from nncore import _plans
+    results = {}
+    for count in (1, 3):
+        monkeypatch.setattr(_plans, "TRAINING_SHARDS", count)
+        net, _, _ = sequence_net(name)
+        rng = np.random.default_rng(9)
+        x = (rng.integers(0, 6, size=(48, 5)) if name == "Embedding"
+             else rng.normal(size=(48,) + SEQUENCE_CASES[name][2])).astype(np.float64)
+        y = rng.normal(size=(48, 2))
+        net.use("mse", optimizer="adam")
+        with nncore.threads(2):
+            history = net.fit(x, y, epochs=2, batch_size=48, verbose=0)
+        assert net.plans._train_plan.shard_count(48) == count
+        results[count] = (net.get_weights(), history.history["loss"])
+    for a, b in zip(results[1][0], results[3][0]):
+        np.testing.assert_allclose(b, a, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(results[3][1], results[1][1], rtol=1e-12)

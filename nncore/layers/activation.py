@@ -29,7 +29,29 @@ def check_alpha(layer, alpha) -> float:
 
 class Activation(NativeLayer):
     """An element-wise activation by name ('tanh', 'sigmoid', 'relu',
-    'leaky_relu', 'softmax', 'identity'); softmax works on the last axis."""
+    'leaky_relu', 'softmax', 'identity'); softmax works on the last axis.
+
+    Parameters
+    ----------
+    activation : str
+        The activation's name.
+    alpha : float, default 0.01
+        The slope of 'leaky_relu' below zero (unused by the others).
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown or alpha is out of range.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.Activation("relu")], input_shape=(3,))
+    >>> net.predict(np.array([[-1.0, 0.0, 2.0]], dtype=np.float32))
+    array([[0., 0., 2.]], dtype=float32)
+    """
 
     def __init__(self, activation: str, alpha: float = LEAKY_RELU_ALPHA,
                  name: Optional[str] = None):

@@ -6,7 +6,7 @@ inference (RandomCrop then takes the centre window).  Their draws come from
 a generator seeded from the network's seed (or the layer's own `seed`) and
 depend on seed, step and the sample's index in the batch; the generator is
 saved with the model.  ONNX exports leave them out, except RandomCrop,
-which changes the shape and cannot be exported yet."""
+which changes the shape: exports keep its inference form, the centre window."""
 from __future__ import annotations
 
 import math
@@ -105,7 +105,34 @@ class _Affine(_Augmentation):
 
 class RandomFlip(_Affine):
     """Flip each image left-right ('horizontal'), upside down ('vertical')
-    or either ('horizontal_and_vertical'), each with probability 1/2."""
+    or either ('horizontal_and_vertical'), each with probability 1/2.
+
+    Parameters
+    ----------
+    mode : {"horizontal", "vertical", "horizontal_and_vertical"}
+        Which flips to draw from (default "horizontal_and_vertical").
+    seed : int, optional
+        The layer's own seed (default: drawn from the network's seed).
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Raises
+    ------
+    ValueError
+        If the mode is unknown.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> x = np.random.default_rng(0).random((4, 8, 8, 1), dtype=np.float32)
+    >>> net = nncore.Network([nncore.RandomFlip("horizontal")], input_shape=(8, 8, 1),
+    ...                      seed=0)
+    >>> np.array_equal(net.predict(x), x)                # inference: the identity
+    True
+    >>> y = net.layers[0].forward(x, training=True)      # training: some are flipped
+    >>> [bool(np.array_equal(a, b[:, ::-1])) for a, b in zip(y, x)]
+    [True, True, False, True]
+    """
 
     MODES = ("horizontal", "vertical", "horizontal_and_vertical")
 
@@ -128,7 +155,39 @@ class RandomTranslation(_Affine):
     `height_factor` / `width_factor` are a number f (a shift in [-f, f]) or a
     pair (lower, upper), within [-1, 1]; positive shifts move the image down
     and right.  The uncovered area is filled by `fill_mode` ('reflect',
-    'wrap', 'constant' with `fill_value`, 'nearest')."""
+    'wrap', 'constant' with `fill_value`, 'nearest').
+
+    Parameters
+    ----------
+    height_factor, width_factor : float or (float, float)
+        The vertical and horizontal shift as fractions of the height and width.
+    fill_mode : {"reflect", "wrap", "constant", "nearest"}, default "reflect"
+        What lies outside the image.
+    interpolation : {"bilinear", "nearest"}, default "bilinear"
+        How the input is sampled between pixels.
+    fill_value : float, default 0.0
+        The value outside the image with fill_mode "constant".
+    seed : int, optional
+        The layer's own seed (default: drawn from the network's seed).
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Raises
+    ------
+    ValueError
+        If a factor, fill_mode or interpolation is out of range.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> x = np.random.default_rng(0).random((4, 8, 8, 1), dtype=np.float32)
+    >>> net = nncore.Network([nncore.RandomTranslation(0.1, 0.1, fill_mode="constant")],
+    ...                      input_shape=(8, 8, 1), seed=0)
+    >>> np.array_equal(net.predict(x), x)
+    True
+    >>> net.layers[0].forward(x, training=True).shape
+    (4, 8, 8, 1)
+    """
 
     def __init__(self, height_factor, width_factor, fill_mode: str = "reflect",
                  interpolation: str = "bilinear", seed: Optional[int] = None,
@@ -150,7 +209,36 @@ class RandomTranslation(_Affine):
 class RandomRotation(_Affine):
     """Rotate each image about its centre by a random fraction of a full
     turn: `factor` f (in [-f, f] x 2 pi) or a pair (lower, upper); positive
-    angles turn counter-clockwise.  Fill as in RandomTranslation."""
+    angles turn counter-clockwise.  Fill as in RandomTranslation.
+
+    Parameters
+    ----------
+    factor : float or (float, float)
+        The angle as a fraction of a full turn.
+    fill_mode : {"reflect", "wrap", "constant", "nearest"}, default "reflect"
+        What lies outside the image.
+    interpolation : {"bilinear", "nearest"}, default "bilinear"
+        How the input is sampled between pixels.
+    fill_value : float, default 0.0
+        The value outside the image with fill_mode "constant".
+    seed : int, optional
+        The layer's own seed (default: drawn from the network's seed).
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Raises
+    ------
+    ValueError
+        If the factor, fill_mode or interpolation is out of range.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> x = np.random.default_rng(0).random((4, 8, 8, 1), dtype=np.float32)
+    >>> net = nncore.Network([nncore.RandomRotation(0.05)], input_shape=(8, 8, 1), seed=0)
+    >>> np.array_equal(net.predict(x), x)
+    True
+    """
 
     def __init__(self, factor, fill_mode: str = "reflect", interpolation: str = "bilinear",
                  seed: Optional[int] = None, fill_value: float = 0.0,
@@ -170,7 +258,38 @@ class RandomZoom(_Affine):
     """Zoom each image about its centre: `height_factor` f (in [-f, f]) or a
     pair (lower, upper), lower > -1; positive values zoom out (the image
     shrinks by 1 / (1 + factor)), negative values zoom in.  `width_factor`
-    None zooms both axes alike.  Fill as in RandomTranslation."""
+    None zooms both axes alike.  Fill as in RandomTranslation.
+
+    Parameters
+    ----------
+    height_factor : float or (float, float)
+        The vertical zoom (all values > -1).
+    width_factor : float or (float, float), optional
+        The horizontal zoom (default: the vertical zoom, the aspect kept).
+    fill_mode : {"reflect", "wrap", "constant", "nearest"}, default "reflect"
+        What lies outside the image.
+    interpolation : {"bilinear", "nearest"}, default "bilinear"
+        How the input is sampled between pixels.
+    fill_value : float, default 0.0
+        The value outside the image with fill_mode "constant".
+    seed : int, optional
+        The layer's own seed (default: drawn from the network's seed).
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Raises
+    ------
+    ValueError
+        If a factor is -1 or less, or fill_mode or interpolation is unknown.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> x = np.random.default_rng(0).random((4, 8, 8, 1), dtype=np.float32)
+    >>> net = nncore.Network([nncore.RandomZoom(0.1)], input_shape=(8, 8, 1), seed=0)
+    >>> np.array_equal(net.predict(x), x)
+    True
+    """
 
     def __init__(self, height_factor, width_factor=None, fill_mode: str = "reflect",
                  interpolation: str = "bilinear", seed: Optional[int] = None,
@@ -196,7 +315,34 @@ class RandomZoom(_Affine):
 
 class RandomCrop(_Augmentation):
     """Crop each image to (height, width) at a random position in training,
-    at the centre at inference."""
+    at the centre at inference (the corner at ((H - height) // 2,
+    (W - width) // 2)); ONNX exports keep the centre crop.
+
+    Parameters
+    ----------
+    height, width : int
+        The size of the window, at most the image's.
+    seed : int, optional
+        The layer's own seed (default: drawn from the network's seed).
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Raises
+    ------
+    ValueError
+        If height or width is not a positive integer, or (when the network
+        is built) larger than the image.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> x = np.random.default_rng(0).random((4, 8, 8, 1), dtype=np.float32)
+    >>> net = nncore.Network([nncore.RandomCrop(6, 5)], input_shape=(8, 8, 1), seed=0)
+    >>> np.array_equal(net.predict(x), x[:, 1:7, 1:6])    # the centre at inference
+    True
+    >>> net.layers[0].forward(x, training=True).shape
+    (4, 6, 5, 1)
+    """
 
     kind = "crop"
 
@@ -224,7 +370,33 @@ class RandomCrop(_Augmentation):
 
 class GaussianNoise(_Augmentation):
     """Add zero-mean Gaussian noise of standard deviation `stddev` to every
-    value in training (any input shape)."""
+    value in training (any input shape).
+
+    Parameters
+    ----------
+    stddev : float
+        The standard deviation of the noise, >= 0.
+    seed : int, optional
+        The layer's own seed (default: drawn from the network's seed).
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Raises
+    ------
+    ValueError
+        If stddev is negative or not finite.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> x = np.random.default_rng(0).random((4, 8, 8, 1), dtype=np.float32)
+    >>> net = nncore.Network([nncore.GaussianNoise(0.1)], input_shape=(8, 8, 1), seed=0)
+    >>> np.array_equal(net.predict(x), x)
+    True
+    >>> noise = net.layers[0].forward(x, training=True) - x
+    >>> bool(0.08 < noise.std() < 0.12)
+    True
+    """
 
     kind = "noise"
 

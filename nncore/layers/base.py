@@ -21,6 +21,23 @@ class Layer:
     `grads` (same shapes as `params`) with the gradient of the loss w.r.t. the
     live parameter arrays in `params`.  Subclass it in pure Python/NumPy to
     write your own layer; the network then runs such layers one by one.
+
+    Parameters
+    ----------
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> class Double(nncore.Layer):
+    ...     def forward(self, x, training=False):
+    ...         return 2 * x
+    ...     def backward(self, dy):
+    ...         return 2 * dy
+    >>> net = nncore.Network([nncore.Dense(2), Double()], input_shape=(3,), seed=0)
+    >>> net.predict(np.ones((4, 3), dtype=np.float32)).shape
+    (4, 2)
     """
 
     #: the network holding this layer (a weak reference), set by Network.add
@@ -139,7 +156,26 @@ class Layer:
 class NativeLayer(Layer):
     """A layer computed by native ops.  Subclasses create their parameters in
     `build` and return their ops from `make_ops`; `forward`/`backward` on the
-    layer alone run those ops through a private one-layer plan."""
+    layer alone run those ops through a private one-layer plan.
+
+    Parameters
+    ----------
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Examples
+    --------
+    Every built-in layer with a native kernel is one; used alone, it runs
+    its ops through a one-layer plan:
+
+    >>> import numpy as np, nncore
+    >>> layer = nncore.Dense(2)
+    >>> isinstance(layer, nncore.layers.NativeLayer)
+    True
+    >>> layer.build((3,))
+    >>> layer.forward(np.ones((4, 3), dtype=np.float32)).shape
+    (4, 2)
+    """
 
     def build(self, input_shape: Sequence[int]) -> None:
         super().build(input_shape)
@@ -188,7 +224,41 @@ class NativeLayer(Layer):
 def register_layer(cls: Optional[type] = None, *, name: Optional[str] = None):
     """Make a Layer subclass savable: `@nncore.register_layer` (or
     `@nncore.register_layer(name="MyLayer")`).  The class needs a
-    `get_config()` giving its constructor arguments as JSON values."""
+    `get_config()` giving its constructor arguments as JSON values.
+
+    Parameters
+    ----------
+    cls : type, optional
+        The class, when used as ``@register_layer`` without arguments.
+    name : str, optional
+        The name saved files use for the class (default: its ``__name__``).
+
+    Returns
+    -------
+    type or callable
+        The class itself, or (with only `name`) a decorator.
+
+    Raises
+    ------
+    TypeError
+        If the class is not a subclass of `nncore.Layer`.
+    ValueError
+        If the name is not an identifier or already names another class.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> @nncore.register_layer(name="DocsExampleNegate")
+    ... class Negate(nncore.Layer):
+    ...     def forward(self, x, training=False):
+    ...         return -x
+    ...     def backward(self, dy):
+    ...         return -dy
+    >>> net = nncore.Network([Negate()], input_shape=(2,))
+    >>> net.save("negate.nnc")
+    >>> nncore.load("negate.nnc").layers
+    [Negate()]
+    """
     def decorate(klass):
         if not (isinstance(klass, type) and issubclass(klass, Layer)):
             raise TypeError(f"register_layer takes a subclass of nncore.Layer, got {klass!r}")

@@ -43,6 +43,11 @@ class Conv2D(NativeLayer):
         Applied to the outputs.
     kernel_initializer : str, default "he_uniform"
         How the kernel is drawn (a name of `nncore.initializers`).
+    kernel_regularizer, bias_regularizer : Regularizer or str, optional
+        Penalties on the kernel and the bias, added to the training loss
+        and applied natively in the gradient (`nncore.regularizers`:
+        ``L1(0.01)``, ``L2(1e-4)``, ``L1L2(...)`` or the names 'l1', 'l2',
+        'l1_l2').
     name : str, optional
         The layer's name in summaries and saved files.
 

@@ -31,6 +31,11 @@ class Dense(NativeLayer):
         Whether to add the bias b.
     kernel_initializer : str, default "glorot_uniform"
         How W is drawn (a name of `nncore.initializers`).
+    kernel_regularizer, bias_regularizer : Regularizer or str, optional
+        Penalties on the weights W and the bias, added to the training loss
+        and applied natively in the gradient (`nncore.regularizers`:
+        ``L1(0.01)``, ``L2(1e-4)``, ``L1L2(...)`` or the names 'l1', 'l2',
+        'l1_l2').
     input_size : int, optional
         The number of inputs, when it should not be taken from the data.
     name : str, optional

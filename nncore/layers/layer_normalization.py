@@ -13,7 +13,28 @@ class LayerNormalization(NativeLayer):
     """Normalizes each sample over its last axis, position by position:
     y = gamma * (x - mean) / sqrt(var + epsilon) + beta, with the mean and
     (biased) variance of the last axis; gamma and beta have the size of that
-    axis.  The same in training and inference (no moving statistics)."""
+    axis.  The same in training and inference (no moving statistics).
+
+    Parameters
+    ----------
+    epsilon : float, default 1e-3
+        Added to the variance, positive.
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Raises
+    ------
+    ValueError
+        If epsilon is not a positive number.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.LayerNormalization()], input_shape=(2, 4))
+    >>> y = net.predict(np.arange(8, dtype=np.float32).reshape(1, 2, 4))
+    >>> np.round(y.mean(axis=-1), 6) + 0
+    array([[0., 0.]], dtype=float32)
+    """
 
     def __init__(self, epsilon: float = 1e-3, name: Optional[str] = None):
         super().__init__(name)

@@ -17,6 +17,28 @@ class BatchNormalization(NativeLayer):
     statistics: moving = momentum * moving + (1 - momentum) * batch; inference
     uses the moving statistics.  `params` are [gamma, beta]; `state` holds
     [moving_mean, moving_var], which are saved with the model but not trained.
+
+    Parameters
+    ----------
+    momentum : float, default 0.99
+        The weight of the old moving statistics, in [0, 1].
+    epsilon : float, default 1e-3
+        Added to the variance, positive.
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Raises
+    ------
+    ValueError
+        If momentum or epsilon is out of range.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.Dense(4), nncore.BatchNormalization()],
+    ...                      input_shape=(3,), seed=0)
+    >>> [w.shape for w in net.layers[1].get_weights()]    # gamma, beta, moving mean, var
+    [(4,), (4,), (4,), (4,)]
     """
 
     def __init__(self, momentum: float = 0.99, epsilon: float = 1e-3,

@@ -81,12 +81,44 @@ class MaxPool2D(_Pool2D):
 
 class AvgPool2D(_Pool2D):
     """The mean over each pool_size window (strides default to pool_size).
-    With padding, windows average the elements inside the image only."""
+    With padding, windows average the elements inside the image only.
+
+    Parameters
+    ----------
+    pool_size : int or (int, int), default 2
+        The window's height and width.
+    strides : int or (int, int), optional
+        The step of the window (default: `pool_size`).
+    padding : {"valid", "same"} or int or (int, int), default "valid"
+        As in `Conv2D`.
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.AvgPool2D(2)], input_shape=(2, 2, 1))
+    >>> net.predict(np.arange(4, dtype=np.float32).reshape(1, 2, 2, 1)).ravel()
+    array([1.5], dtype=float32)
+    """
     kind = "avg"
 
 
 class GlobalAveragePooling2D(NativeLayer):
-    """The mean over height and width: (h, w, c) samples become (c,)."""
+    """The mean over height and width: (h, w, c) samples become (c,).
+
+    Parameters
+    ----------
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.GlobalAveragePooling2D()], input_shape=(2, 2, 3))
+    >>> net.predict(np.ones((5, 2, 2, 3), dtype=np.float32)).shape
+    (5, 3)
+    """
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return (image_shape(self, input_shape)[2],)

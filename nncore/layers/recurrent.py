@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .. import initializers
+from .. import initializers, regularizers
 from .._native.recurrent import RecurrentOp
 from .base import NativeLayer, Shape
 from .sequence import _positive_int, sequence_shape
@@ -42,11 +42,16 @@ class _Recurrent(NativeLayer):
     gates = 1
 
     def __init__(self, units: int, return_sequences: bool = False, go_backwards: bool = False,
+                 kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None,
                  name: Optional[str] = None):
         super().__init__(name)
         self.units = _positive_int(self, units, "units")
         self.return_sequences = bool(return_sequences)
         self.go_backwards = bool(go_backwards)
+        owner = type(self).__name__
+        self.kernel_regularizer = regularizers.get(kernel_regularizer, owner)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer, owner)
+        self.bias_regularizer = regularizers.get(bias_regularizer, owner)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         steps, _ = sequence_shape(self, input_shape)
@@ -69,6 +74,9 @@ class _Recurrent(NativeLayer):
             self.bias[self.units:2 * self.units] = 1
         self.params = [self.kernel, self.recurrent_kernel, self.bias]
         self.grads = [np.zeros_like(p) for p in self.params]
+        self._penalties = regularizers.penalty_ops(self, zip(
+            (self.kernel_regularizer, self.recurrent_regularizer, self.bias_regularizer),
+            self.params, self.grads))
         super().build(input_shape)
 
     def make_ops(self) -> list:
@@ -78,7 +86,11 @@ class _Recurrent(NativeLayer):
 
     def get_config(self) -> dict:
         return {"units": self.units, "return_sequences": self.return_sequences,
-                "go_backwards": self.go_backwards, "name": self.name}
+                "go_backwards": self.go_backwards,
+                "kernel_regularizer": regularizers.config_of(self.kernel_regularizer),
+                "recurrent_regularizer": regularizers.config_of(self.recurrent_regularizer),
+                "bias_regularizer": regularizers.config_of(self.bias_regularizer),
+                "name": self.name}
 
     def weight_shapes(self, input_shape: Shape):
         self.compute_output_shape(tuple(input_shape))
@@ -97,20 +109,113 @@ class _Recurrent(NativeLayer):
 class SimpleRNN(_Recurrent):
     """A fully connected recurrent layer: h = tanh(x W + h_prev U + b).
     Outputs the last state (units,) or, with return_sequences, every step's
-    (steps, units); go_backwards reads the steps last to first."""
+    (steps, units); go_backwards reads the steps last to first.
+
+    Parameters
+    ----------
+    units : int
+        The size of the state (and of each output step).
+    return_sequences : bool, default False
+        Output every step's state (steps, units) instead of the last (units,).
+    go_backwards : bool, default False
+        Read the steps last to first.
+    kernel_regularizer, recurrent_regularizer, bias_regularizer : Regularizer or str, optional
+        Penalties on `kernel`, `recurrent_kernel` and `bias`, as Dense's
+        `kernel_regularizer`.
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Raises
+    ------
+    ValueError
+        If units is not a positive integer, or (when the network is built)
+        the input is not (steps, features).
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.SimpleRNN(4, return_sequences=True), nncore.SimpleRNN(3)],
+    ...                      input_shape=(5, 2), seed=0)
+    >>> [w.shape for w in net.layers[1].get_weights()]
+    [(4, 3), (3, 3), (3,)]
+    >>> net.predict(np.zeros((6, 5, 2), dtype=np.float32)).shape
+    (6, 3)
+    """
     cell, gates = "simple", 1
 
 
 class LSTM(_Recurrent):
     """Long short-term memory (Hochreiter & Schmidhuber), gates (i, f, c, o)
-    as in Keras and PyTorch; see the module docstring."""
+    as in Keras and PyTorch; see the module docstring.
+
+    Parameters
+    ----------
+    units : int
+        The size of the state (and of each output step).
+    return_sequences : bool, default False
+        Output every step's state (steps, units) instead of the last (units,).
+    go_backwards : bool, default False
+        Read the steps last to first.
+    kernel_regularizer, recurrent_regularizer, bias_regularizer : Regularizer or str, optional
+        Penalties on `kernel`, `recurrent_kernel` and `bias`, as Dense's
+        `kernel_regularizer`.
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Raises
+    ------
+    ValueError
+        If units is not a positive integer, or (when the network is built)
+        the input is not (steps, features).
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.LSTM(4, return_sequences=True), nncore.LSTM(3)],
+    ...                      input_shape=(5, 2), seed=0)
+    >>> [w.shape for w in net.layers[1].get_weights()]
+    [(4, 12), (3, 12), (12,)]
+    >>> net.predict(np.zeros((6, 5, 2), dtype=np.float32)).shape
+    (6, 3)
+    """
     cell, gates = "lstm", 4
 
 
 class GRU(_Recurrent):
     """Gated recurrent unit with the reset gate after the recurrent
     projection (Keras' default reset_after=True, PyTorch's GRU); see the
-    module docstring for the gate order and its mapping to PyTorch."""
+    module docstring for the gate order and its mapping to PyTorch.
+
+    Parameters
+    ----------
+    units : int
+        The size of the state (and of each output step).
+    return_sequences : bool, default False
+        Output every step's state (steps, units) instead of the last (units,).
+    go_backwards : bool, default False
+        Read the steps last to first.
+    kernel_regularizer, recurrent_regularizer, bias_regularizer : Regularizer or str, optional
+        Penalties on `kernel`, `recurrent_kernel` and `bias`, as Dense's
+        `kernel_regularizer`.
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Raises
+    ------
+    ValueError
+        If units is not a positive integer, or (when the network is built)
+        the input is not (steps, features).
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.GRU(4, return_sequences=True), nncore.GRU(3)],
+    ...                      input_shape=(5, 2), seed=0)
+    >>> [w.shape for w in net.layers[1].get_weights()]
+    [(4, 9), (3, 9), (2, 9)]
+    >>> net.predict(np.zeros((6, 5, 2), dtype=np.float32)).shape
+    (6, 3)
+    """
     cell, gates = "gru", 3
 
     def _bias_shape(self) -> Shape:

@@ -8,7 +8,20 @@ from .base import NativeLayer, Shape
 
 
 class Flatten(NativeLayer):
-    """Flattens each sample to one axis: (h, w, c) becomes (h*w*c,)."""
+    """Flattens each sample to one axis: (h, w, c) becomes (h*w*c,).
+
+    Parameters
+    ----------
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.Flatten()], input_shape=(2, 3, 4))
+    >>> net.predict(np.zeros((5, 2, 3, 4), dtype=np.float32)).shape
+    (5, 24)
+    """
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return (int(np.prod(input_shape, dtype=np.int64)),)

@@ -6,7 +6,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import initializers
+from .. import initializers, regularizers
 from .._native.activation import ActivationOp
 from .._native.conv1d import Conv1DOp
 from .._native.embedding import EmbeddingOp
@@ -61,7 +61,35 @@ class Embedding(NativeLayer):
     [0, input_dim).  Embedding must therefore be the first layer; in float32
     networks input_dim is at most 2**24, the integers float32 holds exactly.
     Backward writes the gradient of the table: the summed output gradients in
-    the rows the batch used, zeros elsewhere.
+    the rows the batch used, zeros elsewhere (plus the regularizer's
+    gradient, on every row).
+
+    Parameters
+    ----------
+    input_dim : int
+        The number of rows of the table: indices go from 0 to input_dim - 1.
+    output_dim : int
+        The length of each row.
+    embeddings_initializer : str, default "glorot_uniform"
+        How the table is drawn (a name of `nncore.initializers`).
+    embeddings_regularizer : Regularizer or str, optional
+        A penalty on the whole table, as Dense's `kernel_regularizer`.
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Raises
+    ------
+    ValueError
+        If a size is not a positive integer; when the network runs, if an
+        index is not an integer in [0, input_dim).
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.Embedding(10, 4), nncore.GlobalAveragePooling1D()],
+    ...                      input_shape=(3,), seed=0)
+    >>> net.predict(np.array([[1, 2, 9], [0, 0, 0]])).shape
+    (2, 4)
     """
 
     #: the layer reads integer indices: it must be first, and network inputs
@@ -69,11 +97,14 @@ class Embedding(NativeLayer):
     reads_indices = True
 
     def __init__(self, input_dim: int, output_dim: int,
-                 embeddings_initializer="glorot_uniform", name: Optional[str] = None):
+                 embeddings_initializer="glorot_uniform", embeddings_regularizer=None,
+                 name: Optional[str] = None):
         super().__init__(name)
         self.input_dim = _positive_int(self, input_dim, "input_dim")
         self.output_dim = _positive_int(self, output_dim, "output_dim")
         self.embeddings_initializer = initializers.get(embeddings_initializer)
+        self.embeddings_regularizer = regularizers.get(embeddings_regularizer,
+                                                       type(self).__name__)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 1:
@@ -93,6 +124,8 @@ class Embedding(NativeLayer):
                                             self.input_dim, self.output_dim, self.dtype)
         self.params = [self.embeddings]
         self.grads = [np.zeros_like(self.embeddings)]
+        self._penalties = regularizers.penalty_ops(self, [
+            (self.embeddings_regularizer, self.embeddings, self.grads[0])])
         super().build(input_shape)
 
     def make_ops(self) -> list:
@@ -117,6 +150,7 @@ class Embedding(NativeLayer):
     def get_config(self) -> dict:
         return {"input_dim": self.input_dim, "output_dim": self.output_dim,
                 "embeddings_initializer": initializers.name_of(self.embeddings_initializer),
+                "embeddings_regularizer": regularizers.config_of(self.embeddings_regularizer),
                 "name": self.name}
 
     def weight_shapes(self, input_shape: Shape):
@@ -135,12 +169,49 @@ class Conv1D(NativeLayer):
     right, as Keras) or 'causal' ((kernel_size - 1) * dilation_rate zeros on
     the left: output t depends on inputs up to t only).  `dilation_rate`
     spaces the taps.  `activation` as for Dense.
+
+    Parameters
+    ----------
+    filters : int
+        The number of output channels.
+    kernel_size : int
+        The window's length in steps.
+    strides : int, default 1
+        The step of the window.
+    padding : {"valid", "same", "causal"}, default "valid"
+        See above.
+    dilation_rate : int, default 1
+        The distance between the window's taps.
+    use_bias : bool, default True
+        Whether to add a bias per filter.
+    activation : str or Activation, optional
+        Applied to the outputs.
+    kernel_initializer : str, default "glorot_uniform"
+        How the kernel is drawn (a name of `nncore.initializers`).
+    kernel_regularizer, bias_regularizer : Regularizer or str, optional
+        Penalties on the kernel and the bias, as Dense's.
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range, or (when the network is built) the
+        window does not fit the input.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.Conv1D(8, 3, padding="causal", activation="relu")],
+    ...                      input_shape=(10, 2), seed=0)
+    >>> net.predict(np.zeros((4, 10, 2), dtype=np.float32)).shape
+    (4, 10, 8)
     """
 
     def __init__(self, filters: int, kernel_size: int, strides: int = 1, padding="valid",
                  dilation_rate: int = 1, use_bias: bool = True,
                  activation: ActivationSpec = None, kernel_initializer="glorot_uniform",
-                 name: Optional[str] = None):
+                 kernel_regularizer=None, bias_regularizer=None, name: Optional[str] = None):
         super().__init__(name)
         self.filters = _positive_int(self, filters, "filters")
         self.kernel_size = _positive_int(self, kernel_size, "kernel_size")
@@ -153,6 +224,8 @@ class Conv1D(NativeLayer):
         self.use_bias = bool(use_bias)
         self.activation, self.activation_alpha = fused_activation(self, activation)
         self.kernel_initializer = initializers.get(kernel_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer, type(self).__name__)
+        self.bias_regularizer = regularizers.get(bias_regularizer, type(self).__name__)
 
     def _geometry(self, input_shape: Shape) -> Tuple[int, int]:
         steps, _ = sequence_shape(self, input_shape)
@@ -172,6 +245,9 @@ class Conv1D(NativeLayer):
         self.bias = np.zeros(self.filters, self.dtype) if self.use_bias else None
         self.params = [self.kernel] if self.bias is None else [self.kernel, self.bias]
         self.grads = [np.zeros_like(p) for p in self.params]
+        self._penalties = regularizers.penalty_ops(self, [
+            (self.kernel_regularizer, self.kernel, self.grads[0]),
+            (self.bias_regularizer, self.bias, self.grads[-1])])
         super().build(input_shape)
 
     def make_ops(self) -> list:
@@ -191,6 +267,8 @@ class Conv1D(NativeLayer):
                 "dilation_rate": self.dilation_rate, "use_bias": self.use_bias,
                 "activation": activation_config(self.activation, self.activation_alpha),
                 "kernel_initializer": initializers.name_of(self.kernel_initializer),
+                "kernel_regularizer": regularizers.config_of(self.kernel_regularizer),
+                "bias_regularizer": regularizers.config_of(self.bias_regularizer),
                 "name": self.name}
 
     def weight_shapes(self, input_shape: Shape):
@@ -245,14 +323,62 @@ class _Pool1D(NativeLayer):
 
 class MaxPool1D(_Pool1D):
     """The maximum over each window of pool_size steps (strides default to
-    pool_size); with padding='same', windows use the steps inside the input."""
+    pool_size); with padding='same', windows use the steps inside the input.
+
+    Parameters
+    ----------
+    pool_size : int, default 2
+        The window's length in steps.
+    strides : int, optional
+        The step of the window (default: `pool_size`).
+    padding : {"valid", "same"}, default "valid"
+        No padding, or Keras's "same" (ceil(steps / strides) outputs).
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.MaxPool1D(2)], input_shape=(4, 1))
+    >>> net.predict(np.array([[[1], [3], [2], [0]]], dtype=np.float32)).ravel()
+    array([3., 2.], dtype=float32)
+    """
     kind = "max"
 
 
 class AveragePooling1D(_Pool1D):
     """The mean over each window of pool_size steps (strides default to
     pool_size); with padding='same', windows average the steps inside the
-    input only."""
+    input only.
+
+    Parameters
+    ----------
+    pool_size : int, default 2
+        The window's length in steps.
+    strides : int, optional
+        The step of the window (default: `pool_size`).
+    padding : {"valid", "same"}, default "valid"
+        No padding, or Keras's "same" (ceil(steps / strides) outputs).
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.AveragePooling1D(2)], input_shape=(4, 1))
+    >>> net.predict(np.array([[[1], [3], [2], [0]]], dtype=np.float32)).ravel()
+    array([2., 1.], dtype=float32)
+    """
     kind = "avg"
 
 
@@ -275,12 +401,38 @@ class _GlobalPool1D(NativeLayer):
 
 
 class GlobalMaxPooling1D(_GlobalPool1D):
-    """The maximum over the steps: (steps, channels) samples become (channels,)."""
+    """The maximum over the steps: (steps, channels) samples become (channels,).
+
+    Parameters
+    ----------
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.GlobalMaxPooling1D()], input_shape=(3, 2))
+    >>> net.predict(np.array([[[1, 5], [4, 0], [2, 2]]], dtype=np.float32))
+    array([[4., 5.]], dtype=float32)
+    """
     kind = "max"
 
 
 class GlobalAveragePooling1D(_GlobalPool1D):
-    """The mean over the steps: (steps, channels) samples become (channels,)."""
+    """The mean over the steps: (steps, channels) samples become (channels,).
+
+    Parameters
+    ----------
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.GlobalAveragePooling1D()], input_shape=(3, 2))
+    >>> net.predict(np.array([[[1, 5], [4, 0], [1, 1]]], dtype=np.float32))
+    array([[2., 2.]], dtype=float32)
+    """
     kind = "avg"
 
 
