@@ -3,7 +3,7 @@
 a batch (`gradients`), which `Optimizer.apply_gradients` then applies."""
 from __future__ import annotations
 
-from typing import List
+from typing import List, Tuple
 
 import numpy as np
 
@@ -49,6 +49,12 @@ def gradients(net, x, y, sample_weight=None) -> List[np.ndarray]:
     penalties) w.r.t. net.params, in that order, computed as a training
     step of fit computes them (training-mode layers, same native plan);
     nothing is updated."""
+    return gradients_and_loss(net, x, y, sample_weight)[0]
+
+
+def gradients_and_loss(net, x, y, sample_weight=None) -> Tuple[List[np.ndarray], float]:
+    """`gradients` and the batch loss (with the penalties) they are the
+    gradient of."""
     if net.loss is None:
         raise RuntimeError("Network.gradients: set a loss with use(...) first")
     x = network_inputs(net, x)
@@ -63,23 +69,30 @@ def gradients(net, x, y, sample_weight=None) -> List[np.ndarray]:
                 weights = np.ascontiguousarray(weights, net.dtype)
             begin_native_run(net.plans.training_threads(net, plan, n))
             try:
-                plan.gradients(x.reshape(n, -1), y, weights)
+                loss = plan.gradients(x.reshape(n, -1), y, weights)
             finally:
                 end_native_run()
         else:
-            _python_gradients(net, x, y, weights)
-        return [g.copy() for g in net.grads]
+            loss = _python_gradients(net, x, y, weights)
+        return [g.copy() for g in net.grads], float(loss)
 
-def _python_gradients(net, x, y, weights) -> None:
-    """The per-layer forward and backward of a training step (Python path)."""
+
+def _python_gradients(net, x, y, weights) -> float:
+    """The per-layer forward and backward of a training step (Python path);
+    the batch loss with the penalties."""
     loss = net.loss
     target = y if getattr(loss, "sparse", False) else y.reshape((len(x),) + net.output_shape)
     out = x
     for layer in net.layers:
         out = layer.forward(out, training=True)
-    grad = loss.gradient(target, out) if weights is None else \
-        loss.gradient(target, out, sample_weight=weights)
+    if weights is None:
+        value = float(loss(target, out))
+        grad = loss.gradient(target, out)
+    else:
+        value = float(loss(target, out, sample_weight=weights))
+        grad = loss.gradient(target, out, sample_weight=weights)
     for layer in reversed(net.layers):
         grad = layer.backward(grad)
     for penalty in net.penalties:
-        penalty.apply()
+        value += penalty.apply()
+    return value

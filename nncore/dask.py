@@ -1,4 +1,4 @@
-"""Prediction over dask arrays on a Dask cluster.
+"""Prediction over dask arrays, and data-parallel training, on a Dask cluster.
 
 Needs dask (`pip install "nncore[dask]"`: dask[array] and distributed);
 `import nncore` does not import this module.  Training on dask arrays needs
@@ -23,7 +23,7 @@ from ._adapters import is_dask_array
 from ._threads import get_num_threads, set_num_threads
 from .network import Network, load
 
-__all__ = ["predict"]
+__all__ = ["predict", "fit"]
 
 
 def _one_thread() -> None:
@@ -140,3 +140,123 @@ def predict(model, X, method: str = "predict", batch_size: Optional[int] = None)
         chunks=(X.chunks[0],) + tuple((d,) for d in out_shape),
         drop_axis=list(range(1, X.ndim)), new_axis=list(range(1, 1 + len(out_shape))),
         meta=np.empty((0,) * (1 + len(out_shape)), out_dtype))
+
+
+def fit(network, X, y, *, epochs: int = 1, batch_size: Optional[int] = None, client=None,
+        mode: str = "sync", average_every: int = 8, validation_data=None, callbacks=None,
+        verbose: int = 1, shuffle: bool = True, initial_epoch: int = 0,
+        learning_rate: Optional[float] = None, checkpoint=None, timeout: float = 60.0):
+    """Train `network` data-parallel on the workers of a Dask cluster.
+
+    The rows stay on the workers (a dask array X is persisted block by
+    block; a NumPy array is split into one block per worker and scattered)
+    and each worker computes on the blocks it holds.  The client keeps the
+    network, runs the epochs, and calls the callbacks, validation and
+    progress output once per epoch, as `Network.fit` does.
+
+    With ``mode="sync"`` every step is one step of synchronous SGD on a
+    global batch of `batch_size` rows, chosen by the network's shuffle
+    generator exactly as `Network.fit` chooses them: each worker computes
+    the gradient of the rows of the batch it holds (weighted by their share
+    of the batch), the client adds the partial gradients in a fixed order
+    (by block), applies one optimizer step and sends the new weights to the
+    workers.  The result equals `Network.fit` on the same rows, seed and
+    batch size up to the order of floating-point sums (1e-10 relative in
+    float64).  BatchNormalization is refused (the statistics of a global
+    batch would need an exchange inside the forward); dropout and
+    augmentation layers draw their masks from each worker's own generator,
+    so with them the numbers differ from `Network.fit`'s (the training is
+    still SGD on the same batches).
+
+    With ``mode="local"`` each worker trains on its own rows with its own
+    optimizer for `average_every` steps (its share of the global batch per
+    step), then the client averages the weights and floating-point layer
+    state (BatchNormalization's moving statistics), weighted by the rows
+    each worker trained on.  That is not the same as single-process SGD
+    (the replicas drift apart between averages); it exchanges weights
+    `average_every` times less often, which pays for small batches and slow
+    networks.
+
+    A worker lost during a step is survived when Dask can recompute or
+    move its rows (a dask array from its graph, NumPy blocks scattered again
+    from the client): the step runs again on the workers left.  When the
+    cluster cannot finish a step within `timeout` seconds the fit raises
+    `RuntimeError` (`WorkersLost`); the network then holds the weights of
+    the last completed step (never a mix), and the `checkpoint` file, saved
+    atomically at the end of every epoch, stays loadable.
+
+    Parameters
+    ----------
+    network : Network
+        The network to train (with a loss set by `use`); built from X's
+        sample shape when it is not built yet.
+    X : dask.array.Array or numpy.ndarray
+        The training samples, batch first.
+    y : dask.array.Array or numpy.ndarray
+        The targets, one per sample.
+    epochs : int, default 1
+        The epoch to stop after.
+    batch_size : int, optional
+        The global batch: rows per step over all workers (default as in
+        `Network.fit`).
+    client : distributed.Client, optional
+        The cluster's client (default: the current one).
+    mode : {"sync", "local"}, default "sync"
+        Synchronous data-parallel SGD, or local steps with weight averaging.
+    average_every : int, default 8
+        Local mode: the steps each worker takes between two averages.
+    validation_data : tuple of (x_val, y_val), optional
+        Scored on the client at the end of every epoch (``val_`` logs).
+    callbacks : list of Callback, optional
+        As in `Network.fit`; `on_batch_end` runs after every step (local
+        mode: after every average).
+    verbose : {0, 1, 2}, default 1
+        Progress output, as in `Network.fit`.
+    shuffle : bool, default True
+        Draw a new order of the rows at every epoch from the network's
+        shuffle generator (as `Network.fit` does).
+    initial_epoch : int, default 0
+        The epoch to start from.
+    learning_rate : float, optional
+        Replaces the optimizer's rate for this call.
+    checkpoint : str or path-like, optional
+        Where to save the network (`Network.save`, atomic) after every epoch.
+    timeout : float, default 60
+        Seconds a step may take, and a lost worker may take to be replaced,
+        before the fit raises.
+
+    Returns
+    -------
+    History
+        The losses (and validation figures) of each epoch, also kept as
+        `network.history`; training metrics are not computed.
+
+    Raises
+    ------
+    ValueError
+        If a layer cannot be trained this way (BatchNormalization in sync
+        mode: the message names the layer), an argument is out of range, or
+        there is no client.
+    RuntimeError
+        `WorkersLost` when the cluster cannot finish a step in time.
+    FloatingPointError
+        If a step's loss is not finite (the step is not applied).
+
+    Examples
+    --------
+    >>> import numpy as np, nncore, nncore.dask                # doctest: +SKIP
+    >>> from distributed import Client, LocalCluster           # doctest: +SKIP
+    >>> client = Client(LocalCluster(n_workers=2, threads_per_worker=1))  # doctest: +SKIP
+    >>> x = np.random.default_rng(0).normal(size=(256, 4))    # doctest: +SKIP
+    >>> y = x.sum(axis=1, keepdims=True)                       # doctest: +SKIP
+    >>> net = nncore.Network([nncore.Dense(1)], input_shape=(4,), seed=0)  # doctest: +SKIP
+    >>> net.use("mse", optimizer="sgd")                        # doctest: +SKIP
+    >>> history = nncore.dask.fit(net, x, y, epochs=2, batch_size=32,
+    ...                           client=client, verbose=0)   # doctest: +SKIP
+    """
+    from ._dask_fit import fit as cluster_fit
+    return cluster_fit(network, X, y, epochs=epochs, batch_size=batch_size, client=client,
+                       mode=mode, average_every=average_every,
+                       validation_data=validation_data, callbacks=callbacks, verbose=verbose,
+                       shuffle=shuffle, initial_epoch=initial_epoch,
+                       learning_rate=learning_rate, checkpoint=checkpoint, timeout=timeout)

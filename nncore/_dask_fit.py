@@ -1,0 +1,334 @@
+"""`nncore.dask.fit`: data-parallel training across the workers of a Dask
+cluster (see that function).  The client holds the network and runs the
+fit's epochs, callbacks, validation and progress (a `Trainer` without data);
+the workers hold the rows (`_dask_rows`) and compute on them
+(`_dask_replica`); Dask carries the tasks, the weights and the results."""
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from concurrent.futures import CancelledError
+from typing import List, Optional
+
+import numpy as np
+
+from . import _dask_replica as replica
+from ._dask_rows import ClusterRows
+from ._data import check_positive_int, network_inputs, network_targets
+from ._fit_config import FitConfig
+from ._native.data import shuffle as shuffle_order
+from ._native.optim import apply_update
+from ._training import Trainer, fit_optimizer, shuffle_state
+from .errors import in_layer
+from .layers.normalization import BatchNormalization
+
+MODES = ("sync", "local")
+
+
+class _NoData:
+    """What a `Trainer` reads of its data when the rows are on a cluster."""
+
+    single = True
+
+    def __init__(self, validation) -> None:
+        self.validation = validation
+
+
+class WorkersLost(RuntimeError):
+    """The cluster could not finish a step: workers were lost and did not
+    come back, or a step waited longer than the fit's timeout."""
+
+
+def _retryable():
+    """The errors of a step that a lost worker causes."""
+    from distributed import KilledWorker
+    from distributed.comm.core import CommClosedError
+    return (KilledWorker, CancelledError, CommClosedError, OSError)
+
+
+class ClusterFit:
+    """One `nncore.dask.fit` call, the network's run guard held."""
+
+    def __init__(self, net, client, rows: ClusterRows, trainer: Trainer, mode: str,
+                 average_every: int, checkpoint, timeout: float) -> None:
+        self.net, self.client, self.rows, self.trainer = net, client, rows, trainer
+        self.mode, self.average_every = mode, average_every
+        self.checkpoint, self.timeout = checkpoint, timeout
+        self.key = uuid.uuid4().hex
+        self.batch = trainer.batch_size(rows.n)
+        self.per_epoch = math.ceil(rows.n / self.batch)
+        self.model = None
+
+    # ----------------------------------------------------------- transport
+    def _share_model(self) -> None:
+        data = self.net._dumps("nncore.dask.fit")
+        self.model = self.client.scatter(data, broadcast=True, hash=False)
+
+    def _gather(self, submit) -> list:
+        """The results of the tasks `submit()` makes, in its order; after a
+        lost worker the tasks are made again on the repaired placement, for
+        up to `timeout` seconds; WorkersLost after that."""
+        from distributed import wait
+        lost_since = None
+        while True:
+            futures = submit()
+            left = self.timeout if lost_since is None else \
+                max(0.0, lost_since + self.timeout - time.monotonic())
+            try:
+                wait(futures, timeout=left)
+                return self.client.gather(futures)
+            except TimeoutError as error:
+                self.client.cancel(futures)
+                raise WorkersLost(self._lost_message(error)) from error
+            except _retryable() as error:
+                self.client.cancel(futures)
+                now = time.monotonic()
+                lost_since = now if lost_since is None else lost_since
+                if now - lost_since >= self.timeout:
+                    raise WorkersLost(self._lost_message(error)) from error
+                try:
+                    self.rows.repair()
+                    if self.model.status != "finished":
+                        self._share_model()
+                except TimeoutError as error:
+                    raise WorkersLost(self._lost_message(error)) from error
+                except _retryable() + (RuntimeError,):
+                    time.sleep(0.5)
+
+    def _lost_message(self, error) -> str:
+        return (f"nncore.dask.fit: the cluster did not finish a step within {self.timeout:g} s "
+                f"({type(error).__name__}: {error}); the network holds the weights of the "
+                f"last completed step")
+
+    # ---------------------------------------------------------------- run
+    def run(self) -> None:
+        trainer, net, config = self.trainer, self.net, self.trainer.config
+        self._share_model()
+        order = np.arange(self.rows.n, dtype=np.int64)
+        callbacks = trainer.callbacks
+        for callback in callbacks:
+            callback.set_network(net)
+            callback.on_train_begin()
+        try:
+            for epoch in range(config.initial_epoch, config.epochs):
+                e = epoch - config.initial_epoch
+                trainer.begin_epoch(epoch)
+                if trainer.state is not None:
+                    shuffle_order(order, trainer.state)
+                if self.mode == "sync":
+                    self._sync_epoch(e, order)
+                else:
+                    self._local_epoch(e, order)
+                if net.stop_training and net.stopped_on_nan:
+                    break
+                trainer.end_epoch(e, self.per_epoch)
+                if self.checkpoint is not None:
+                    net.save(self.checkpoint)
+                if net.stop_training:
+                    break
+            for callback in callbacks:
+                callback.on_train_end(trainer.logs)
+        finally:
+            try:
+                self.client.run(replica.forget, self.key)
+            except Exception:            # the cluster may be gone: nothing to forget
+                pass
+
+    def _sync_epoch(self, e: int, order: np.ndarray) -> None:
+        net, trainer = self.net, self.trainer
+        params = net.params
+        optimizer = trainer.optimizer
+        self.rows.place()
+        for k in range(self.per_epoch):
+            batch = order[k * self.batch:(k + 1) * self.batch]
+
+            def submit(batch=batch):
+                weights = self.client.scatter(replica.flatten(params, net.dtype),
+                                              broadcast=True, hash=False)
+                futures = []
+                for g, rows in enumerate(self.rows.group_rows(batch)):
+                    if rows is None:
+                        continue
+                    xs, ys = self.rows.futures_of(g)
+                    scale = sum(len(r) for r in rows) / len(batch)
+                    futures.append(self.client.submit(
+                        replica.sync_partial, self.key, g, self.model, weights, rows, scale,
+                        xs, ys, workers=[self.rows.addresses[g]], allow_other_workers=True,
+                        pure=False))
+                return futures
+
+            partials = self._gather(submit)
+            total = partials[0][0]
+            for grad, _ in partials[1:]:
+                total += grad
+            loss = sum(l for _, l in partials)
+            if not self._account(e, k, len(batch), loss):
+                return
+            rate = float(optimizer.learning_rates(optimizer.iterations, 1, trainer.rate)[0])
+            grads = _views(total, params)
+            apply_update(optimizer.updater, params, grads, rate)
+            self._batch_end(e, k, len(batch), loss)
+            if net.stop_training:
+                return
+
+    def _local_epoch(self, e: int, order: np.ndarray) -> None:
+        net, trainer, rows = self.net, self.trainer, self.rows
+        rows.place()
+        groups = rows.group_of_block[rows.block_of[order]]
+        mine = [order[groups == g] for g in range(len(rows.groups))]
+        batches = [max(1, round(self.batch * len(m) / rows.n)) for m in mine]
+        span = [b * self.average_every for b in batches]
+        rounds = max(math.ceil(len(m) / s) for m, s in zip(mine, span))
+        averaged = replica.averaged_arrays(net)
+        rate = trainer.learning_rate
+        rate = None if callable(rate) else float(rate)
+        for r in range(rounds):
+            def submit(r=r):
+                weights = self.client.scatter(replica.flatten(averaged, net.dtype),
+                                              broadcast=True, hash=False)
+                futures = []
+                for g in range(len(mine)):
+                    chosen = mine[g][r * span[g]:(r + 1) * span[g]]
+                    if not len(chosen):
+                        continue
+                    # the group's rows as the repaired placement splits them
+                    shares = rows.group_rows(chosen)
+                    for h, share in enumerate(shares):
+                        if share is None:
+                            continue
+                        xs, ys = rows.futures_of(h)
+                        futures.append(self.client.submit(
+                            replica.local_steps, self.key, g, self.model, weights, share,
+                            batches[g], rate, xs, ys, workers=[rows.addresses[h]],
+                            allow_other_workers=True, pure=False))
+                return futures
+
+            results = self._gather(submit)
+            seen = sum(n for _, n, _ in results)
+            loss = sum(s for _, _, s in results)
+            if not self._account(e, r, seen, loss / seen):
+                return
+            total = np.zeros_like(results[0][0], dtype=np.float64)
+            for flat, n, _ in results:
+                total += flat * (n / seen)
+            replica.unflatten_into(averaged, total)
+            self._batch_end(e, r, seen, loss / seen)
+            if net.stop_training:
+                return
+
+    # ------------------------------------------------------ bookkeeping
+    def _account(self, e: int, k: int, size: int, loss: float) -> bool:
+        """Add a step's loss to its epoch; False (the step not applied) when
+        the loss is not finite: TerminateOnNaN stops, else FloatingPointError."""
+        trainer = self.trainer
+        if math.isfinite(loss):
+            trainer.loss_sums[e] += loss * size
+            return True
+        epoch = trainer.config.initial_epoch + e
+        what = f"the loss became {loss} at epoch {epoch + 1}/{trainer.config.epochs}, " \
+               f"batch {k + 1}"
+        trainer.history.stopped = {"reason": what, "epoch": epoch, "batch": k,
+                                   "restored": "the weights of the step before were kept"}
+        for callback in trainer.callbacks:
+            callback.on_batch_end(k, {"loss": float(loss), "size": size})
+        if self.net.stopped_on_nan:
+            self.net.stop_training = True
+            return False
+        raise FloatingPointError(f"nncore.dask.fit: {what}; the weights of the step before "
+                                 f"were kept. Lower the learning rate or scale the inputs")
+
+    def _batch_end(self, e: int, k: int, size: int, loss: float) -> None:
+        trainer = self.trainer
+        for callback in trainer.callbacks:
+            callback.on_batch_end(k, {"loss": float(loss), "size": size})
+        printer = trainer.printer
+        steps = self.per_epoch if self.mode == "sync" else None
+        if printer is not None and printer.live and steps and k + 1 < steps:
+            seen = min((k + 1) * self.batch, self.rows.n)
+            printer.update(k + 1, seen, trainer.epoch_logs(e, seen))
+
+
+def _views(flat: np.ndarray, like: List[np.ndarray]) -> List[np.ndarray]:
+    out, start = [], 0
+    for a in like:
+        out.append(flat[start:start + a.size].reshape(a.shape))
+        start += a.size
+    return out
+
+
+def _checked(net, x, y, mode, average_every, timeout):
+    from .network import Network
+    if not isinstance(net, Network):
+        raise TypeError(f"nncore.dask.fit: network must be a nncore.Network, got "
+                        f"{type(net).__name__}")
+    if net.loss is None:
+        raise RuntimeError("nncore.dask.fit: set a loss with use(...) before fit")
+    if mode not in MODES:
+        raise ValueError(f"nncore.dask.fit: mode must be 'sync' or 'local', got {mode!r}")
+    average_every = check_positive_int(average_every, "average_every")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
+            or not 0 < timeout < float("inf"):
+        raise ValueError(f"nncore.dask.fit: timeout must be a positive number of seconds, "
+                         f"got {timeout!r}")
+    if y is None:
+        raise ValueError("nncore.dask.fit: y is missing; pass the targets")
+    if getattr(x, "ndim", 0) < 2:
+        raise ValueError(f"nncore.dask.fit: X must be an array of samples, batch first, got "
+                         f"{type(x).__name__} of shape {getattr(x, 'shape', None)}")
+    if not net.built:
+        net.build(tuple(x.shape[1:]))
+    # the shapes and dtypes of the samples, checked once on one row
+    network_targets(net, np.asarray(y[:1]), 1)
+    network_inputs(net, np.asarray(x[:1]))
+    if mode == "sync":
+        for index, layer in enumerate(net.layers):
+            if isinstance(layer, BatchNormalization):
+                raise ValueError(in_layer(index, layer, (
+                    "nncore.dask.fit mode='sync' cannot normalize with the statistics of "
+                    "the whole global batch (its rows are on several workers); use "
+                    "mode='local' (statistics of each worker's batches), or a network "
+                    "without BatchNormalization")))
+    return average_every, float(timeout)
+
+
+def fit(network, x, y, *, epochs: int = 1, batch_size: Optional[int] = None, client=None,
+        mode: str = "sync", average_every: int = 8, validation_data=None,
+        callbacks: Optional[list] = None, verbose: int = 1, shuffle: bool = True,
+        initial_epoch: int = 0, learning_rate: Optional[float] = None, checkpoint=None,
+        timeout: float = 60.0):
+    """The body of `nncore.dask.fit` (documented there)."""
+    average_every, timeout = _checked(network, x, y, mode, average_every, timeout)
+    config = FitConfig(epochs=epochs, batch_size=batch_size, validation_data=validation_data,
+                       shuffle=shuffle, verbose=verbose, callbacks=callbacks,
+                       initial_epoch=initial_epoch, learning_rate=learning_rate)
+    if client is None:
+        from distributed import default_client
+        try:
+            client = default_client()
+        except ValueError:
+            raise ValueError("nncore.dask.fit: no Dask client; pass client= or create a "
+                             "distributed.Client first") from None
+    validation = None
+    if validation_data is not None:
+        vx = network_inputs(network, validation_data[0], "validation x")
+        validation = (vx, network_targets(network, validation_data[1], vx.shape[0]))
+    rows = ClusterRows(client, x, y)
+    with network.guard.writing("nncore.dask.fit"):
+        trainer = Trainer(network, config, _NoData(validation))
+        trainer.optimizer = fit_optimizer(network)
+        trainer.state = shuffle_state(network) if config.shuffle else None
+        trainer.samples[:] = rows.n
+        run = ClusterFit(network, client, rows, trainer, mode, average_every, checkpoint,
+                         timeout)
+        trainer.printer = trainer.style.printer(
+            config.verbose, config.epochs, run.per_epoch if mode == "sync" else None)
+        network.history = trainer.history
+        network.stop_training = False
+        network.stopped_on_nan = False
+        network.trainer = trainer
+        try:
+            run.run()
+        finally:
+            network.trainer = None
+        return trainer.history
