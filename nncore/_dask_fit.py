@@ -144,8 +144,7 @@ class ClusterFit:
             batch = order[k * self.batch:(k + 1) * self.batch]
 
             def submit(batch=batch):
-                weights = self.client.scatter(replica.flatten(params, net.dtype),
-                                              broadcast=True, hash=False)
+                weights = replica.flatten(params, net.dtype)
                 futures = []
                 for g, rows in enumerate(self.rows.group_rows(batch)):
                     if rows is None:

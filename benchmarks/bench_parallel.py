@@ -1,0 +1,114 @@
+"""Data-parallel training throughput: nncore.dask.fit on a local Dask
+cluster against one local thread.
+
+    python benchmarks/bench_parallel.py [--samples 4096] [--repeats 3]
+
+Network: the MNIST CNN Conv2D(32,3,relu) -> MaxPool2D(2) -> Conv2D(64,3,relu)
+-> MaxPool2D(2) -> Flatten -> Dense(128,relu) -> Dense(10), softmax
+cross-entropy from logits, plain SGD, float32, random 28x28x1 inputs.
+
+dask_section(): `nncore.dask.fit` in sync mode on LocalCluster(n_workers=2,
+threads_per_worker=1) (rows persisted on the workers before timing; a timed
+pass is one epoch, set-up of the fit included) against `Network.fit` on one
+nncore thread in this process, at global batches 512 and 2048.  The passes
+of the two are interleaved so that the load of a shared machine falls on
+both alike; figures are medians of `repeats` passes with their ranges.
+"""
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _common import SPELLINGS, cnn_layers  # noqa: E402
+
+BATCHES = (512, 2048)
+
+
+def cnn(seed=0):
+    import nncore
+    net = nncore.Network(cnn_layers(SPELLINGS[0]), input_shape=(28, 28, 1), seed=seed)
+    return net.use(nncore.losses.SparseCategoricalCrossentropy(from_logits=True),
+                   optimizer=nncore.optimizers.SGD(0.01)).build()
+
+
+def mnist_shaped(samples, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((samples, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, samples)
+    return x, y
+
+
+def interleaved(runs, repeats):
+    """{name: [seconds, ...]}: one warm-up each, then the runs in turn."""
+    for run in runs.values():
+        run()
+    times = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            began = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - began)
+    return times
+
+
+def rate_text(samples, seconds):
+    rates = sorted(samples / s for s in seconds)
+    return f"{np.median(rates):8.0f} ({rates[0]:.0f}-{rates[-1]:.0f})"
+
+
+def dask_section(samples=4096, repeats=3):
+    """Print samples/s of nncore.dask.fit (sync, 2 workers x 1 thread) and
+    of one local thread, and their ratio, for the CNN at global batches of
+    512 and 2048."""
+    import dask.array as da
+    from distributed import Client, LocalCluster
+
+    import nncore
+    import nncore.dask
+
+    x, y = mnist_shaped(samples)
+    print(f"nncore.dask.fit sync mode, LocalCluster(n_workers=2, threads_per_worker=1), "
+          f"vs Network.fit on 1 thread; CNN float32 SGD, {samples} samples per pass; "
+          f"samples/s median of {repeats} (range); shared machine")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        half = -(-samples // 2)
+        xd = da.from_array(x, chunks=(half, 28, 28, 1)).persist()
+        yd = da.from_array(y, chunks=(half,)).persist()
+        print(f"{'batch':>6} {'1 thread':>22} {'dask 2 workers':>22} {'ratio':>6}")
+        for batch in BATCHES:
+            local, spread = cnn(), cnn()
+
+            def one_thread():
+                with nncore.threads(1):
+                    local.fit(x, y, epochs=1, batch_size=batch, verbose=0)
+
+            def on_cluster():
+                nncore.dask.fit(spread, xd, yd, epochs=1, batch_size=batch, client=client,
+                                verbose=0)
+
+            times = interleaved({"local": one_thread, "dask": on_cluster}, repeats)
+            ratio = np.median(times["local"]) / np.median(times["dask"])
+            ratios = sorted(a / b for a, b in zip(times["local"], times["dask"]))
+            print(f"{batch:>6} {rate_text(samples, times['local']):>22} "
+                  f"{rate_text(samples, times['dask']):>22} {ratio:5.2f}x "
+                  f"(per-pass ratios {ratios[0]:.2f}-{ratios[-1]:.2f})")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=4096)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    dask_section(args.samples, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
