@@ -36,8 +36,17 @@ class _NoData:
 
 
 class WorkersLost(RuntimeError):
-    """The cluster could not finish a step: workers were lost and did not
-    come back, or a step waited longer than the fit's timeout."""
+    """Raised by `nncore.dask.fit` when the cluster cannot finish a step:
+    workers were lost and no others took their work within the fit's
+    `timeout`, or a step waited longer than that.  The network then holds
+    the weights of the last completed step.
+
+    Examples
+    --------
+    >>> from nncore.dask import WorkersLost
+    >>> issubclass(WorkersLost, RuntimeError)
+    True
+    """
 
 
 def _retryable():

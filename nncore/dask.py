@@ -1,9 +1,11 @@
 """Prediction over dask arrays, and data-parallel training, on a Dask cluster.
 
 Needs dask (`pip install "nncore[dask]"`: dask[array] and distributed);
-`import nncore` does not import this module.  Training on dask arrays needs
-nothing from here: `Network.fit`, `evaluate` and `predict` accept dask arrays
-and stream them one block at a time.
+`import nncore` does not import this module.  `predict` gives a dask array
+of predictions computed where the blocks are; `fit` trains a network on the
+workers that hold the rows (synchronous data-parallel SGD, or local steps
+with averaging).  `Network.fit`, `evaluate` and `predict` also accept dask
+arrays and stream them one block at a time through this process.
 """
 from __future__ import annotations
 
@@ -20,10 +22,11 @@ except ImportError as error:                                   # pragma: no cove
                       "(or pip install 'dask[array]' distributed)") from error
 
 from ._adapters import is_dask_array
+from ._dask_fit import WorkersLost
 from ._threads import get_num_threads, set_num_threads
 from .network import Network, load
 
-__all__ = ["predict", "fit"]
+__all__ = ["predict", "fit", "WorkersLost"]
 
 
 def _one_thread() -> None:
@@ -181,7 +184,7 @@ def fit(network, X, y, *, epochs: int = 1, batch_size: Optional[int] = None, cli
     move its rows (a dask array from its graph, NumPy blocks scattered again
     from the client): the step runs again on the workers left.  When the
     cluster cannot finish a step within `timeout` seconds the fit raises
-    `RuntimeError` (`WorkersLost`); the network then holds the weights of
+    `WorkersLost` (a RuntimeError); the network then holds the weights of
     the last completed step (never a mix), and the `checkpoint` file, saved
     atomically at the end of every epoch, stays loadable.
 
@@ -237,22 +240,26 @@ def fit(network, X, y, *, epochs: int = 1, batch_size: Optional[int] = None, cli
         If a layer cannot be trained this way (BatchNormalization in sync
         mode: the message names the layer), an argument is out of range, or
         there is no client.
-    RuntimeError
-        `WorkersLost` when the cluster cannot finish a step in time.
+    WorkersLost
+        When the cluster cannot finish a step in time (a RuntimeError).
     FloatingPointError
         If a step's loss is not finite (the step is not applied).
 
     Examples
     --------
-    >>> import numpy as np, nncore, nncore.dask                # doctest: +SKIP
-    >>> from distributed import Client, LocalCluster           # doctest: +SKIP
-    >>> client = Client(LocalCluster(n_workers=2, threads_per_worker=1))  # doctest: +SKIP
-    >>> x = np.random.default_rng(0).normal(size=(256, 4))    # doctest: +SKIP
-    >>> y = x.sum(axis=1, keepdims=True)                       # doctest: +SKIP
-    >>> net = nncore.Network([nncore.Dense(1)], input_shape=(4,), seed=0)  # doctest: +SKIP
-    >>> net.use("mse", optimizer="sgd")                        # doctest: +SKIP
-    >>> history = nncore.dask.fit(net, x, y, epochs=2, batch_size=32,
-    ...                           client=client, verbose=0)   # doctest: +SKIP
+    >>> import numpy as np, nncore, nncore.dask
+    >>> from distributed import Client, LocalCluster
+    >>> cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+    ...                        dashboard_address=None)
+    >>> client = Client(cluster)
+    >>> x = np.random.default_rng(0).normal(size=(256, 4))
+    >>> y = x.sum(axis=1, keepdims=True)
+    >>> net = nncore.Network([nncore.Dense(1)], input_shape=(4,), seed=0).use("mse")
+    >>> history = nncore.dask.fit(net, x, y, epochs=2, batch_size=32, client=client,
+    ...                           verbose=0)
+    >>> len(history.history["loss"])
+    2
+    >>> client.close(); cluster.close()
     """
     from ._dask_fit import fit as cluster_fit
     return cluster_fit(network, X, y, epochs=epochs, batch_size=batch_size, client=client,

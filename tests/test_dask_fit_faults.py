@@ -25,7 +25,7 @@ distributed = pytest.importorskip("distributed")
 
 import nncore  # noqa: E402
 import nncore.dask  # noqa: E402
-from nncore._dask_fit import WorkersLost  # noqa: E402
+from nncore.dask import WorkersLost  # noqa: E402
 from nncore.callbacks import Callback  # noqa: E402
 
 
