@@ -82,6 +82,7 @@ def dask_section(samples=4096, repeats=3):
         xd = da.from_array(x, chunks=(half, 28, 28, 1)).persist()
         yd = da.from_array(y, chunks=(half,)).persist()
         print(f"{'batch':>6} {'1 thread':>22} {'dask 2 workers':>22} {'ratio':>6}")
+        profiles = []
         for batch in BATCHES:
             local, spread = cnn(), cnn()
 
@@ -99,6 +100,30 @@ def dask_section(samples=4096, repeats=3):
             print(f"{batch:>6} {rate_text(samples, times['local']):>22} "
                   f"{rate_text(samples, times['dask']):>22} {ratio:5.2f}x "
                   f"(per-pass ratios {ratios[0]:.2f}-{ratios[-1]:.2f})")
+            profiles.append((batch, step_profile(client, on_cluster, samples // batch),
+                             np.median(times["local"]) / (samples // batch)))
+        print("where a step's time goes (one more pass, Dask's task stream):")
+        for batch, (wall, compute), local_step in profiles:
+            print(f"{batch:>6}: step {wall * 1e3:6.0f} ms on the cluster = worker compute "
+                  f"{compute * 1e3:5.0f} ms (slower worker, median) + exchange and Dask "
+                  f"{(wall - compute) * 1e3:5.0f} ms; one local thread: {local_step * 1e3:5.0f} "
+                  f"ms per step")
+
+
+def step_profile(client, run, steps):
+    """(wall seconds per step, seconds of the slower worker's gradient task
+    per step, median over the steps) of one pass of `run`."""
+    from distributed import get_task_stream
+    with get_task_stream(client) as stream:
+        began = time.perf_counter()
+        run()
+        wall = (time.perf_counter() - began) / steps
+    tasks = sorted((s["start"], s["stop"] - s["start"]) for record in stream.data
+                   if "sync_partial" in str(record["key"])
+                   for s in record["startstops"] if s["action"] == "compute")
+    durations = [d for _, d in tasks]       # a step's two tasks start together
+    pairs = [max(durations[i:i + 2]) for i in range(0, len(durations) - 1, 2)]
+    return wall, float(np.median(pairs)) if pairs else float("nan")
 
 
 def main():
