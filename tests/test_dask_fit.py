@@ -251,3 +251,38 @@ def test_bad_arguments(client):
         nncore.dask.fit(mlp(), x[:, :5], y, client=client, verbose=0)
     with pytest.raises(TypeError, match="must be a nncore.Network"):
         nncore.dask.fit("net", x, y, client=client)
+
+
+def test_replicas_draw_dropout_masks_of_their_own():
+    """Sync mode with Dropout: each worker's replica reseeds its generator
+    by its position, so two workers do not drop the same units of their
+    rows (and the client's generator is not touched)."""
+    from nncore import _dask_replica
+    net = nncore.Network([nncore.Dense(32), nncore.Dropout(0.5), nncore.Dense(2)],
+                         input_shape=(6,), dtype="float64", seed=0).use("mse")
+    data_bytes = net._dumps("test")
+    original = net.layers[1].state[0].copy()
+    try:
+        masks = []
+        for group in (0, 1):
+            with nncore.threads(1):     # replicas run on one thread, as on a worker
+                replica = _dask_replica.replica("test-fit", group, data_bytes)
+                grads = replica.gradients(np.ones((4, 6)), np.zeros((4, 2)))
+            masks.append(grads[2] != 0)           # the units the mask kept, per input
+        assert not np.array_equal(masks[0], masks[1])
+        assert _dask_replica.replica("test-fit", 0, data_bytes) is not \
+            _dask_replica.replica("test-fit", 1, data_bytes)
+    finally:
+        _dask_replica.forget("test-fit")
+    assert not any(k[0] == "test-fit" for k in _dask_replica._replicas)
+    np.testing.assert_array_equal(net.layers[1].state[0], original)
+
+
+def test_sync_with_dropout_trains(client):
+    x, y = data(n=400)
+    net = nncore.Network([nncore.Dense(32, activation="tanh"), nncore.Dropout(0.2),
+                          nncore.Dense(2)], input_shape=(6,), dtype="float64", seed=1)
+    net.use("mse", optimizer=nncore.optimizers.Adam(0.01))
+    before = net.evaluate(x, y)["loss"]
+    nncore.dask.fit(net, x, y, epochs=8, batch_size=32, verbose=0, client=client)
+    assert net.evaluate(x, y)["loss"] < 0.3 * before

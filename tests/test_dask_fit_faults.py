@@ -6,9 +6,9 @@ worker processes (os.kill with SIGKILL) in the middle of a fit.
   nanny restarts), with the same weights as Network.fit (sync mode is
   deterministic whichever worker computes which rows); for NumPy input the
   lost rows are scattered again, for a dask array Dask recomputes them.
-- Every worker killed for good (the nannies do not restart them): the fit raises WorkersLost within its
-  timeout; the network holds the weights of the last completed step and
-  the checkpoint file loads.
+- Every worker killed for good (the nannies do not restart them): the fit
+  raises WorkersLost within its timeout; the network holds the weights of
+  the last completed step and the checkpoint file loads.
 
 Nothing here depends on timing beyond generous bounds: kills happen from a
 callback between two steps (the next step then meets a dead worker), and
