@@ -286,3 +286,15 @@ def test_sync_with_dropout_trains(client):
     before = net.evaluate(x, y)["loss"]
     nncore.dask.fit(net, x, y, epochs=8, batch_size=32, verbose=0, client=client)
     assert net.evaluate(x, y)["loss"] < 0.3 * before
+
+
+def test_learning_rate_and_initial_epoch_as_in_fit(client):
+    x, y = data(n=120)
+    single, spread = mlp("adam"), mlp("adam")
+    expected = single.fit(x, y, epochs=3, batch_size=40, initial_epoch=1, learning_rate=0.05,
+                          verbose=0)
+    history = nncore.dask.fit(spread, x, y, epochs=3, batch_size=40, initial_epoch=1,
+                              learning_rate=0.05, verbose=0, client=client)
+    assert history.epoch == expected.epoch == [1, 2]
+    assert_same_weights(single, spread)
+    assert spread.optimizer.learning_rate == single.optimizer.learning_rate != 0.05
