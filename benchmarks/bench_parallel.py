@@ -1,7 +1,8 @@
-"""Data-parallel training throughput: nncore.dask.fit on a local Dask
-cluster against one local thread.
+"""Data-parallel training throughput: training on 1 and 2 threads (the
+tables of bench_threads.py), then nncore.dask.fit on a local Dask cluster
+against one local thread.
 
-    python benchmarks/bench_parallel.py [--samples 4096] [--repeats 3]
+    python benchmarks/bench_parallel.py [--samples 4096] [--repeats 3] [--section threads|dask]
 
 Network: the MNIST CNN Conv2D(32,3,relu) -> MaxPool2D(2) -> Conv2D(64,3,relu)
 -> MaxPool2D(2) -> Flatten -> Dense(128,relu) -> Dense(10), softmax
@@ -130,9 +131,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=4096)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--section", choices=["threads", "dask"])
     args = parser.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    dask_section(args.samples, args.repeats)
+    if args.section != "dask":
+        import bench_threads
+        bench_threads.report(repeats=args.repeats)
+    if args.section != "threads":
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        dask_section(args.samples, args.repeats)
 
 
 if __name__ == "__main__":

@@ -106,6 +106,29 @@ def measure(kind, batch, threads, repeats):
     return rates, cpu
 
 
+def report(kinds=("mlp", "cnn"), batches=(32, 128, 512), threads=(1, 2), repeats=3):
+    """Print one table per network."""
+    first, last = threads[0], threads[-1]
+    for kind in kinds:
+        rows = []
+        for batch in batches:
+            rates, cpu = measure(kind, batch, threads, repeats)
+            for name in dict.fromkeys(name for name, _ in rates):
+                cells = [f"{kind} b{batch}", name]
+                for t in threads:
+                    r = rates[(name, t)]
+                    cells.append(f"{statistics.median(r):,.0f} ({min(r):,.0f}-{max(r):,.0f})")
+                scaling = (statistics.median(rates[(name, last)])
+                           / statistics.median(rates[(name, first)]))
+                cells.append(f"{scaling:.2f}x")
+                cells.append("/".join(f"{statistics.median(cpu[(name, t)]):.2f}" for t in threads))
+                rows.append(cells)
+        print(table(rows, ["network", "library"] + [f"{t} thr samples/s (range)"
+                                                     for t in threads]
+                    + [f"{last}/{first} thr", "cores busy"]), flush=True)
+        print()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -113,24 +136,8 @@ def main():
     parser.add_argument("--batches", type=int, nargs="+", default=[32, 128, 512])
     parser.add_argument("--only", choices=["mlp", "cnn"])
     args = parser.parse_args()
-    first, last = args.threads[0], args.threads[-1]
-    for kind in (["mlp", "cnn"] if args.only is None else [args.only]):
-        rows = []
-        for batch in args.batches:
-            rates, cpu = measure(kind, batch, args.threads, args.repeats)
-            for name in dict.fromkeys(name for name, _ in rates):
-                cells = [f"{kind} b{batch}", name]
-                for t in args.threads:
-                    r = rates[(name, t)]
-                    cells.append(f"{statistics.median(r):,.0f} ({min(r):,.0f}-{max(r):,.0f})")
-                cells.append(f"{statistics.median(rates[(name, last)]) / statistics.median(rates[(name, first)]):.2f}x")
-                cells.append("/".join(f"{statistics.median(cpu[(name, t)]):.2f}"
-                                      for t in args.threads))
-                rows.append(cells)
-        print(table(rows, ["network", "library"] + [f"{t} thr samples/s (range)"
-                                                     for t in args.threads]
-                    + [f"{last}/{first} thr", "cores busy"]))
-        print()
+    report(["mlp", "cnn"] if args.only is None else [args.only], args.batches, args.threads,
+           args.repeats)
 
 
 if __name__ == "__main__":
