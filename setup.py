@@ -26,10 +26,12 @@ from setuptools.command.build_ext import build_ext
 MODULES = ["plan", "data", "dense", "activation", "loss", "optim", "openmp", "cpu", "convpool",
            "conv", "pool", "reshape", "dropout", "batchnorm", "regularize", "augment"]
 MODULES += ["embedding", "conv1d", "layernorm", "recurrent"]          # sequences
+MODULES += ["residual", "attention", "positional"]                   # transformers
 # the modules whose loops do the element-wise work of training and inference
 KERNEL_MODULES = ["dense", "activation", "loss", "optim", "convpool", "conv", "pool",
                   "reshape", "dropout", "batchnorm", "regularize", "augment"]
 KERNEL_MODULES += ["embedding", "conv1d", "layernorm", "recurrent"]
+KERNEL_MODULES += ["residual", "attention", "positional"]
 # extra flags of single modules (GCC/clang).  -fno-trapping-math lets loops
 # whose float selects guard later arithmetic (fastmath.pxd) vectorize; it
 # changes no result, only what the compiler may assume about FP exceptions.

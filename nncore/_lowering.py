@@ -32,6 +32,7 @@ from .layers.dropout import Dropout
 from .layers.normalization import BatchNormalization
 from .layers.pooling import MaxPool2D
 from .layers.reshape import Flatten
+from .layers.residual import Residual
 
 
 @dataclass
@@ -44,8 +45,9 @@ class Step:
     folds: List["FoldedBatchNorm"] = field(default_factory=list)
 
 
-def lower(layers, training: bool) -> Optional[List[Step]]:
-    """The steps that run `layers` (built), or None when a layer runs in Python."""
+def lower(layers, training: bool, inner: bool = False) -> Optional[List[Step]]:
+    """The steps that run `layers` (built), or None when a layer runs in
+    Python; `inner`: the layers of a Residual block (not the network's first)."""
     if any(layer.native_ops() is None for layer in layers):
         return None
     steps: List[Step] = []
@@ -53,7 +55,9 @@ def lower(layers, training: bool) -> Optional[List[Step]]:
     while index < len(layers):
         layer = layers[index]
         if _is_product(layer):
-            step, index = _lower_product(layers, index, training, not steps)
+            step, index = _lower_product(layers, index, training, not (steps or inner))
+        elif type(layer) is Residual:
+            step, index = _lower_residual(layer, index, training), index + 1
         elif not training and _keeps_ops_of(layer, (Dropout, Flatten)):
             what = "view, no op" if isinstance(layer, Flatten) else "no op at inference"
             step, index = Step([], (index,), what), index + 1
@@ -141,6 +145,16 @@ def _lower_product(layers, index: int, training: bool, first: bool):
     if len(ops) > 1:
         text += f"; {activation[0]} as an op of its own"
     return Step(ops, tuple(covered), text + note, folds), following
+
+
+def _lower_residual(layer: Residual, index: int, training: bool) -> Step:
+    """The step of a Residual block: its layers lowered as a network's
+    are, between the two ops of the skip connection."""
+    inner = lower(layer.layers, training, inner=True)
+    assert inner is not None          # lower() checked that every layer is native
+    text = "residual: " + "; ".join(step.algorithm for step in inner)
+    return Step(layer.wrap_ops(ops_of(inner)), (index,), text,
+                [fold for step in inner for fold in step.folds])
 
 
 def _fuses_pool(pool) -> bool:

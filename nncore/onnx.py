@@ -30,7 +30,7 @@ from .onnx_sequence import converters as sequence_converters
 from .layers import (Activation, ActivationLayer, AvgPool2D, BatchNormalization, Conv2D,
                      ConvLayer, Dense, Dropout, FCLayer, Flatten, FlattenLayer,
                      GlobalAveragePooling2D, LeakyReLU, MaxPool2D, ReLU, Sigmoid, Softmax,
-                     Tanh)
+                     Residual, Tanh)
 from .layers.augmentation import (GaussianNoise, RandomCrop, RandomFlip, RandomRotation,
                                   RandomTranslation, RandomZoom)
 
@@ -371,6 +371,18 @@ def _batch_normalization(graph: _Graph, layer, tensor: _Tensor) -> _Tensor:
     return tensor._replace(name=out)
 
 
+def _residual(graph: _Graph, layer, tensor: _Tensor) -> _Tensor:
+    """The block's layers, then an Add of the block's input."""
+    prefix = graph.prefix
+    skip = out = _channels_last(graph, tensor)
+    for index, inner in enumerate(layer.layers):
+        graph.prefix = f"{prefix}/{index}_{type(inner).__name__}"
+        out = _converter(index, inner)(graph, inner, out)
+    graph.prefix = prefix
+    out = _channels_last(graph, out)
+    return skip._replace(name=graph.node("Add", [skip.name, out.name]))
+
+
 # exact classes only: a subclass may compute something its base does not
 _CONVERTERS: Dict[type, Converter] = {
     Dense: _dense, FCLayer: _dense,
@@ -386,6 +398,7 @@ _CONVERTERS: Dict[type, Converter] = {
     Activation: _activation_layer, Tanh: _activation_layer, Sigmoid: _activation_layer,
     ReLU: _activation_layer, LeakyReLU: _activation_layer, Softmax: _activation_layer,
     ActivationLayer: _activation_layer,
+    Residual: _residual,
 }
 
 _CONVERTERS.update(sequence_converters(_activation))     # see onnx_sequence.py

@@ -5,7 +5,9 @@ features).  Conv1D and the 1-D pools run as ONNX Conv / MaxPool /
 AveragePool on (batch, features, steps); the recurrent layers as ONNX RNN,
 LSTM, GRU on (steps, batch, features), with go_backwards as a reversed
 input; LayerNormalization as MatMul-based means (any opset); Embedding as
-Gather of the table at the indices cast to int64.
+Gather of the table at the indices cast to int64; MultiHeadAttention as
+MatMul / Softmax on (batch, heads, steps, key_dim), its causal mask a
+constant Add; PositionalEmbedding as an Add of the table's first rows.
 """
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from typing import Dict
 import numpy as np
 
 from .layers import (GRU, LSTM, AveragePooling1D, Conv1D, Embedding, GlobalAveragePooling1D,
-                     GlobalMaxPooling1D, LayerNormalization, MaxPool1D, SimpleRNN)
+                     GlobalMaxPooling1D, LayerNormalization, MaxPool1D, MultiHeadAttention,
+                     PositionalEmbedding, SimpleRNN)
 from .layers.sequence import window_1d
 
 # Keras' LSTM blocks (i, f, c, o) in ONNX's order (i, o, f, c)
@@ -114,6 +117,41 @@ def _recurrent(op: str, graph, layer, tensor):
     return tensor._replace(name=out, shape=layer.output_shape)
 
 
+def _attention(graph, layer, tensor):
+    """Projections as MatMul + Add; per head softmax(Q K^T / sqrt(K) + mask) V."""
+    steps, features = layer.input_shape
+    heads, size = layer.num_heads, layer.key_dim
+    weights = layer.get_weights()
+    kernels = (weights[0], weights[2]) if layer.use_bias else tuple(weights)
+
+    def project(name, kernel, bias):
+        out = graph.node("MatMul", [name, graph.constant(kernel, "kernel")])
+        return graph.node("Add", [out, graph.constant(bias, "bias")]) if layer.use_bias \
+            else out
+
+    qkv = project(tensor.name, kernels[0], weights[1] if layer.use_bias else None)
+    qkv = graph.node("Reshape", [qkv, graph.shape((steps, 3, heads, size))])
+    qkv = graph.node("Transpose", [qkv], perm=[0, 2, 3, 1, 4])     # (n, 3, H, T, K)
+    q, k, v = (graph.node("Gather", [qkv, graph.constant([i], "part", np.int64)], axis=1)
+               for i in range(3))                                 # (n, 1, H, T, K)
+    scores = graph.node("MatMul", [q, graph.node("Transpose", [k], perm=[0, 1, 2, 4, 3])])
+    scores = graph.node("Mul", [scores, graph.constant(1 / np.sqrt(size), "scale")])
+    if layer.causal:          # a large negative weight: exp() gives exactly 0
+        mask = np.triu(np.full((steps, steps), -1e9), 1)
+        scores = graph.node("Add", [scores, graph.constant(mask, "causal_mask")])
+    heads_out = graph.node("MatMul", [graph.node("Softmax", [scores], axis=-1), v])
+    joined = graph.node("Transpose", [heads_out], perm=[0, 1, 3, 2, 4])   # (n, 1, T, H, K)
+    joined = graph.node("Reshape", [joined, graph.shape((steps, heads * size))])
+    out = project(joined, kernels[1], weights[3] if layer.use_bias else None)
+    return tensor._replace(name=out)
+
+
+def _positional(graph, layer, tensor):
+    table = layer.get_weights()[0][:layer.input_shape[0]]
+    return tensor._replace(name=graph.node("Add", [tensor.name,
+                                                   graph.constant(table, "positions")]))
+
+
 def converters(activation) -> Dict[type, object]:
     """The converters of the sequence layers; `activation(graph, tensor,
     name, alpha)` adds a fused activation (nncore.onnx's)."""
@@ -126,4 +164,5 @@ def converters(activation) -> Dict[type, object]:
         LayerNormalization: _layer_normalization,
         SimpleRNN: partial(_recurrent, "RNN"), LSTM: partial(_recurrent, "LSTM"),
         GRU: partial(_recurrent, "GRU"),
+        MultiHeadAttention: _attention, PositionalEmbedding: _positional,
     }

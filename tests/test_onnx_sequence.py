@@ -42,3 +42,36 @@ def test_sequence_layers_export_and_match_onnxruntime(name):
     x = rng.integers(0, 7, size=(9, 12)).astype(np.float32)
     model = nncore.onnx.export(net)
     np.testing.assert_allclose(run_onnx(model, x), net.predict(x), rtol=1e-4, atol=1e-4)
+
+
+def test_transformer_exports_and_matches_onnxruntime():
+    def block(causal):
+        return [nncore.Residual(nncore.LayerNormalization(),
+                                nncore.MultiHeadAttention(2, 3, causal=causal)),
+                nncore.Residual(nncore.LayerNormalization(),
+                                nncore.Dense(10, activation="relu"), nncore.Dense(5))]
+    layers = [nncore.Embedding(7, 5), nncore.PositionalEmbedding(12, 5), *block(True),
+              *block(False), nncore.Residual(nncore.Conv1D(5, 3, padding="causal")),
+              nncore.Residual(nncore.MultiHeadAttention(1, 4, use_bias=False)),
+              nncore.Dense(7)]
+    net = nncore.Network(layers, input_shape=(10,), seed=0).build()
+    rng = np.random.default_rng(1)
+    for p in net.params:
+        p[...] = rng.normal(size=p.shape) * 0.5
+    x = rng.integers(0, 7, size=(9, 10)).astype(np.float32)
+    model = nncore.onnx.export(net)
+    ops = {node.op_type for node in model.graph.node}
+    assert {"MatMul", "Softmax", "Add"} <= ops and "Attention" not in ops
+    np.testing.assert_allclose(run_onnx(model, x), net.predict(x), rtol=1e-4, atol=1e-4)
+
+
+def test_residual_over_images_exports_channels_last():
+    net = nncore.Network([nncore.Conv2D(3, 3, padding="same"),
+                          nncore.Residual(nncore.Conv2D(3, 3, padding="same",
+                                                        activation="relu"),
+                                          nncore.BatchNormalization()),
+                          nncore.Flatten(), nncore.Dense(2)],
+                         input_shape=(6, 6, 2), seed=0).build()
+    x = np.random.default_rng(2).normal(size=(4, 6, 6, 2)).astype(np.float32)
+    np.testing.assert_allclose(run_onnx(nncore.onnx.export(net), x), net.predict(x),
+                               rtol=1e-4, atol=1e-4)

@@ -11,6 +11,8 @@ from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, MaxPo
 from .reshape import Flatten
 from .layer_normalization import LayerNormalization
 from .recurrent import GRU, LSTM, SimpleRNN
+from .attention import MultiHeadAttention, PositionalEmbedding
+from .residual import Residual
 from .sequence import (AveragePooling1D, AvgPool1D, Conv1D, Embedding, GlobalAveragePooling1D,
                        GlobalMaxPooling1D, MaxPool1D, MaxPooling1D)
 # the article's layers, built on the ones above
@@ -28,4 +30,6 @@ __all__ = ["Layer", "NativeLayer", "Dense", "FCLayer", "Activation", "Activation
            # sequences
            "Embedding", "Conv1D", "MaxPool1D", "MaxPooling1D", "AveragePooling1D", "AvgPool1D",
            "GlobalMaxPooling1D", "GlobalAveragePooling1D", "LayerNormalization",
-           "SimpleRNN", "LSTM", "GRU"]
+           "SimpleRNN", "LSTM", "GRU",
+           # attention and residual blocks
+           "MultiHeadAttention", "PositionalEmbedding", "Residual"]
