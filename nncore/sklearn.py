@@ -79,6 +79,7 @@ def _penalize_kernels(layers, l2: float) -> None:
         if isinstance(layer, (Dense, Conv2D)) and layer.kernel_regularizer is None \
                 and not layer.built:
             layer.kernel_regularizer = regularizers.L2(l2)
+        _penalize_kernels(getattr(layer, "layers", ()), l2)       # inside Residual blocks
 
 
 class _NNBase(BaseEstimator):

@@ -38,7 +38,21 @@ def recurrent_network(dtype):
          nncore.Dense(2)], input_shape=(12,), dtype=dtype, seed=0).build()
 
 
-NETWORKS = [convolutional_network, recurrent_network]
+def transformer_layers(outputs=2):
+    return [nncore.Embedding(6, 8), nncore.PositionalEmbedding(12, 8),
+            nncore.Residual(nncore.LayerNormalization(),
+                            nncore.MultiHeadAttention(2, 4, causal=True)),
+            nncore.Residual(nncore.LayerNormalization(), nncore.Dense(16, activation="relu"),
+                            nncore.Residual(nncore.Dense(16)), nncore.Dense(8)),
+            nncore.GlobalAveragePooling1D(), nncore.Dense(outputs)]
+
+
+def transformer_network(dtype):
+    return nncore.Network(transformer_layers(), input_shape=(12,), dtype=dtype,
+                          seed=0).build()
+
+
+NETWORKS = [convolutional_network, recurrent_network, transformer_network]
 
 
 @pytest.fixture(params=NETWORKS, ids=lambda f: f.__name__)
@@ -120,6 +134,13 @@ def test_nnclassifier_with_sequence_layers():
                          early_stopping=False, tol=0)
     model.fit(x, y)
     assert model.score(tx, ty) > 0.95
+    attention = NNClassifier(layers=lambda n_features, n_outputs: transformer_layers(n_outputs),
+                             max_iter=15, random_state=0, early_stopping=False, tol=0,
+                             alpha=1e-4, learning_rate=1e-2)
+    attention.fit(x, y)
+    assert attention.score(tx, ty) > 0.97
+    inner = attention.network_.layers[3].layers[1]
+    assert inner.kernel_regularizer is not None       # alpha reaches Dense inside blocks
     proba = nncore.dask.predict(model, da.from_array(tx, chunks=(100, 12)),
                                 method="predict_proba").compute(scheduler="synchronous")
     # other chunks than predict_proba's: equal within 64 machine epsilons of the
