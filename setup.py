@@ -35,7 +35,7 @@ KERNEL_MODULES += ["residual", "attention", "positional"]
 # extra flags of single modules (GCC/clang).  -fno-trapping-math lets loops
 # whose float selects guard later arithmetic (fastmath.pxd) vectorize; it
 # changes no result, only what the compiler may assume about FP exceptions.
-MODULE_FLAGS = {"recurrent": ["-fno-trapping-math"]}
+MODULE_FLAGS = {"recurrent": ["-fno-trapping-math"], "attention": ["-fno-trapping-math"]}
 SIMD_FLAGS = {"avx2": ["-mavx2", "-mfma"]}
 JOBS = os.cpu_count() or 1
 SIMD_SOURCES = os.path.join("build", "simd")

@@ -7,11 +7,14 @@
 #                                   positions after the query's get weight 0
 #   O = P V                         (T, K), head h's columns of the (T, H*K) output
 # The products are BLAS GEMMs on strided views (no copies); the softmax
-# accumulates in double.  The cache keeps P for backward.
+# sums in double, its float32 exp is fastmath.pxd's (its loop vectorizes).
+# The cache keeps P for backward.
 from libc.math cimport sqrt
+from libc.string cimport memset
 from cpython.pycapsule cimport PyCapsule_New
-from core cimport real, Op, F32, dtype_code, r_exp
+from core cimport real, Op, F32, dtype_code, r_exp, r_max
 from blas cimport gemm
+from fastmath cimport fast_exp
 
 
 cdef struct AttentionCfg:
@@ -31,16 +34,18 @@ cdef void softmax_rows(real* P, Py_ssize_t T, bint causal) noexcept nogil:
         width = i + 1 if causal else T
         top = row[0]
         for j in range(1, width):
-            if row[j] > top:
-                top = row[j]
+            top = r_max(top, row[j])
+        for j in range(width):
+            if real is float:
+                row[j] = fast_exp(row[j] - top)
+            else:
+                row[j] = r_exp(row[j] - top)
         total = 0
         for j in range(width):
-            row[j] = r_exp(row[j] - top)
             total += row[j]
         for j in range(width):
             row[j] = <real>(row[j] / total)
-        for j in range(width, T):
-            row[j] = 0
+        memset(row + width, 0, (T - width) * sizeof(real))
 
 
 # y (n, T, H*K) = attention of qkv (n, T, 3*H*K); P (n, H, T, T) kept
@@ -66,7 +71,7 @@ cdef void attention_forward(real* y, real* P, const real* qkv, Py_ssize_t n,
 #   dQ = dS K / sqrt(K),  dK = dS^T Q / sqrt(K)
 cdef void attention_backward(real* dqkv, real* dS, const real* dy, const real* qkv,
                              const real* P, Py_ssize_t n, const AttentionCfg* c) noexcept nogil:
-    cdef Py_ssize_t s, h, i, j, T = c.T, HK = c.H * c.K
+    cdef Py_ssize_t s, h, i, j, width, T = c.T, HK = c.H * c.K
     cdef int ld = <int>(3 * HK)
     cdef real scale = <real>(1 / sqrt(<double>c.K))
     cdef const real* q
@@ -84,12 +89,14 @@ cdef void attention_backward(real* dqkv, real* dS, const real* dy, const real* q
                  dq + 2 * HK, ld)
             gemm(False, True, <int>T, <int>T, <int>c.K, 1, dout, <int>HK, q + 2 * HK, ld, 0,
                  dS, <int>T)
-            for i in range(T):
+            for i in range(T):          # P is 0 after column `width` of row i
+                width = i + 1 if c.causal else T
                 dot = 0
-                for j in range(T):
+                for j in range(width):
                     dot += p[i * T + j] * dS[i * T + j]
-                for j in range(T):
+                for j in range(width):
                     dS[i * T + j] = <real>(p[i * T + j] * (dS[i * T + j] - dot))
+                memset(dS + i * T + width, 0, (T - width) * sizeof(real))
             gemm(False, False, <int>T, <int>c.K, <int>T, scale, dS, <int>T, q + HK, ld, 0,
                  dq, ld)
             gemm(True, False, <int>T, <int>c.K, <int>T, scale, dS, <int>T, q, ld, 0,
