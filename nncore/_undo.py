@@ -20,7 +20,7 @@ class Snapshot:
         self.fields = {name: getattr(net, name) for name in NETWORK_FIELDS}
         self.layers = list(net.layers)
         self.layer_states = [(layer, dict(layer.__dict__))
-                             for layer in self.layers + list(extra_layers)]
+                             for layer in _with_inner(self.layers + list(extra_layers))]
         self.rng = net.rng.bit_generator.state
         shuffle = net.shuffle_state
         self.shuffle = None if shuffle is None else shuffle.copy()
@@ -55,3 +55,12 @@ class Snapshot:
     def __exit__(self, kind, error, traceback) -> None:
         if kind is not None:
             self.restore()
+
+
+def _with_inner(layers) -> list:
+    """The layers and, after each, the layers inside it (a Residual block's)."""
+    found = []
+    for layer in layers:
+        found.append(layer)
+        found.extend(_with_inner(getattr(layer, "layers", ())))
+    return found

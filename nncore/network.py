@@ -117,18 +117,23 @@ class Network:
         if self.plans.used:
             raise RuntimeError("Network.add: the network has already been used; "
                                "add every layer before the first fit or predict")
-        name = type(layer).__name__
+        new = list(_nested(layer))
         for index, existing in enumerate(self.layers):
-            if existing is layer:
-                raise ValueError(f"Network.add: this {name} object is already layer {index} "
-                                 f"of the network; each position needs its own layer object")
-        owner = layer._network
-        if owner is not None and owner() is not None and owner() is not self:
-            raise ValueError(f"Network.add: this {name} object already belongs to another "
-                             f"network (layers hold their network's weights); create a new "
-                             f"layer, or use network.copy()")
-        with self._build_lock, Snapshot(self, layer):
-            layer._network = weakref.ref(self)
+            for inner in _nested(existing):
+                if any(inner is part for part in new):
+                    where = f"layer {index}" if inner is existing else f"inside layer {index}"
+                    raise ValueError(f"Network.add: this {type(inner).__name__} object is "
+                                     f"already {where} of the network; each position needs "
+                                     f"its own layer object")
+        for part in new:
+            owner = part._network
+            if owner is not None and owner() is not None and owner() is not self:
+                raise ValueError(f"Network.add: this {type(part).__name__} object already "
+                                 f"belongs to another network (layers hold their network's "
+                                 f"weights); create a new layer, or use network.copy()")
+        with self._build_lock, Snapshot(self, *new):
+            for part in new:
+                part._network = weakref.ref(self)
             self.layers.append(layer)
             if self.input_shape is not None:
                 _build_layers(self, len(self.layers) - 1)
@@ -440,6 +445,13 @@ class Network:
     def _dumps(self, caller: str) -> bytes:
         with self.guard.reading(caller):
             return saving.dumps(self)
+
+
+def _nested(layer: Layer):
+    """`layer` and the layers inside it (a Residual block's), depth first."""
+    yield layer
+    for inner in getattr(layer, "layers", ()):
+        yield from _nested(inner)
 
 
 def _checked_wait(wait, caller: str) -> Optional[float]:

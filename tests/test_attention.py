@@ -355,3 +355,25 @@ def test_attention_learns_to_copy_the_first_token():
     net.fit(x[:1536], y[:1536], epochs=8, batch_size=32, verbose=0)
     accuracy = np.mean(net.predict(x[1536:]).argmax(-1) == y[1536:])
     assert accuracy > 0.95
+
+
+def test_a_layer_inside_a_block_cannot_sit_elsewhere_too():
+    dense = nncore.Dense(3)
+    with pytest.raises(ValueError, match="Dense object is already inside layer 1"):
+        nncore.Network([nncore.Dense(3), nncore.Residual(dense), dense], input_shape=(3,))
+    with pytest.raises(ValueError, match="Dense object is already layer 0"):
+        nncore.Network([dense, nncore.Residual(dense)], input_shape=(3,))
+    other = nncore.Network([nncore.Residual(nncore.Dense(3), dense)], input_shape=(3,))
+    with pytest.raises(ValueError, match="Dense object already belongs to another network"):
+        nncore.Network([nncore.Residual(dense)], input_shape=(3,))
+    assert other.predict(np.ones((1, 3), np.float32)).shape == (1, 3)
+
+
+def test_a_block_that_fails_to_build_leaves_its_layers_unbuilt():
+    inner = nncore.Dense(5)
+    block = nncore.Residual(inner)
+    net = nncore.Network([nncore.Dense(3)], input_shape=(2,))
+    with pytest.raises(ValueError, match=r"layer 1 \(Residual\)"):
+        net.add(block)
+    assert not inner.built and inner._network is None and len(net.layers) == 1
+    nncore.Network([nncore.Dense(5), block], input_shape=(2,))     # usable elsewhere
