@@ -377,3 +377,38 @@ def test_a_block_that_fails_to_build_leaves_its_layers_unbuilt():
         net.add(block)
     assert not inner.built and inner._network is None and len(net.layers) == 1
     nncore.Network([nncore.Dense(5), block], input_shape=(2,))     # usable elsewhere
+
+
+def test_sharded_training_of_blocks_equals_one_shard_and_ignores_threads(monkeypatch):
+    """A batch in shards (each with its own op records: the two ops of a
+    block pair within each shard's records), a whole-batch
+    BatchNormalization inside a block between them."""
+    from nncore import _plans
+    rng = np.random.default_rng(12)
+    x = rng.integers(0, 7, size=(128, 6))
+    y = rng.integers(0, 7, size=(128, 6))
+
+    def trained(shards, threads, dtype="float64"):
+        monkeypatch.setattr(_plans, "TRAINING_SHARDS", shards)
+        net = nncore.Network([
+            nncore.Embedding(7, 8), nncore.PositionalEmbedding(6, 8),
+            nncore.Residual(nncore.LayerNormalization(),
+                            nncore.MultiHeadAttention(2, 4, causal=True)),
+            nncore.Residual(nncore.Dense(16, activation="relu"), nncore.Dense(8),
+                            nncore.BatchNormalization()),
+            nncore.Dense(7)], input_shape=(6,), dtype=dtype, seed=4)
+        net.use(nncore.losses.SparseCategoricalCrossentropy(from_logits=True),
+                optimizer=nncore.optimizers.Adam(1e-2))
+        with nncore.threads(threads):
+            net.fit(x, y, epochs=2, batch_size=64, verbose=0, shuffle=False)
+        return net
+
+    whole, sharded = trained(1, 1), trained(4, 2)
+    assert sharded.plans._train_plan.shard_count(64) == 4
+    for a, b in zip(whole.get_weights(), sharded.get_weights()):
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-10)    # weights are O(1)
+    assert any(not np.array_equal(a, b) for a, b in zip(whole.get_weights(),
+                                                          sharded.get_weights()))
+    one, two = trained(4, 1, "float32"), trained(4, 2, "float32")
+    for a, b in zip(one.get_weights(), two.get_weights()):
+        np.testing.assert_array_equal(a, b)
