@@ -75,3 +75,21 @@ def test_residual_over_images_exports_channels_last():
     x = np.random.default_rng(2).normal(size=(4, 6, 6, 2)).astype(np.float32)
     np.testing.assert_allclose(run_onnx(nncore.onnx.export(net), x), net.predict(x),
                                rtol=1e-4, atol=1e-4)
+
+
+def test_transformer_float64_export_matches_to_1e12():
+    layers = [nncore.Embedding(7, 6), nncore.PositionalEmbedding(10, 6),
+              nncore.Residual(nncore.LayerNormalization(),
+                              nncore.MultiHeadAttention(2, 3, causal=True)),
+              nncore.Residual(nncore.LayerNormalization(),
+                              nncore.Dense(12, activation="relu"), nncore.Dense(6)),
+              nncore.Residual(nncore.MultiHeadAttention(3, 2, use_bias=False)),
+              nncore.Dense(7)]
+    net = nncore.Network(layers, input_shape=(10,), dtype="float64", seed=0).build()
+    rng = np.random.default_rng(3)
+    for p in net.params:
+        p[...] = rng.normal(size=p.shape) * 0.5
+    x = rng.integers(0, 7, size=(5, 10)).astype(np.float64)
+    expected = net.predict(x)
+    out = run_onnx(nncore.onnx.export(net), x)
+    assert np.abs(out - expected).max() <= 1e-12 * np.abs(expected).max()
