@@ -152,6 +152,17 @@ def test_positional_embedding_matches_torch_and_leaves_unused_rows_alone():
     np.testing.assert_allclose(single.forward(x.astype(np.float32)), y, rtol=1e-6, atol=1e-6)
 
 
+def test_positional_embedding_finite_differences():
+    rng = np.random.default_rng(13)
+    layer = build(nncore.PositionalEmbedding(7, 2), (5, 2), np.float64)
+    x, weights = rng.normal(size=(3, 5, 2)), rng.normal(size=(3, 5, 2))
+    f = lambda: float(np.sum(np.tanh(layer.forward(x)) * weights))
+    dx = layer.backward(weights * (1 - np.tanh(layer.forward(x)) ** 2))
+    grad = layer.grads[0].copy()
+    assert relative_error(dx, numeric_gradient(f, x)) < 1e-7
+    assert relative_error(grad, numeric_gradient(f, layer.embeddings)) < 1e-7
+
+
 def test_positional_embedding_refuses_other_shapes():
     with pytest.raises(ValueError, match=r"layer 1 \(PositionalEmbedding\).*steps <= 4, 3"):
         nncore.Network([nncore.Embedding(5, 3), nncore.PositionalEmbedding(4, 3)],
