@@ -47,6 +47,10 @@ def forward_multiply_adds(layers) -> int:
     is applied at (1 for a Dense layer on vectors, OH x OW for a Conv2D)."""
     total = 0
     for layer in layers:
+        inner = getattr(layer, "layers", None)      # a Residual block: its layers'
+        if inner is not None:
+            total += forward_multiply_adds(inner)
+            continue
         params = getattr(layer, "params", None) or []
         if params:
             positions = np.prod((tuple(layer.output_shape) or (1,))[:-1], dtype=np.int64)

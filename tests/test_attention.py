@@ -401,6 +401,7 @@ def test_sharded_training_of_blocks_equals_one_shard_and_ignores_threads(monkeyp
 
     def trained(shards, threads, dtype="float64"):
         monkeypatch.setattr(_plans, "TRAINING_SHARDS", shards)
+        monkeypatch.setattr(_plans, "SHARD_WORK", 0)       # small layers: shards of 16
         net = nncore.Network([
             nncore.Embedding(7, 8), nncore.PositionalEmbedding(6, 8),
             nncore.Residual(nncore.LayerNormalization(),
@@ -423,3 +424,14 @@ def test_sharded_training_of_blocks_equals_one_shard_and_ignores_threads(monkeyp
     one, two = trained(4, 1, "float32"), trained(4, 2, "float32")
     for a, b in zip(one.get_weights(), two.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_work_of_a_block_is_its_layers_work():
+    from nncore import _plans
+    inner = [nncore.Dense(32), nncore.Dense(8)]
+    flat = nncore.Network([nncore.Dense(8), nncore.Dense(32), nncore.Dense(8)],
+                          input_shape=(5, 4), seed=0)
+    block = nncore.Network([nncore.Dense(8), nncore.Residual(*inner)], input_shape=(5, 4),
+                           seed=0)
+    assert _plans.forward_multiply_adds(block.layers) == \
+        _plans.forward_multiply_adds(flat.layers) == 5 * (4 * 8 + 8 * 32 + 32 * 8)
