@@ -224,6 +224,10 @@ cdef class NativeUpdater:
     def step(self, long value):
         self.updater.step = value
 
+    def check_params(self, list params):
+        """ValueError unless these are parameters of the sizes this step was
+        set up for (an optimizer keeps state per parameter)."""
+
     def capsule(self):
         return PyCapsule_New(&self.updater, "nncore.Updater", NULL)
 
@@ -279,6 +283,17 @@ cdef class OptimUpdater(NativeUpdater):
             self.cfg.state_b[j] = address(row[1]) if row[1] is not None else NULL
             self.cfg.state_c[j] = address(row[2]) if row[2] is not None else NULL
 
+    def check_params(self, list params):
+        """ValueError unless these are parameters of the sizes this step was
+        set up for (its state arrays have those sizes)."""
+        sizes = [self.cfg.sizes[j] for j in range(self.cfg.n_params)]
+        if [p.size for p in params] != sizes:
+            raise ValueError(
+                f"the optimizer's state was made for {len(sizes)} parameter arrays of "
+                f"{sum(sizes)} values, the network's layers now have {len(params)} of "
+                f"{sum(p.size for p in params)}: were layers replaced after the network "
+                f"was built? Call use(...) again to start the optimizer afresh")
+
     def __dealloc__(self):
         free(self.cfg.sizes)
         free(self.cfg.pending_params)
@@ -319,6 +334,9 @@ def apply_update(updater, list params, list grads, double learning_rate):
     (the Python training path; plans run the same step natively)."""
     cdef Updater* u = <Updater*>PyCapsule_GetPointer(updater.capsule(), "nncore.Updater")
     cdef Py_ssize_t j
+    updater.check_params(params)
+    if len(grads) != len(params) or any(g.size != p.size for g, p in zip(grads, params)):
+        raise ValueError("one gradient array of each parameter's size is needed")
     u.learning_rate = learning_rate
     for j in range(len(params)):
         u.update(u, j, address(params[j]), address(grads[j]), params[j].size)

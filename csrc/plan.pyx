@@ -568,6 +568,7 @@ cdef class Plan:
         if [<size_t>address(p) for p in params] != declared:
             raise ValueError(f"the ops declare {len(declared)} parameters that differ from "
                              f"the {len(params)} trainable arrays of the layers")
+        updater.check_params(params)
         self.loss_object = loss
         self.updater_object = updater
         memcpy(&self.loss_record, PyCapsule_GetPointer(loss.capsule(), "nncore.Loss"),

@@ -613,3 +613,26 @@ def test_demo_prints_the_warm_xor_time_beside_the_first():
     assert result.returncode == 0, result.stderr
     line = next(line for line in result.stdout.splitlines() if line.startswith("XOR:"))
     assert " ms warm (" in line and "ms for the first call" in line
+
+
+@pytest.mark.parametrize("python_layer", [False, True])
+def test_layers_swapped_by_hand_after_building_get_an_error_not_a_crash(python_layer):
+    # the optimizer keeps state per parameter array: when the arrays change
+    # behind its back, its step refuses instead of writing past its state
+    class Identity(nncore.Layer):
+        def forward(self, x, training=False):
+            return x
+
+        def backward(self, dy):
+            return dy
+
+    rng = np.random.default_rng(12)
+    x, y = rng.normal(size=(128, 6)), rng.normal(size=(128, 4))
+    middle = [Identity()] if python_layer else []
+    net = nncore.Network([nncore.Dense(8)] + middle + [nncore.Dense(4)], input_shape=(6,),
+                         dtype="float64", seed=4)
+    net.use("mse", optimizer="adam")
+    net.fit(x, y, epochs=1, batch_size=64, verbose=0)
+    net.layers[0] = nncore.Dense(8)               # unbuilt, swapped in by hand
+    with pytest.raises(ValueError, match="layers replaced after the network was built"):
+        net.fit(x, y, epochs=1, batch_size=64, verbose=0)
