@@ -3,15 +3,17 @@
 OpenMP is used when a tiny test program compiles and links with the
 compiler's OpenMP flag; otherwise the core is built serial.
 
-On x86-64 with GCC or clang the kernel modules are also built for AVX2
-(as `<module>_avx2`); nncore._native loads it where the CPU runs it.  Its
-loops vectorize wider, and with -ffp-contract=off every build rounds exactly
-alike, so results do not depend on the CPU.  (No AVX-512 build: most of
-the time goes to BLAS, which picks its own CPU kernels at run time, and a
-third build of every kernel module cost a third more compile time for a
-gain no benchmark showed; see README, "Instruction sets".)
+On x86-64 with GCC or clang the kernel modules of SIMD_MODULES are also
+built for AVX2 (as `<module>_avx2`); nncore._native loads them where the CPU
+runs them.  Their loops vectorize wider, and with -ffp-contract=off every
+build rounds exactly alike, so results do not depend on the CPU.  Only the
+modules whose AVX2 build saved at least 5% of a benchmark's CPU time get one
+(see docs/guide/wheels.md, "Build times"); for the others the second build
+cost compile time and bought nothing measurable.
 
-Extensions are cythonized and compiled in parallel, one job per core.
+Extensions are cythonized and compiled in parallel, one job per core, the
+largest first; no debug information (-g0), which takes a quarter of GCC's
+time and is not shipped anyway.
 """
 import hashlib
 import os
@@ -32,6 +34,14 @@ KERNEL_MODULES = ["dense", "activation", "loss", "optim", "convpool", "conv", "p
                   "reshape", "dropout", "batchnorm", "regularize", "augment"]
 KERNEL_MODULES += ["embedding", "conv1d", "layernorm", "recurrent"]
 KERNEL_MODULES += ["residual", "attention", "positional"]
+# the kernel modules also built for AVX2: those whose AVX2 build saved >= 5%
+# of a benchmark's CPU time (fused conv+pool, LSTM/GRU steps; Adam's update
+# at small batches).  The others' loops are memory-bound or a small share of
+# the time, next to BLAS; their second build only cost compile time.
+SIMD_MODULES = ["convpool", "recurrent", "optim"]
+# the modules with no hot loops (the plan runs ops, Cython's shared utility
+# code converts arguments): -O1 compiles them in half the time of -O2
+LOW_OPT_MODULES = ["plan", "cpu", "openmp", "_cyutility"]
 # extra flags of single modules (GCC/clang).  -fno-trapping-math lets loops
 # whose float selects guard later arithmetic (fastmath.pxd) vectorize; it
 # changes no result, only what the compiler may assume about FP exceptions.
@@ -114,7 +124,7 @@ class BuildExt(build_ext):
         # -fno-math-errno lets sqrt vectorize (the core never reads errno);
         # -ffp-contract=off: no fused multiply-add, so every build rounds alike
         base = (["/O2"] if self.compiler.compiler_type == "msvc"
-                else ["-O3", "-fno-math-errno", "-ffp-contract=off"])
+                else ["-O3", "-g0", "-fno-math-errno", "-ffp-contract=off"])
         if self.compiler.compiler_type != "msvc" and accepted(self.compiler, ALIAS_CHECKS):
             base += ALIAS_CHECKS
         simd = {}
@@ -130,19 +140,37 @@ class BuildExt(build_ext):
                 ext.extra_compile_args = base + cflags + simd[level]
             else:
                 ext.extra_compile_args = base + cflags
-                if ext.name.rsplit(".", 1)[-1] not in KERNEL_MODULES and \
-                        self.compiler.compiler_type != "msvc":
-                    # no hot loops in these modules: -O2 compiles them faster
-                    ext.extra_compile_args = ["-O2"] + ext.extra_compile_args[1:]
+                name = ext.name.rsplit(".", 1)[-1]
+                if name not in KERNEL_MODULES and self.compiler.compiler_type != "msvc":
+                    # no hot loops in these modules: a lower level compiles them faster
+                    opt = "-O1" if name in LOW_OPT_MODULES else "-O2"
+                    ext.extra_compile_args = [opt] + ext.extra_compile_args[1:]
             if self.compiler.compiler_type != "msvc":
                 module = ext.name.split(".")[-1]
                 module = module.rsplit("_", 1)[0] if level in SIMD_FLAGS else module
                 ext.extra_compile_args += MODULE_FLAGS.get(module, [])
             ext.extra_link_args = lflags
             kept.append(ext)
+        # the largest generated C first, so no long compile starts last
+        kept.sort(key=lambda ext: -os.path.getsize(ext.sources[0])
+                  if os.path.isfile(ext.sources[0]) else 0)
         self.extensions[:] = kept
         print(f"nncore: kernel builds for {', '.join(sorted(simd)) or 'baseline x86-64 only'}")
         super().build_extensions()
+
+    def copy_extensions_to_source(self):
+        """--inplace: also delete SIMD builds of modules that no longer get
+        one, which the tree would otherwise keep loading (old kernels)."""
+        super().copy_extensions_to_source()
+        folder = os.path.join("nncore", "_native")
+        current = {ext.name.rsplit(".", 1)[-1] for ext in self.extensions}
+        for file in os.listdir(folder):
+            module = file.split(".", 1)[0]
+            if module.rsplit("_", 1)[-1] in SIMD_FLAGS and module not in current \
+                    and file.endswith((".so", ".pyd")):
+                print(f"nncore: removing {file} (no {module.rsplit('_', 1)[-1]} build of "
+                      f"{module.rsplit('_', 1)[0]} any more)")
+                os.remove(os.path.join(folder, file))
 
 
 def simd_extensions():
@@ -153,7 +181,7 @@ def simd_extensions():
         return []
     os.makedirs(SIMD_SOURCES, exist_ok=True)
     exts = []
-    for name in KERNEL_MODULES:
+    for name in SIMD_MODULES:
         for level in SIMD_FLAGS:
             source = os.path.join(SIMD_SOURCES, f"{name}_{level}.pyx")
             text = f'include "{name}.pyx"\n'
@@ -183,7 +211,7 @@ def cython_inputs_digest() -> str:
     import Cython
 
     digest = hashlib.sha256(f"{Cython.__version__} {sorted(DIRECTIVES.items())} "
-                            f"{SHARED_UTILITY} {sorted(SIMD_FLAGS)}".encode())
+                            f"{SHARED_UTILITY} {sorted(SIMD_FLAGS)} {SIMD_MODULES}".encode())
     for name in sorted(os.listdir("csrc")):
         if name.endswith((".pyx", ".pxd", ".h")):
             digest.update(name.encode())

@@ -114,7 +114,7 @@ import ast, sys
 tree = ast.parse(open(sys.argv[1]).read())
 print(" ".join(next(ast.literal_eval(node.value) for node in tree.body
                     if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "")
-                    == "KERNEL_MODULES")))
+                    == "SIMD_MODULES")))
 PY
 )"
     for name in $KERNELS; do
@@ -123,7 +123,7 @@ PY
                 || fail "the wheel has no $level build of $name"
         done
     done
-    SIMD="an AVX2 build of every kernel module"
+    SIMD="an AVX2 build of every module of SIMD_MODULES"
 fi
 if grep -E '\.(c|pyx|pxd|gz|npz)$|^tests/' "$WORK/wheel.txt"; then
     fail "the wheel ships sources or test data (above)"
