@@ -29,7 +29,8 @@ def simd_level() -> str:
     Returns
     -------
     str
-        "avx2" or "baseline" (see NNCORE_SIMD).
+        "avx2" (the kernel modules that have an AVX2 build use it) or
+        "baseline" (see NNCORE_SIMD).
 
     Examples
     --------

@@ -1,8 +1,9 @@
 """The compiled core.  Its modules take BLAS from scipy.linalg.cython_blas.
 
-Kernel modules may be built once more for AVX2 (see setup.py): importing
-this package puts the widest build this CPU runs under the module's own
-name, so `nncore._native.dense` is `dense_avx2` on a CPU with AVX2 and FMA.
+Some kernel modules are built once more for AVX2 (SIMD_MODULES in
+setup.py): importing this package puts the widest build this CPU runs under
+the module's own name, so `nncore._native.convpool` is `convpool_avx2` on a
+CPU with AVX2 and FMA; modules without an AVX2 build stay the baseline one.
 NNCORE_SIMD=baseline (set before nncore is imported) asks for the baseline
 build.  Every build rounds alike.
 
