@@ -27,6 +27,7 @@ cimport rng
 
 cdef enum:
     MAX_WORKERS = 64
+    SUM_PIECE = 16384       # values of a gradient that one worker adds up at a time
 
 
 # The fork gate.  A fork while another thread is inside threaded BLAS leaves
@@ -165,6 +166,9 @@ cdef class Plan:
     cdef int n_shard_records
     cdef Py_ssize_t shard_capacity
     cdef list shard_buffers   # [w]: the buffers shard w owns
+    cdef object sum_pieces    # (pieces, 4): op, parameter, offset, length of a piece of
+    cdef const int64_t* pieces  # the shards' gradients that one worker adds up
+    cdef Py_ssize_t n_pieces
 
     def __cinit__(self, list op_objects, dtype, check_bytes=None):
         if not op_objects:
@@ -324,6 +328,13 @@ cdef class Plan:
                     ops[i].grads[j] = address(grad)
             self.shard_buffers.append(owned)
         self.shard_capacity = rows
+        pieces = [(i, j, start, min(SUM_PIECE, self.ops[i].param_sizes[j] - start))
+                  for i in range(self.n_ops) if not self.ops[i].whole_batch
+                  for j in range(self.ops[i].n_params)
+                  for start in range(0, self.ops[i].param_sizes[j], SUM_PIECE)]
+        self.sum_pieces = np.array(pieces or [(0, 0, 0, 0)], np.int64)
+        self.pieces = <const int64_t*>address(self.sum_pieces)
+        self.n_pieces = len(pieces)
 
     # shard w's records pointed at its rows of the plan's buffers, and its
     # rows of the batch gathered from the samples listed in index
@@ -389,7 +400,8 @@ cdef class Plan:
                 for w in prange(count, num_threads=workers, schedule="static"):
                     _backward_ops(self.shard_ops[w], k, i - 1, self._shard_rows(w))
             i = k
-        self._add_shard_gradients(count)
+        for k in prange(self.n_pieces, num_threads=workers, schedule="static"):
+            self._add_shard_piece(k, count)
         for w in range(count):
             loss += self.shard_value[w]
         return loss + self._penalize()
@@ -413,21 +425,20 @@ cdef class Plan:
         self.ops[i].backward(&self.ops[i], n)
         self.ops[i].dx = dx
 
-    # the gradients of shards 0..count-1 added into shard 0's pairwise,
-    # ((g0 + g1) + (g2 + g3)) + ..., for the ops that ran in shards
-    cdef void _add_shard_gradients(self, int count) noexcept nogil:
-        cdef Py_ssize_t i, j
+    # piece k of the gradients of shards 0..count-1 added into shard 0's
+    # pairwise, ((g0 + g1) + (g2 + g3)) + ...: every element is added in the
+    # same order whichever worker adds its piece
+    cdef void _add_shard_piece(self, Py_ssize_t k, int count) noexcept nogil:
+        cdef const int64_t* piece = self.pieces + 4 * k
+        cdef Py_ssize_t i = piece[0], j = piece[1]
+        cdef Py_ssize_t offset = piece[2] * self.itemsize
         cdef int w, stride = 1
         while stride < count:
             w = 0
             while w + stride < count:
-                for i in range(self.n_ops):
-                    if self.ops[i].whole_batch:
-                        continue
-                    for j in range(self.ops[i].n_params):
-                        _add(self.shard_ops[w][i].grads[j],
-                             self.shard_ops[w + stride][i].grads[j],
-                             self.ops[i].param_sizes[j], self.itemsize == 4)
+                _add(<char*>self.shard_ops[w][i].grads[j] + offset,
+                     <char*>self.shard_ops[w + stride][i].grads[j] + offset,
+                     piece[3], self.itemsize == 4)
                 w += 2 * stride
             stride *= 2
 
