@@ -214,7 +214,8 @@ def test_the_memory_budget_covers_the_shards_buffers(shards):
         np.testing.assert_array_equal(after, before)
 
 
-def test_importing_nncore_leaves_the_environment_and_keeps_the_users_openmp_settings():
+def test_importing_nncore_leaves_the_environment_and_keeps_the_users_openmp_settings(
+        tmp_path):
     import json
     import os
     import subprocess
@@ -222,10 +223,16 @@ def test_importing_nncore_leaves_the_environment_and_keeps_the_users_openmp_sett
     code = ("import json, os, nncore; from nncore._native import OPENMP_IDLE_SPIN; "
             "print(json.dumps({k: os.environ.get(k) for k in OPENMP_IDLE_SPIN}))")
     env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "KMP_BLOCKTIME")}
-    plain = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                           text=True, check=True).stdout
-    assert json.loads(plain) == {"GOMP_SPINCOUNT": None, "KMP_BLOCKTIME": None}
+    if env.get("PYTHONPATH"):          # an in-place build, found from another directory
+        env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in
+                                            env["PYTHONPATH"].split(os.pathsep) if p)
+
+    def imported(env):
+        # outside the checkout, whose nncore/ may be an unbuilt source tree
+        result = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path,
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+    assert imported(env) == {"GOMP_SPINCOUNT": None, "KMP_BLOCKTIME": None}
     env["GOMP_SPINCOUNT"] = "123"
-    kept = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, check=True).stdout
-    assert json.loads(kept) == {"GOMP_SPINCOUNT": "123", "KMP_BLOCKTIME": None}
+    assert imported(env) == {"GOMP_SPINCOUNT": "123", "KMP_BLOCKTIME": None}
