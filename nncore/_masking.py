@@ -61,6 +61,7 @@ def _link(layers, start: int, source, within: str):
         layer = layers[index]
         if isinstance(layer, (_Recurrent, Bidirectional)):
             layer.native_ops()[0].set_mask(source)
+            layer.receives_mask = source is not None
             if not layer.return_sequences:
                 source = None
         elif isinstance(layer, Residual):

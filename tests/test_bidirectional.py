@@ -119,16 +119,17 @@ def test_bidirectional_in_nnclassifier_learns_sequences_that_end_in_a_motif():
     from nncore.sklearn import NNClassifier
 
     def data(n, seed):
-        # 3 to 10 tokens in 1..4 padded with 0; class 1 when the last two are 4, 1
+        """3 to 10 tokens in 1..4 padded with 0; class 1 when the sequence
+        ends in 4, 1 (half the rows are made to end in 4 and then 1 or 2, so
+        that the classes are near balanced)."""
+        rng = np.random.default_rng(seed)
         ids = right_padded(n, 10, 5, seed, shortest=3)
-        lengths = (ids != 0).sum(axis=1)
-        rows = np.arange(n)
-        y = (ids[rows, lengths - 2] == 4) & (ids[rows, lengths - 1] == 1)
-        half = rng_rows = np.random.default_rng(seed).random(n) < 0.5
-        ids[rng_rows, lengths[rng_rows] - 2] = 4       # make the classes near balanced
-        ids[half, lengths[half] - 1] = np.where(np.random.default_rng(seed + 1).random(
-            half.sum()) < 0.5, 1, 2)
-        y = (ids[rows, lengths - 2] == 4) & (ids[rows, lengths - 1] == 1)
+        last = (ids != 0).sum(axis=1) - 1
+        rows = np.flatnonzero(rng.random(n) < 0.5)
+        ids[rows, last[rows] - 1] = 4
+        ids[rows, last[rows]] = rng.choice([1, 2], size=rows.size)
+        every = np.arange(n)
+        y = (ids[every, last - 1] == 4) & (ids[every, last] == 1)
         return ids, y.astype(np.int64)
 
     x, y = data(3000, 0)
