@@ -77,3 +77,14 @@ def _link(layers, start: int, source, within: str):
                 "LayerNormalization, PositionalEmbedding) take it; put a recurrent layer "
                 "without return_sequences before this one")))
     return source
+
+
+def refuse_python_training(net, caller: str) -> None:
+    """Raise ValueError when `net` has a mask: called where training would
+    run the layers one by one (a loss or optimizer written in Python), where
+    no mask reaches the recurrent layers."""
+    if net.layers and getattr(net.layers[0], "mask_zero", False):
+        raise ValueError(f"{caller}: a network with Embedding(mask_zero=True) trains in the "
+                         f"native core only, with one of nncore's losses and optimizers; a "
+                         f"loss or optimizer written in Python runs the layers one by one, "
+                         f"where the mask cannot reach them")

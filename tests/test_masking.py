@@ -237,3 +237,24 @@ def test_masked_layer_learns_sums_of_variable_length_sequences(layer):
     net.fit(x, y / 10, epochs=40, batch_size=32, verbose=0)
     accuracy = np.mean(np.round(net.predict(tx)[:, 0] * 10) == ty)
     assert accuracy > 0.95, accuracy
+
+
+def test_training_with_a_python_loss_is_refused():
+    """A loss written in Python trains layer by layer, where no mask reaches."""
+    def mse(y_true, y_pred):
+        return float(np.mean((y_pred - y_true) ** 2))
+
+    def mse_prime(y_true, y_pred):
+        return 2 * (y_pred - y_true) / y_pred.size
+
+    net = masked_network(nncore.GRU(2))
+    net.use(mse, mse_prime, optimizer="sgd")
+    ids = right_padded(8, 6, 7, seed=8)
+    before = net.get_weights()
+    for call in (lambda: net.fit(ids, np.zeros((8, 2)), verbose=0),
+                 lambda: net.gradients(ids, np.zeros((8, 2)))):
+        with pytest.raises(ValueError, match="Embedding\\(mask_zero=True\\) trains in the "
+                                             "native core only"):
+            call()
+    for a, b in zip(before, net.get_weights()):
+        np.testing.assert_array_equal(a, b)
