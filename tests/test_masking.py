@@ -258,3 +258,26 @@ def test_training_with_a_python_loss_is_refused():
             call()
     for a, b in zip(before, net.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_float32_masked_network_agrees_with_float64_and_trains_per_sample():
+    ids = np.array([[3, 0, 5, 0, 0, 6], [0, 0, 1, 2, 3, 4], [6, 5, 4, 0, 0, 0],
+                    [0, 0, 0, 0, 0, 0]])
+    for layer in (lambda: nncore.LSTM(4, return_sequences=True, go_backwards=True),
+                  lambda: nncore.Bidirectional(nncore.GRU(3, return_sequences=True), "ave")):
+        double = masked_network(layer())
+        single = masked_network(layer(), dtype="float32")
+        single.set_weights(double.get_weights())
+        target = np.random.default_rng(9).normal(size=(4,) + double.output_shape)
+        np.testing.assert_allclose(single.predict(ids), double.predict(ids), rtol=1e-5,
+                                   atol=1e-6)
+        for net in (single, double):
+            net.use("mse", optimizer="sgd")
+        for a, b in zip(single.gradients(ids, target), double.gradients(ids, target)):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+        # per-sample SGD (batch_size=1) takes the steps the gradients give
+        start = double.get_weights()
+        step = double.gradients(ids[:1], target[:1])
+        double.fit(ids[:1], target[:1], epochs=1, batch_size=1, verbose=0)
+        for before, after, grad in zip(start, double.get_weights(), step):
+            np.testing.assert_allclose(after, before - 0.01 * grad, rtol=1e-12, atol=1e-15)
