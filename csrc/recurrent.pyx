@@ -25,8 +25,7 @@
 # same input and merges their outputs (the backward layer's output steps put
 # back in input order), concat / sum / mul / ave.
 from libc.string cimport memcpy, memset
-from cpython.pycapsule cimport PyCapsule_New
-from cpython.pycapsule cimport PyCapsule_GetPointer
+from cpython.pycapsule cimport PyCapsule_New, PyCapsule_GetPointer
 from core cimport real, Op, F32, address, dtype_code, declare_params, r_exp, r_tanh
 from epilogue cimport column_sums
 from blas cimport gemm
@@ -153,7 +152,7 @@ cdef void cell_forward(real* zt, real* ht, real* et, const real* hp, const real*
 # cache: Z, H, E (above); work: (n, GU) scratch
 cdef void rnn_forward(real* y, real* cache, real* work, const real* x, const real* ids,
                       Py_ssize_t ld, Py_ssize_t n, const RnnCfg* c) noexcept nogil:
-    cdef Py_ssize_t s, r, j, t, p, T = c.T, U = c.U, GU = c.G * c.U
+    cdef Py_ssize_t s, r, j, t, T = c.T, U = c.U, GU = c.G * c.U
     cdef real* Z = cache
     cdef real* H = Z + n * T * GU
     cdef real* E = H + n * T * U
