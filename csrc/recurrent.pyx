@@ -25,11 +25,12 @@
 # same input and merges their outputs (the backward layer's output steps put
 # back in input order), concat / sum / mul / ave.
 from libc.string cimport memcpy, memset
-from cpython.pycapsule cimport PyCapsule_New, PyCapsule_GetPointer
+from cpython.pycapsule cimport PyCapsule_New
 from core cimport real, Op, F32, address, dtype_code, declare_params, r_exp, r_tanh
 from epilogue cimport column_sums
 from blas cimport gemm
 from fastmath cimport fast_sigmoid, fast_tanh
+from masking cimport mask_indices, op_cfg
 
 cdef enum Cell:
     SIMPLE = 0
@@ -76,17 +77,6 @@ cdef inline real tanh_(real v) noexcept nogil:
 
 cdef inline Py_ssize_t position(const RnnCfg* c, Py_ssize_t t) noexcept nogil:
     return c.T - 1 - t if c.backwards else t
-
-
-# The indices (n, T; row stride *ld) that mask the op, or NULL: the input of
-# the first record of the op's array when that record is the masking
-# Embedding op (a layer run alone, in a plan of its own, has no mask).
-cdef const void* mask_indices(Op* op, const RnnCfg* c, Py_ssize_t* ld) noexcept nogil:
-    cdef Op* first = op - op.index
-    if c.mask_cfg == NULL or first.cfg != c.mask_cfg:
-        return NULL
-    ld[0] = first.in_size
-    return first.x
 
 
 # one step of the cell for n samples: gates zt (n, GU; row stride lz) hold the
@@ -343,14 +333,14 @@ cdef void rnn_backward(real* dx, real* g_kernel, real* g_recurrent, real* g_bias
 cdef void _rnn_forward(Op* op, Py_ssize_t n, real* y) noexcept nogil:
     cdef const RnnCfg* c = <const RnnCfg*>op.cfg
     cdef Py_ssize_t ld = 0
-    cdef const real* ids = <const real*>mask_indices(op, c, &ld)
+    cdef const real* ids = <const real*>mask_indices(op, c.mask_cfg, &ld)
     rnn_forward(y, <real*>op.cache, <real*>op.work, <const real*>op.x, ids, ld, n, c)
 
 
 cdef void _rnn_backward(Op* op, Py_ssize_t n, real* dx) noexcept nogil:
     cdef const RnnCfg* c = <const RnnCfg*>op.cfg
     cdef Py_ssize_t ld = 0
-    cdef const real* ids = <const real*>mask_indices(op, c, &ld)
+    cdef const real* ids = <const real*>mask_indices(op, c.mask_cfg, &ld)
     rnn_backward(dx, <real*>op.grads[0], <real*>op.grads[1], <real*>op.grads[2],
                  <const real*>op.dy, <const real*>op.x, <const real*>op.cache,
                  <real*>op.work, op.state, ids, ld, False, n, c)
@@ -368,13 +358,6 @@ cdef void rnn_op_backward(Op* op, Py_ssize_t n) noexcept nogil:
         _rnn_backward(op, n, <float*>op.dx)
     else:
         _rnn_backward(op, n, <double*>op.dx)
-
-
-# the cfg of the op behind `source` (an op object with a capsule), or NULL for None
-cdef const void* op_cfg(source) except? NULL:
-    if source is None:
-        return NULL
-    return (<Op*>PyCapsule_GetPointer(source.capsule(), "nncore.Op")).cfg
 
 
 cdef class RecurrentOp:
@@ -519,7 +502,7 @@ cdef struct BiCfg:
 cdef void _bi_forward(Op* op, Py_ssize_t n, real* y) noexcept nogil:
     cdef const BiCfg* c = <const BiCfg*>op.cfg
     cdef Py_ssize_t ld = 0, T = c.fw.T, U = c.fw.U, GU = c.fw.G * c.fw.U
-    cdef const real* ids = <const real*>mask_indices(op, &c.fw, &ld)
+    cdef const real* ids = <const real*>mask_indices(op, c.fw.mask_cfg, &ld)
     cdef real* cf = <real*>op.cache
     cdef real* cb = cf + n * T * (GU + 2 * U)
     rnn_forward(<real*>NULL, cf, <real*>op.work, <const real*>op.x, ids, ld, n, &c.fw)
@@ -531,7 +514,7 @@ cdef void _bi_backward(Op* op, Py_ssize_t n, real* dx) noexcept nogil:
     cdef const BiCfg* c = <const BiCfg*>op.cfg
     cdef Py_ssize_t ld = 0, T = c.fw.T, U = c.fw.U, GU = c.fw.G * c.fw.U
     cdef Py_ssize_t Y = T * U if c.fw.sequences else U
-    cdef const real* ids = <const real*>mask_indices(op, &c.fw, &ld)
+    cdef const real* ids = <const real*>mask_indices(op, c.fw.mask_cfg, &ld)
     cdef real* cf = <real*>op.cache
     cdef real* cb = cf + n * T * (GU + 2 * U)
     cdef real* work = <real*>op.work

@@ -12,11 +12,13 @@ built, which recurrent layers it reaches:
   pass the mask on, as their Keras counterparts do;
 * a recurrent layer (or Bidirectional) uses it, and passes it on when it
   returns sequences; otherwise its output has no steps and the mask ends;
+* GlobalAveragePooling1D averages over the unmasked steps (its op is then
+  the masked mean of csrc/masked_pool.pyx), and the mask ends;
 * any other layer that would receive a mask is refused, as Keras refuses a
-  layer that does not support masking: Conv1D and the pools change the
-  steps, Flatten and the global pools mix them, MultiHeadAttention would
-  need the mask in its weights (Keras masks the keys), so each of them
-  would silently read the padding.
+  layer that does not support masking: Conv1D and the local pools change
+  the steps, Flatten and GlobalMaxPooling1D mix them, MultiHeadAttention
+  would need the mask in its weights (Keras masks the keys), so each of
+  them would silently read the padding.
 
 A network with a mask must run in the native core: a layer written in
 Python runs the network layer by layer, where no mask can reach a layer.
@@ -31,7 +33,7 @@ from .layers.dropout import Dropout
 from .layers.layer_normalization import LayerNormalization
 from .layers.recurrent import Bidirectional, _Recurrent
 from .layers.residual import Residual
-from .layers.sequence import Embedding
+from .layers.sequence import Embedding, GlobalAveragePooling1D
 
 #: layers that work on each position alone: the mask passes through them
 PASSES = (Dense, Activation, Dropout, LayerNormalization, PositionalEmbedding)
@@ -64,6 +66,9 @@ def _link(layers, start: int, source, within: str):
             layer.receives_mask = source is not None
             if not layer.return_sequences:
                 source = None
+        elif isinstance(layer, GlobalAveragePooling1D):
+            layer.set_mask(source)
+            source = None
         elif isinstance(layer, Residual):
             inner = _link(layer.layers, 0, source,
                           f"{within}layer {index} (Residual), its ")
@@ -72,10 +77,10 @@ def _link(layers, start: int, source, within: str):
         elif source is not None and not isinstance(layer, PASSES):
             raise ValueError(within + in_layer(index, layer, (
                 "does not support masking, but receives the mask of "
-                "Embedding(mask_zero=True); only SimpleRNN, LSTM, GRU, Bidirectional and "
-                "layers that work on each step alone (Dense, Activation, Dropout, "
-                "LayerNormalization, PositionalEmbedding) take it; put a recurrent layer "
-                "without return_sequences before this one")))
+                "Embedding(mask_zero=True); only SimpleRNN, LSTM, GRU, Bidirectional, "
+                "GlobalAveragePooling1D and layers that work on each step alone (Dense, "
+                "Activation, Dropout, LayerNormalization, PositionalEmbedding) take it; put "
+                "a recurrent layer without return_sequences before this one")))
     return source
 
 

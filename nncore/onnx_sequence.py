@@ -92,6 +92,20 @@ def _global_pool1d(op: str, graph, layer, tensor):
                            shape=layer.output_shape)
 
 
+def _global_average1d(graph, layer, tensor):
+    """GlobalAveragePool, or after a mask the sum over the unmasked steps
+    divided by their count (at least 1); exact for any mask."""
+    if not (layer.receives_mask and graph.padding is not None):
+        return _global_pool1d("GlobalAveragePool", graph, layer, tensor)
+    valid = graph.node("Sub", [graph.constant([1], "one"), graph.padding])       # (n, T, 1)
+    axes = graph.constant([1], "axes", np.int64)
+    total = graph.node("ReduceSum", [graph.node("Mul", [tensor.name, valid]), axes],
+                       keepdims=0)                                              # (n, C)
+    count = graph.node("ReduceSum", [valid, axes], keepdims=0)                  # (n, 1)
+    count = graph.node("Max", [count, graph.constant([1], "one")])
+    return tensor._replace(name=graph.node("Div", [total, count]), shape=layer.output_shape)
+
+
 def _layer_normalization(graph, layer, tensor):
     """(x - mean) / sqrt(var + epsilon) * gamma + beta, means as MatMul by 1/D."""
     gamma, beta = layer.get_weights()
@@ -244,7 +258,7 @@ def converters(activation) -> Dict[type, object]:
         MaxPool1D: partial(_pool1d, "MaxPool"),
         AveragePooling1D: partial(_pool1d, "AveragePool"),
         GlobalMaxPooling1D: partial(_global_pool1d, "GlobalMaxPool"),
-        GlobalAveragePooling1D: partial(_global_pool1d, "GlobalAveragePool"),
+        GlobalAveragePooling1D: _global_average1d,
         LayerNormalization: _layer_normalization,
         SimpleRNN: partial(_recurrent, "RNN"), LSTM: partial(_recurrent, "LSTM"),
         GRU: partial(_recurrent, "GRU"), Bidirectional: _bidirectional,

@@ -189,7 +189,7 @@ class Twice(nncore.Layer):
 
 @pytest.mark.parametrize("layers,where,what", [
     ([nncore.Conv1D(3, 2)], "layer 1 (Conv1D)", "does not support masking"),
-    ([nncore.GlobalAveragePooling1D()], "layer 1 (GlobalAveragePooling1D)",
+    ([nncore.GlobalMaxPooling1D()], "layer 1 (GlobalMaxPooling1D)",
      "does not support masking"),
     ([nncore.Flatten(), nncore.Dense(2)], "layer 1 (Flatten)", "does not support masking"),
     ([nncore.LSTM(3, return_sequences=True), nncore.MaxPool1D(2)], "layer 2 (MaxPool1D)",
@@ -281,3 +281,46 @@ def test_float32_masked_network_agrees_with_float64_and_trains_per_sample():
         double.fit(ids[:1], target[:1], epochs=1, batch_size=1, verbose=0)
         for before, after, grad in zip(start, double.get_weights(), step):
             np.testing.assert_allclose(after, before - 0.01 * grad, rtol=1e-12, atol=1e-15)
+
+
+
+def average_network(dtype="float64"):
+    net = nncore.Network([nncore.Embedding(7, 4, mask_zero=True),
+                          nncore.Dense(5, activation="tanh"), nncore.GlobalAveragePooling1D(),
+                          nncore.Dense(3)], input_shape=(6,), dtype=dtype, seed=0).build()
+    rng = np.random.default_rng(1)
+    for p in net.params[1:]:
+        p[...] = rng.normal(size=p.shape) * 0.5
+    return net
+
+
+def test_global_average_over_the_unmasked_steps_matches_torch():
+    torch = pytest.importorskip("torch")
+    net = average_network()
+    net.use("mse", optimizer="sgd")
+    ids = np.array([[3, 0, 5, 0, 0, 6], [0, 0, 1, 2, 3, 4], [6, 5, 4, 0, 0, 0],
+                    [0, 0, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6]])
+    target = np.random.default_rng(2).normal(size=(5, 3))
+    weights = [torch.tensor(w, requires_grad=True) for w in net.get_weights()]
+    table, k1, b1, k2, b2 = weights
+    valid = torch.tensor((ids != 0)[:, :, None].astype(np.float64))
+    hidden = torch.tanh(table[torch.tensor(ids)] @ k1 + b1)
+    mean = (hidden * valid).sum(1) / valid.sum(1).clamp(min=1)      # zeros with no step
+    out = mean @ k2 + b2
+    ((out - torch.tensor(target)) ** 2).mean().backward()
+    assert relative_error(net.predict(ids), out.detach().numpy()) < EXACT
+    for mine, theirs in zip(net.gradients(ids, target), weights):
+        assert relative_error(mine, theirs.grad.numpy()) < EXACT
+    # and by finite differences
+    f = lambda: float(net.evaluate(ids, target)["loss"])
+    grads = net.gradients(ids, target)
+    for param, grad in zip(net.params, grads):
+        assert relative_error(grad, numeric_gradient(f, param)) < 1e-6
+    # a layer alone has no mask; without mask_zero every step counts
+    plain = nncore.Network([nncore.Embedding(7, 4), nncore.Dense(5, activation="tanh"),
+                            nncore.GlobalAveragePooling1D(), nncore.Dense(3)],
+                           input_shape=(6,), dtype="float64")
+    plain.set_weights(net.get_weights())
+    np.testing.assert_allclose(plain.predict(ids[4:]), net.predict(ids[4:]), rtol=1e-14)
+    assert not np.allclose(plain.predict(ids[:1]), net.predict(ids[:1]))
+

@@ -110,6 +110,8 @@ MASKED = {
                               nncore.Bidirectional(nncore.GRU(3, return_sequences=True),
                                                    merge_mode="mul"),
                               nncore.Bidirectional(nncore.SimpleRNN(3), merge_mode="sum")],
+    "average": lambda: [nncore.Embedding(7, 5, mask_zero=True), nncore.Dense(4),
+                        nncore.GlobalAveragePooling1D(), nncore.Dense(2)],
     "bidirectional_unmasked": lambda: [
         nncore.Embedding(7, 5), nncore.Bidirectional(nncore.GRU(4, return_sequences=True),
                                                      merge_mode="ave"),

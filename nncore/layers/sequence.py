@@ -10,6 +10,7 @@ from .. import initializers, regularizers
 from .._native.activation import ActivationOp
 from .._native.conv1d import Conv1DOp
 from .._native.embedding import EmbeddingOp
+from .._native.masked_pool import MaskedMeanOp
 from .._native.pool import PoolOp
 from .activation import ActivationSpec, activation_config, fused_activation
 from .base import NativeLayer, Shape
@@ -447,6 +448,10 @@ class GlobalMaxPooling1D(_GlobalPool1D):
 class GlobalAveragePooling1D(_GlobalPool1D):
     """The mean over the steps: (steps, channels) samples become (channels,).
 
+    After Embedding(mask_zero=True) (through layers that pass the mask on),
+    the mean over the unmasked steps only, as in Keras; a sample with no
+    unmasked step gives zeros (Keras divides 0 by 0).
+
     Parameters
     ----------
     name : str, optional
@@ -460,6 +465,20 @@ class GlobalAveragePooling1D(_GlobalPool1D):
     array([[2., 2.]], dtype=float32)
     """
     kind = "avg"
+    #: whether the mask of Embedding(mask_zero=True) reaches the layer
+    receives_mask = False
+
+    def set_mask(self, source) -> None:
+        """Average over the steps that the Embedding op `source` leaves
+        unmasked (None: over every step).  Called when the network is built."""
+        if source is not None:
+            op = MaskedMeanOp(self.dtype, *sequence_shape(self, self._built_input_shape()))
+            op.set_mask(source)
+            self._ops = [op]
+        elif self.receives_mask:
+            self._ops = self.make_ops()
+        self.receives_mask = source is not None
+        self._plan = None
 
 
 MaxPooling1D = MaxPool1D
