@@ -82,8 +82,9 @@ class Embedding(NativeLayer):
         steps (Dense, Activation, Dropout, LayerNormalization,
         PositionalEmbedding, a Residual block of those, a recurrent layer
         with return_sequences) pass the mask on; a recurrent layer without
-        return_sequences consumes it; any other layer that would receive it
-        is refused when the network is built.  Row 0 of the table is still
+        return_sequences consumes it, and so does GlobalAveragePooling1D
+        (averaging over the unmasked steps); any other layer that would
+        receive it is refused when the network is built.  Row 0 of the table is still
         a row (so input_dim counts the padding index, as in Keras).
     name : str, optional
         The layer's name in summaries and saved files.
