@@ -117,11 +117,13 @@ def test_without_mask_zero_index_zero_is_a_token():
 
 
 def masked_stack(dtype="float32", seed=0):
-    """Every layer that passes a mask on, and the three cells."""
+    """Every layer that passes a mask on (a Residual block around a masked
+    LSTM too), and the three cells."""
     return nncore.Network([
         nncore.Embedding(9, 6, mask_zero=True), nncore.PositionalEmbedding(10, 6),
         nncore.Dense(6, activation="tanh"), nncore.Dropout(0.1), nncore.LayerNormalization(),
         nncore.Residual(nncore.LayerNormalization(), nncore.Dense(6), nncore.ReLU()),
+        nncore.Residual(nncore.LSTM(6, return_sequences=True)),
         nncore.GRU(5, return_sequences=True, go_backwards=True),
         nncore.SimpleRNN(4, return_sequences=True), nncore.LSTM(4), nncore.Dense(3)],
         input_shape=(10,), dtype=dtype, seed=seed)
@@ -159,6 +161,14 @@ def test_masked_network_in_every_path(tmp_path):
     ids = right_padded(600, 10, 9, seed=7, shortest=0)
     net.fit(ids, np.arange(600) % 3, epochs=1, verbose=0)
     expected = net.predict(ids)
+    # the mask reaches every recurrent layer, the one in the Residual block too:
+    # the padding's row of the table changes nothing
+    assert [layer.receives_mask for layer in net.layers[6].layers + net.layers[7:10]] == \
+        [True] * 4
+    padding_row = net.layers[0].embeddings[0].copy()
+    net.layers[0].embeddings[0] += 5
+    np.testing.assert_array_equal(net.predict(ids), expected)
+    net.layers[0].embeddings[0] = padding_row
     np.testing.assert_allclose(net.predict(ids[:1]), expected[:1], rtol=1e-5, atol=1e-6)
     with nncore.threads(2):
         np.testing.assert_array_equal(net.predict(ids), expected)
