@@ -52,9 +52,12 @@ def gradients(net, x, y, sample_weight=None) -> List[np.ndarray]:
     return gradients_and_loss(net, x, y, sample_weight)[0]
 
 
-def gradients_and_loss(net, x, y, sample_weight=None) -> Tuple[List[np.ndarray], float]:
+def gradients_and_loss(net, x, y, sample_weight=None,
+                       draw_ids=None) -> Tuple[List[np.ndarray], float]:
     """`gradients` and the batch loss (with the penalties) they are the
-    gradient of."""
+    gradient of.  With `draw_ids` (an index per sample), a native plan's
+    sample r draws its dropout and augmentation numbers for index
+    draw_ids[r]: the rows of a larger batch then get that batch's draws."""
     if net.loss is None:
         raise RuntimeError("Network.gradients: set a loss with use(...) first")
     x = network_inputs(net, x)
@@ -69,7 +72,7 @@ def gradients_and_loss(net, x, y, sample_weight=None) -> Tuple[List[np.ndarray],
                 weights = np.ascontiguousarray(weights, net.dtype)
             begin_native_run(net.plans.training_threads(net, plan, n))
             try:
-                loss = plan.gradients(x.reshape(n, -1), y, weights)
+                loss = plan.gradients(x.reshape(n, -1), y, weights, draw_ids)
             finally:
                 end_native_run()
         else:

@@ -149,33 +149,37 @@ class ClusterFit:
         params = net.params
         optimizer = trainer.optimizer
         self.rows.place()
+        states = replica.generator_states(net)
         for k in range(self.per_epoch):
             batch = order[k * self.batch:(k + 1) * self.batch]
 
             def submit(batch=batch):
                 weights = replica.flatten(params, net.dtype)
+                generators = replica.flatten(states, np.uint64)
+                positions = self.rows.group_positions(batch)
                 futures = []
                 for g, rows in enumerate(self.rows.group_rows(batch)):
                     if rows is None:
                         continue
                     xs, ys = self.rows.futures_of(g)
-                    scale = sum(len(r) for r in rows) / len(batch)
+                    scale = len(positions[g]) / len(batch)
                     futures.append(self.client.submit(
-                        replica.sync_partial, self.key, g, self.model, weights, rows, scale,
-                        xs, ys, workers=[self.rows.addresses[g]], allow_other_workers=True,
-                        pure=False))
+                        replica.sync_partial, self.key, g, self.model, weights, generators,
+                        rows, positions[g], scale, xs, ys, workers=[self.rows.addresses[g]],
+                        allow_other_workers=True, pure=False))
                 return futures
 
             partials = self._gather(submit)
             total = partials[0][0]
-            for grad, _ in partials[1:]:
+            for grad, _, _ in partials[1:]:
                 total += grad
-            loss = sum(l for _, l in partials)
+            loss = sum(part[1] for part in partials)
             if not self._account(e, k, len(batch), loss):
                 return
             rate = float(optimizer.learning_rates(optimizer.iterations, 1, trainer.rate)[0])
             grads = _views(total, params)
             apply_update(optimizer.updater, params, grads, rate)
+            replica.unflatten_into(states, partials[0][2])
             self._batch_end(e, k, len(batch), loss)
             if net.stop_training:
                 return

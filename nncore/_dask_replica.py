@@ -51,6 +51,11 @@ def averaged_arrays(net) -> List[np.ndarray]:
             if a.dtype.kind == "f"]
 
 
+def generator_states(net) -> List[np.ndarray]:
+    """The random generators' states of the layers (dropout, augmentation)."""
+    return [a for layer in net.layers for a in layer.state if a.dtype.kind == "u"]
+
+
 def forget(key: str) -> None:
     """Drop the replicas of fit `key` from this process."""
     with _lock:
@@ -62,7 +67,8 @@ def replica(key: str, group: int, model: bytes):
     """This process's network for (fit `key`, `group`): loaded from `model`
     on first use, one nncore thread per Dask worker thread, and its random
     generators (dropout, augmentation) reseeded per group so that workers
-    do not draw the same masks."""
+    taking local steps do not draw the same masks (sync mode sets them each
+    step)."""
     from .network import loads
     with _lock:
         net = _replicas.get((key, group))
@@ -87,16 +93,25 @@ def _rows(blocks: Sequence[np.ndarray], rows: Sequence[np.ndarray]) -> np.ndarra
 
 
 def sync_partial(key: str, group: int, model: bytes, weights: np.ndarray,
-                 rows: list, scale: float, xs: list, ys: list):
-    """(gradient, loss) of the listed rows of this worker's blocks (the
-    gradient of their mean loss, as one vector in `params` order, and the
-    loss) times `scale` = rows / global batch, so that the partials of a
-    global batch add up to its gradient and loss."""
+                 generators: np.ndarray, rows: list, positions: np.ndarray, scale: float,
+                 xs: list, ys: list):
+    """(gradient, loss, generators) of the listed rows of this worker's
+    blocks: the gradient of their mean loss, as one vector in `params`
+    order, and the loss, times `scale` = rows / global batch, so that the
+    partials of a global batch add up to its gradient and loss.  The
+    replica's random generators start from `generators` (the client's, as
+    one vector) and each row draws its dropout and augmentation numbers for
+    its position in the global batch, as one process would; their states
+    after the step come back as the third item."""
     from ._custom_loops import gradients_and_loss
     net = replica(key, group, model)
     unflatten_into(net.params, weights)
-    grads, loss = gradients_and_loss(net, _rows(xs, rows), _rows(ys, rows))
-    return flatten(grads, net.dtype, scale), loss * scale
+    states = generator_states(net)
+    unflatten_into(states, generators)
+    grads, loss = gradients_and_loss(net, _rows(xs, rows), _rows(ys, rows),
+                                     draw_ids=positions)
+    return (flatten(grads, net.dtype, scale), loss * scale,
+            flatten(states, np.uint64) if states else generators)
 
 
 def local_steps(key: str, group: int, model: bytes, weights: np.ndarray,
