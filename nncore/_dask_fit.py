@@ -17,22 +17,13 @@ from . import _dask_replica as replica
 from ._dask_rows import ClusterRows
 from ._data import check_positive_int, network_inputs, network_targets
 from ._fit_config import FitConfig
-from ._native.data import shuffle as shuffle_order
 from ._native.optim import apply_update
+from ._parallel_run import DataParallelRun, NoRows
 from ._training import Trainer, fit_optimizer, shuffle_state
 from .errors import in_layer
 from .layers.normalization import BatchNormalization
 
 MODES = ("sync", "local")
-
-
-class _NoData:
-    """What a `Trainer` reads of its data when the rows are on a cluster."""
-
-    single = True
-
-    def __init__(self, validation) -> None:
-        self.validation = validation
 
 
 class WorkersLost(RuntimeError):
@@ -56,17 +47,19 @@ def _retryable():
     return (KilledWorker, CancelledError, CommClosedError, OSError)
 
 
-class ClusterFit:
+class ClusterFit(DataParallelRun):
     """One `nncore.dask.fit` call, the network's run guard held."""
+
+    name = "nncore.dask.fit"
 
     def __init__(self, net, client, rows: ClusterRows, trainer: Trainer, mode: str,
                  average_every: int, checkpoint, timeout: float) -> None:
-        self.net, self.client, self.rows, self.trainer = net, client, rows, trainer
+        super().__init__(net, trainer, rows.n, checkpoint)
+        self.client, self.rows = client, rows
         self.mode, self.average_every = mode, average_every
-        self.checkpoint, self.timeout = checkpoint, timeout
+        self.timeout = timeout
+        self.stepwise = mode == "sync"
         self.key = uuid.uuid4().hex
-        self.batch = trainer.batch_size(rows.n)
-        self.per_epoch = math.ceil(rows.n / self.batch)
         self.model = None
 
     # ----------------------------------------------------------- transport
@@ -112,37 +105,20 @@ class ClusterFit:
 
     # ---------------------------------------------------------------- run
     def run(self) -> None:
-        trainer, net, config = self.trainer, self.net, self.trainer.config
         self._share_model()
-        order = np.arange(self.rows.n, dtype=np.int64)
-        callbacks = trainer.callbacks
-        for callback in callbacks:
-            callback.set_network(net)
-            callback.on_train_begin()
+        super().run()
+
+    def epoch(self, e: int, order: np.ndarray) -> None:
+        if self.mode == "sync":
+            self._sync_epoch(e, order)
+        else:
+            self._local_epoch(e, order)
+
+    def finish(self) -> None:
         try:
-            for epoch in range(config.initial_epoch, config.epochs):
-                e = epoch - config.initial_epoch
-                trainer.begin_epoch(epoch)
-                if trainer.state is not None:
-                    shuffle_order(order, trainer.state)
-                if self.mode == "sync":
-                    self._sync_epoch(e, order)
-                else:
-                    self._local_epoch(e, order)
-                if net.stop_training and net.stopped_on_nan:
-                    break
-                trainer.end_epoch(e, self.per_epoch)
-                if self.checkpoint is not None:
-                    net.save(self.checkpoint)
-                if net.stop_training:
-                    break
-            for callback in callbacks:
-                callback.on_train_end(trainer.logs)
-        finally:
-            try:
-                self.client.run(replica.forget, self.key)
-            except Exception:            # the cluster may be gone: nothing to forget
-                pass
+            self.client.run(replica.forget, self.key)
+        except Exception:            # the cluster may be gone: nothing to forget
+            pass
 
     def _sync_epoch(self, e: int, order: np.ndarray) -> None:
         net, trainer = self.net, self.trainer
@@ -174,13 +150,13 @@ class ClusterFit:
             for grad, _, _ in partials[1:]:
                 total += grad
             loss = sum(part[1] for part in partials)
-            if not self._account(e, k, len(batch), loss):
+            if not self.account(e, k, len(batch), loss):
                 return
             rate = float(optimizer.learning_rates(optimizer.iterations, 1, trainer.rate)[0])
             grads = _views(total, params)
             apply_update(optimizer.updater, params, grads, rate)
             replica.unflatten_into(states, partials[0][2])
-            self._batch_end(e, k, len(batch), loss)
+            self.batch_end(e, k, len(batch), loss)
             if net.stop_training:
                 return
 
@@ -219,46 +195,15 @@ class ClusterFit:
             results = self._gather(submit)
             seen = sum(n for _, n, _ in results)
             loss = sum(s for _, _, s in results)
-            if not self._account(e, r, seen, loss / seen):
+            if not self.account(e, r, seen, loss / seen):
                 return
             total = np.zeros_like(results[0][0], dtype=np.float64)
             for flat, n, _ in results:
                 total += flat * (n / seen)
             replica.unflatten_into(averaged, total)
-            self._batch_end(e, r, seen, loss / seen)
+            self.batch_end(e, r, seen, loss / seen)
             if net.stop_training:
                 return
-
-    # ------------------------------------------------------ bookkeeping
-    def _account(self, e: int, k: int, size: int, loss: float) -> bool:
-        """Add a step's loss to its epoch; False (the step not applied) when
-        the loss is not finite: TerminateOnNaN stops, else FloatingPointError."""
-        trainer = self.trainer
-        if math.isfinite(loss):
-            trainer.loss_sums[e] += loss * size
-            return True
-        epoch = trainer.config.initial_epoch + e
-        what = f"the loss became {loss} at epoch {epoch + 1}/{trainer.config.epochs}, " \
-               f"batch {k + 1}"
-        trainer.history.stopped = {"reason": what, "epoch": epoch, "batch": k,
-                                   "restored": "the weights of the step before were kept"}
-        for callback in trainer.callbacks:
-            callback.on_batch_end(k, {"loss": float(loss), "size": size})
-        if self.net.stopped_on_nan:
-            self.net.stop_training = True
-            return False
-        raise FloatingPointError(f"nncore.dask.fit: {what}; the weights of the step before "
-                                 f"were kept. Lower the learning rate or scale the inputs")
-
-    def _batch_end(self, e: int, k: int, size: int, loss: float) -> None:
-        trainer = self.trainer
-        for callback in trainer.callbacks:
-            callback.on_batch_end(k, {"loss": float(loss), "size": size})
-        printer = trainer.printer
-        steps = self.per_epoch if self.mode == "sync" else None
-        if printer is not None and printer.live and steps and k + 1 < steps:
-            seen = min((k + 1) * self.batch, self.rows.n)
-            printer.update(k + 1, seen, trainer.epoch_logs(e, seen))
 
 
 def _views(flat: np.ndarray, like: List[np.ndarray]) -> List[np.ndarray]:
@@ -327,7 +272,7 @@ def fit(network, x, y, *, epochs: int = 1, batch_size: Optional[int] = None, cli
         validation = (vx, network_targets(network, validation_data[1], vx.shape[0]))
     rows = ClusterRows(client, x, y)
     with network.guard.writing("nncore.dask.fit"):
-        trainer = Trainer(network, config, _NoData(validation))
+        trainer = Trainer(network, config, NoRows(validation))
         trainer.optimizer = fit_optimizer(network)
         trainer.state = shuffle_state(network) if config.shuffle else None
         trainer.samples[:] = rows.n
