@@ -18,8 +18,8 @@ from ._dask_rows import ClusterRows
 from ._data import check_positive_int, network_inputs, network_targets
 from ._fit_config import FitConfig
 from ._native.optim import apply_update
-from ._parallel_run import DataParallelRun, NoRows
-from ._training import Trainer, fit_optimizer, shuffle_state
+from ._parallel_run import DataParallelRun, new_trainer, train
+from ._training import Trainer
 from .errors import in_layer
 from .layers.normalization import BatchNormalization
 
@@ -266,26 +266,8 @@ def fit(network, x, y, *, epochs: int = 1, batch_size: Optional[int] = None, cli
         except ValueError:
             raise ValueError("nncore.dask.fit: no Dask client; pass client= or create a "
                              "distributed.Client first") from None
-    validation = None
-    if validation_data is not None:
-        vx = network_inputs(network, validation_data[0], "validation x")
-        validation = (vx, network_targets(network, validation_data[1], vx.shape[0]))
     rows = ClusterRows(client, x, y)
     with network.guard.writing("nncore.dask.fit"):
-        trainer = Trainer(network, config, NoRows(validation))
-        trainer.optimizer = fit_optimizer(network)
-        trainer.state = shuffle_state(network) if config.shuffle else None
-        trainer.samples[:] = rows.n
-        run = ClusterFit(network, client, rows, trainer, mode, average_every, checkpoint,
-                         timeout)
-        trainer.printer = trainer.style.printer(
-            config.verbose, config.epochs, run.per_epoch if mode == "sync" else None)
-        network.history = trainer.history
-        network.stop_training = False
-        network.stopped_on_nan = False
-        network.trainer = trainer
-        try:
-            run.run()
-        finally:
-            network.trainer = None
-        return trainer.history
+        trainer = new_trainer(network, config, rows.n)
+        return train(ClusterFit(network, client, rows, trainer, mode, average_every,
+                                checkpoint, timeout))

@@ -16,9 +16,8 @@ from ._dask_replica import flatten, generator_states, unflatten_into
 from ._data import network_inputs, network_targets
 from ._fit_config import FitConfig
 from ._native.optim import apply_update
-from ._parallel_run import DataParallelRun, NoRows
+from ._parallel_run import DataParallelRun, new_trainer, train
 from ._threads import threads
-from ._training import Trainer, fit_optimizer, shuffle_state
 from .errors import in_layer
 from .layers.normalization import BatchNormalization
 
@@ -141,23 +140,6 @@ def fit(network, x, y, *, epochs: int = 1, batch_size: Optional[int] = None, com
                        shuffle=shuffle, verbose=verbose if comm.Get_rank() == 0 else 0,
                        callbacks=callbacks, initial_epoch=initial_epoch,
                        learning_rate=learning_rate)
-    validation = None
-    if validation_data is not None:
-        vx = network_inputs(network, validation_data[0], "validation x")
-        validation = (vx, network_targets(network, validation_data[1], vx.shape[0]))
     with network.guard.writing("nncore.mpi.fit"), threads(threads_per_rank):
-        trainer = Trainer(network, config, NoRows(validation))
-        trainer.optimizer = fit_optimizer(network)
-        trainer.state = shuffle_state(network) if config.shuffle else None
-        trainer.samples[:] = n
-        run = RankFit(network, comm, x, y, first, n, shared, trainer, checkpoint)
-        trainer.printer = trainer.style.printer(config.verbose, config.epochs, run.per_epoch)
-        network.history = trainer.history
-        network.stop_training = False
-        network.stopped_on_nan = False
-        network.trainer = trainer
-        try:
-            run.run()
-        finally:
-            network.trainer = None
-        return trainer.history
+        trainer = new_trainer(network, config, n)
+        return train(RankFit(network, comm, x, y, first, n, shared, trainer, checkpoint))

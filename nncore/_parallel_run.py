@@ -8,7 +8,9 @@ import math
 
 import numpy as np
 
+from ._data import network_inputs, network_targets
 from ._native.data import shuffle as shuffle_order
+from ._training import Trainer, fit_optimizer, shuffle_state
 
 
 class NoRows:
@@ -18,6 +20,38 @@ class NoRows:
 
     def __init__(self, validation) -> None:
         self.validation = validation
+
+
+def new_trainer(network, config, n: int) -> Trainer:
+    """The `Trainer` of a data-parallel fit of `n` rows with this FitConfig:
+    the network's optimizer and shuffle generator, validation data checked."""
+    validation = None
+    if config.validation_data is not None:
+        vx = network_inputs(network, config.validation_data[0], "validation x")
+        validation = (vx, network_targets(network, config.validation_data[1], vx.shape[0]))
+    trainer = Trainer(network, config, NoRows(validation))
+    trainer.optimizer = fit_optimizer(network)
+    trainer.state = shuffle_state(network) if config.shuffle else None
+    trainer.samples[:] = n
+    return trainer
+
+
+def train(run: "DataParallelRun"):
+    """Run a data-parallel fit (the network's guard held) as `Network.fit`
+    runs: progress output, `network.history` and `network.trainer` set for
+    its callbacks; returns the History."""
+    net, trainer = run.net, run.trainer
+    trainer.printer = trainer.style.printer(trainer.config.verbose, trainer.config.epochs,
+                                            run.per_epoch if run.stepwise else None)
+    net.history = trainer.history
+    net.stop_training = False
+    net.stopped_on_nan = False
+    net.trainer = trainer
+    try:
+        run.run()
+    finally:
+        net.trainer = None
+    return trainer.history
 
 
 class DataParallelRun:
