@@ -109,7 +109,7 @@ def dask_section(samples=4096, repeats=3):
                   f"(per-pass ratios {ratios[0]:.2f}-{ratios[-1]:.2f})")
             profiles.append((batch, step_profile(client, on_cluster, samples // batch),
                              np.median(times["local"]) / (samples // batch)))
-        print("where a step's time goes (one more pass, Dask's task stream):")
+        print("where a step's time goes (one more pass):")
         for batch, (wall, compute), local_step in profiles:
             print(f"{batch:>6}: step {wall * 1e3:6.0f} ms on the cluster = worker compute "
                   f"{compute * 1e3:5.0f} ms (slower worker, median) + exchange and Dask "
@@ -188,19 +188,19 @@ def mpi_section(samples=4096, repeats=3, ranks=2):
 
 
 def step_profile(client, run, steps):
-    """(wall seconds per step, seconds of the slower worker's gradient task
-    per step, median over the steps) of one pass of `run`."""
-    from distributed import get_task_stream
-    with get_task_stream(client) as stream:
-        began = time.perf_counter()
-        run()
-        wall = (time.perf_counter() - began) / steps
-    tasks = sorted((s["start"], s["stop"] - s["start"]) for record in stream.data
-                   if "sync_partial" in str(record["key"])
-                   for s in record["startstops"] if s["action"] == "compute")
-    durations = [d for _, d in tasks]       # a step's two tasks start together
-    pairs = [max(durations[i:i + 2]) for i in range(0, len(durations) - 1, 2)]
-    return wall, float(np.median(pairs)) if pairs else float("nan")
+    """(wall seconds per step, seconds of the slower worker's gradient per
+    step, median over the steps) of one pass of `run`."""
+    from nncore import _dask_replica
+
+    def taken():
+        return list(_dask_replica.partial_seconds)
+    client.run(_dask_replica.partial_seconds.clear)
+    began = time.perf_counter()
+    run()
+    wall = (time.perf_counter() - began) / steps
+    per_worker = [seconds for seconds in client.run(taken).values() if seconds]
+    slower = [max(pair) for pair in zip(*per_worker)]     # a step's gradients run together
+    return wall, float(np.median(slower)) if slower else float("nan")
 
 
 def main():

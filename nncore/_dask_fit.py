@@ -61,30 +61,60 @@ class ClusterFit(DataParallelRun):
         self.stepwise = mode == "sync"
         self.key = uuid.uuid4().hex
         self.model = None
+        self.actors: Optional[list] = None      # sync mode: a SyncReplica per group
+        self.actor_futures: Optional[list] = None
+        self.actor_layout: tuple = ()
 
     # ----------------------------------------------------------- transport
     def _share_model(self) -> None:
         data = self.net._dumps("nncore.dask.fit")
         self.model = self.client.scatter(data, broadcast=True, hash=False)
 
+    def _make_actors(self, timeout: float) -> None:
+        """A SyncReplica on the worker of each group, holding its blocks."""
+        from distributed import wait
+        futures = []
+        for g, address in enumerate(self.rows.addresses):
+            xs, ys = self.rows.futures_of(g)
+            futures.append(self.client.submit(
+                replica.SyncReplica, self.key, g, self.model, xs, ys, workers=[address],
+                allow_other_workers=False, actor=True, pure=False))
+        self.actor_futures = futures        # an actor lives while its future does
+        wait(futures, timeout=timeout)
+        self.actors = [f.result() for f in futures]
+        self.actor_layout = self._layout()
+
+    def _layout(self) -> tuple:
+        """Which worker computes which blocks."""
+        return tuple(self.rows.addresses), tuple(map(tuple, self.rows.groups))
+
     def _gather(self, submit) -> list:
-        """The results of the tasks `submit()` makes, in its order; after a
-        lost worker the tasks are made again on the repaired placement, for
-        up to `timeout` seconds; WorkersLost after that."""
+        """The results of `submit()` (tasks, or calls of the actors it makes
+        when there are none), in its order; after a lost worker they are made
+        again on the repaired placement, for up to `timeout` seconds;
+        WorkersLost after that."""
         from distributed import wait
         lost_since = None
         while True:
-            futures = submit()
             left = self.timeout if lost_since is None else \
                 max(0.0, lost_since + self.timeout - time.monotonic())
+            futures = []
             try:
+                if self.mode == "sync" and self.actors is None:
+                    self._make_actors(left)
+                futures = submit()
+                if self.mode == "sync":
+                    return [f.result(timeout=left) for f in futures]
                 wait(futures, timeout=left)
                 return self.client.gather(futures)
             except TimeoutError as error:
-                self.client.cancel(futures)
+                if self.mode != "sync":
+                    self.client.cancel(futures)
                 raise WorkersLost(self._lost_message(error)) from error
             except _retryable() as error:
-                self.client.cancel(futures)
+                if self.mode != "sync":
+                    self.client.cancel(futures)
+                self.actors = None
                 now = time.monotonic()
                 lost_since = now if lost_since is None else lost_since
                 if now - lost_since >= self.timeout:
@@ -115,6 +145,7 @@ class ClusterFit(DataParallelRun):
             self._local_epoch(e, order)
 
     def finish(self) -> None:
+        self.actors = self.actor_futures = None
         try:
             self.client.run(replica.forget, self.key)
         except Exception:            # the cluster may be gone: nothing to forget
@@ -125,6 +156,8 @@ class ClusterFit(DataParallelRun):
         params = net.params
         optimizer = trainer.optimizer
         self.rows.place()
+        if self.actor_layout != self._layout():
+            self.actors = None      # made again for this placement at the first step
         states = replica.generator_states(net)
         for k in range(self.per_epoch):
             batch = order[k * self.batch:(k + 1) * self.batch]
@@ -133,17 +166,10 @@ class ClusterFit(DataParallelRun):
                 weights = replica.flatten(params, net.dtype)
                 generators = replica.flatten(states, np.uint64)
                 positions = self.rows.group_positions(batch)
-                futures = []
-                for g, rows in enumerate(self.rows.group_rows(batch)):
-                    if rows is None:
-                        continue
-                    xs, ys = self.rows.futures_of(g)
-                    scale = len(positions[g]) / len(batch)
-                    futures.append(self.client.submit(
-                        replica.sync_partial, self.key, g, self.model, weights, generators,
-                        rows, positions[g], scale, xs, ys, workers=[self.rows.addresses[g]],
-                        allow_other_workers=True, pure=False))
-                return futures
+                return [self.actors[g].partial(weights, generators, rows, positions[g],
+                                               len(positions[g]) / len(batch))
+                        for g, rows in enumerate(self.rows.group_rows(batch))
+                        if rows is not None]
 
             partials = self._gather(submit)
             total = partials[0][0]

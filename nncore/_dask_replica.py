@@ -7,6 +7,8 @@ them over from the worker's memory, so no rows travel per step."""
 from __future__ import annotations
 
 import threading
+import time
+from collections import deque
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
@@ -16,6 +18,9 @@ from ._threads import get_num_threads, set_num_threads
 
 _replicas: Dict[Tuple[str, int], object] = {}   # (fit key, group) -> Network
 _lock = threading.Lock()
+# seconds of the latest sync-mode gradients this process computed, for
+# profiles (benchmarks/bench_parallel.py reads them with Client.run)
+partial_seconds: deque = deque(maxlen=4096)
 
 
 def flat_size(arrays: Sequence[np.ndarray]) -> int:
@@ -112,6 +117,26 @@ def sync_partial(key: str, group: int, model: bytes, weights: np.ndarray,
                                      draw_ids=positions)
     return (flatten(grads, net.dtype, scale), loss * scale,
             flatten(states, np.uint64) if states else generators)
+
+
+class SyncReplica:
+    """A Dask actor on the worker that holds a group of row blocks: it
+    keeps the group's blocks and computes `sync_partial` of them when the
+    client calls `partial` (actor calls go from the client to the worker
+    directly, without the scheduler's round trip of a task)."""
+
+    def __init__(self, key: str, group: int, model: bytes, xs: list, ys: list) -> None:
+        self.key, self.group, self.model = key, group, model
+        self.xs, self.ys = xs, ys
+        replica(key, group, model)
+
+    def partial(self, weights: np.ndarray, generators: np.ndarray, rows: list,
+                positions: np.ndarray, scale: float):
+        began = time.perf_counter()
+        result = sync_partial(self.key, self.group, self.model, weights, generators, rows,
+                              positions, scale, self.xs, self.ys)
+        partial_seconds.append(time.perf_counter() - began)
+        return result
 
 
 def local_steps(key: str, group: int, model: bytes, weights: np.ndarray,
