@@ -16,7 +16,7 @@ cdef enum DType:
 
 
 cdef enum:
-    MAX_OP_PARAMS = 4    # most (parameter, gradient) pairs one op declares
+    MAX_OP_PARAMS = 6    # most (parameter, gradient) pairs one op declares
     WINDOW = 64          # samples per window of a deferred per-sample update
 
 
@@ -50,6 +50,9 @@ cdef struct SampleWindow   # below: the deferred per-sample SGD of an op
 #          of its first sample, or draw_ids[first + r] when the plan was
 #          given the indices the batch's samples draw for (draw_ids, else
 #          NULL); so a sample draws the same whichever shard runs it
+#   index: the record's position in the plan's array of records, the same
+#          in every copy of the array (per worker, per shard), so that
+#          op - op.index is the first record of the array this one runs in
 # Two plans never share these, so they may run the same op at once.
 #
 # A plan may run a training batch in shards, one op record per shard, whose
@@ -82,6 +85,7 @@ cdef struct Op:
     uint64_t key
     Py_ssize_t first
     const int64_t* draw_ids
+    Py_ssize_t index
     void* x
     void* y
     void* dx          # NULL when the gradient w.r.t. the input is not needed

@@ -186,6 +186,7 @@ cdef class Plan:
             raise MemoryError()
         for i, obj in enumerate(op_objects):
             memcpy(&self.ops[i], _op_pointer(obj), sizeof(Op))
+            self.ops[i].index = i
             if self.ops[i].dtype != dtype_code(self.dtype):
                 raise TypeError(f"op {i} has another dtype than the plan ({self.dtype})")
             if i and self.ops[i].in_size != self.ops[i - 1].out_size:

@@ -9,6 +9,7 @@ import numpy as np
 
 from . import _weights
 from ._data import network_inputs, network_targets
+from ._masking import refuse_python_training
 from ._threads import begin_native_run, end_native_run
 from ._training import fit_optimizer, native_loss
 
@@ -74,6 +75,8 @@ def checked_gradients(net, x, y, weights=None,
     draws."""
     optimizer = fit_optimizer(net)
     plan = net.plans.training_plan(net, native_loss(net), optimizer.updater)
+    if plan is None:
+        refuse_python_training(net, "Network.gradients")
     n = x.shape[0]
     if plan is not None:
         if weights is not None:
