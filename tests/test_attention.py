@@ -81,6 +81,31 @@ def test_attention_with_any_head_size_matches_torch(heads, size, causal):
         assert relative_error(ours, reference) < EXACT
 
 
+@pytest.mark.parametrize("block_rows,steps", [(4, 11), (3, 9), (1, 5), (64, 130)])
+def test_causal_attention_in_blocks_of_query_rows_matches_torch(block_rows, steps):
+    """Causal attention runs its products in blocks of query rows (the last
+    one partial); any block size gives PyTorch's result."""
+    from nncore._native import attention
+    rng = np.random.default_rng(11)
+    previous = attention.set_block_rows(block_rows)
+    try:
+        layer = build(nncore.MultiHeadAttention(2, 3, causal=True), (steps, 5), np.float64)
+        randomize([layer], rng)
+        x, dy = rng.normal(size=(3, steps, 5)), rng.normal(size=(3, steps, 5))
+        y = layer.forward(x)
+        dx = layer.backward(dy)
+    finally:
+        attention.set_block_rows(previous)
+    tx = torch.tensor(x, requires_grad=True)
+    tp = [torch.tensor(p, requires_grad=True) for p in layer.params]
+    ty = torch_attention(layer, tx, *tp)
+    ty.backward(torch.tensor(dy))
+    for ours, reference in zip([y, dx] + layer.grads,
+                               [ty.detach().numpy(), tx.grad.numpy()] +
+                               [p.grad.numpy() for p in tp]):
+        assert relative_error(ours, reference) < EXACT
+
+
 def test_attention_without_bias_and_finite_differences():
     rng = np.random.default_rng(2)
     layer = build(nncore.MultiHeadAttention(2, 3, causal=True, use_bias=False), (5, 4),
