@@ -12,8 +12,8 @@
 # diagonal blocks (with T = 128 and blocks of 64, 3/4 of the full
 # products); P is written (and read) below the diagonal blocks only, and is
 # zero above the diagonal inside them.  The softmax sums in double, its
-# float32 exp is fastmath.pxd's (its loop vectorizes).  The cache keeps P
-# for backward.
+# float32 exp is fastmath.pxd's (its loop vectorizes).  A training forward
+# keeps P in the cache for backward; inference reuses one (T, T) of scratch.
 from libc.math cimport sqrt
 from libc.string cimport memset
 from cpython.pycapsule cimport PyCapsule_New
@@ -71,9 +71,10 @@ cdef void softmax_rows(real* P, Py_ssize_t T, Py_ssize_t r0, Py_ssize_t r1, Py_s
         memset(row + width, 0, (end - width) * sizeof(real))
 
 
-# y (n, T, H*K) = attention of qkv (n, T, 3*H*K); P (n, H, T, T) kept
+# y (n, T, H*K) = attention of qkv (n, T, 3*H*K); P (n, H, T, T) kept, or
+# when not `keep` one (T, T) reused by every sample and head (it stays in cache)
 cdef void attention_forward(real* y, real* P, const real* qkv, Py_ssize_t n,
-                            const AttentionCfg* c) noexcept nogil:
+                            const AttentionCfg* c, bint keep) noexcept nogil:
     cdef Py_ssize_t s, h, b, r0, r1, T = c.T, HK = c.H * c.K, B = block_rows(c)
     cdef int ld = <int>(3 * HK)
     cdef real scale = <real>(1 / sqrt(<double>c.K))
@@ -82,7 +83,7 @@ cdef void attention_forward(real* y, real* P, const real* qkv, Py_ssize_t n,
     for s in range(n):
         for h in range(c.H):
             q = qkv + s * T * 3 * HK + h * c.K
-            p = P + (s * c.H + h) * T * T
+            p = P + (s * c.H + h) * T * T if keep else P
             for b in range((T + B - 1) // B):
                 r0 = b * B
                 r1 = min(r0 + B, T)
@@ -141,18 +142,25 @@ cdef void attention_backward(real* dqkv, real* dS, const real* dy, const real* q
                      dS + r0 * T + r0, <int>T, q + r0 * ld, ld, 0, dq + HK + r0 * ld, ld)
 
 
+# state[0]: 1 when the last forward kept P (a training forward), else 0
 cdef void attention_op_forward(Op* op, Py_ssize_t n, bint training) noexcept nogil:
     cdef const AttentionCfg* c = <const AttentionCfg*>op.cfg
+    # inference keeps no P: the work buffer holds one at a time
+    cdef void* P = op.cache if training else op.work
+    op.state[0] = training
     if op.dtype == F32:
-        attention_forward(<float*>op.y, <float*>op.cache, <const float*>op.x, n, c)
+        attention_forward(<float*>op.y, <float*>P, <const float*>op.x, n, c, training)
     else:
-        attention_forward(<double*>op.y, <double*>op.cache, <const double*>op.x, n, c)
+        attention_forward(<double*>op.y, <double*>P, <const double*>op.x, n, c, training)
 
 
 cdef void attention_op_backward(Op* op, Py_ssize_t n) noexcept nogil:
     cdef const AttentionCfg* c = <const AttentionCfg*>op.cfg
     if op.dx == NULL:         # no parameters: nothing else to compute
         return
+    if op.state[0] == 0:
+        # after an inference forward: run it again keeping P (y comes out the same)
+        attention_op_forward(op, n, True)
     if op.dtype == F32:
         attention_backward(<float*>op.dx, <float*>op.work, <const float*>op.dy,
                            <const float*>op.x, <const float*>op.cache, n, c)
@@ -178,6 +186,7 @@ cdef class AttentionOp:
         self.op.cache_size = heads * steps * steps
         self.op.work_size = steps * steps
         self.op.work_group = 1
+        self.op.state_size = 1
         self.op.cfg = &self.cfg
         self.op.forward = attention_op_forward
         self.op.backward = attention_op_backward
