@@ -106,6 +106,24 @@ def test_causal_attention_in_blocks_of_query_rows_matches_torch(block_rows, step
         assert relative_error(ours, reference) < EXACT
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_attention_inference_forward_equals_training_forward(dtype):
+    """Inference keeps no attention weights (one scratch reused); its output
+    is the training forward's bit for bit, and a backward after it (which
+    recomputes the weights) equals the backward after a training forward."""
+    rng = np.random.default_rng(12)
+    layer = build(nncore.MultiHeadAttention(2, 3, causal=True), (70, 5), dtype)
+    randomize([layer], rng)
+    x, dy = rng.normal(size=(3, 70, 5)).astype(dtype), rng.normal(size=(3, 70, 5)).astype(dtype)
+    trained = layer.forward(x, training=True).copy()
+    dx_trained = layer.backward(dy).copy()
+    grads_trained = [g.copy() for g in layer.grads]
+    np.testing.assert_array_equal(layer.forward(x), trained)
+    np.testing.assert_array_equal(layer.backward(dy), dx_trained)
+    for g, reference in zip(layer.grads, grads_trained):
+        np.testing.assert_array_equal(g, reference)
+
+
 def test_attention_without_bias_and_finite_differences():
     rng = np.random.default_rng(2)
     layer = build(nncore.MultiHeadAttention(2, 3, causal=True, use_bias=False), (5, 4),
