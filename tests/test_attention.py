@@ -469,6 +469,33 @@ def test_sharded_training_of_blocks_equals_one_shard_and_ignores_threads(monkeyp
         np.testing.assert_array_equal(a, b)
 
 
+def test_training_with_causal_blocks_ignores_threads(monkeypatch):
+    """Causal attention in several blocks of query rows, trained in 4 shards
+    on 1 and on 2 threads: the same bits."""
+    from nncore import _plans
+    from nncore._native import attention
+    rng = np.random.default_rng(14)
+    x = rng.integers(0, 7, size=(128, 10))
+    y = rng.integers(0, 7, size=(128, 10))
+    monkeypatch.setattr(_plans, "TRAINING_SHARDS", 4)
+    monkeypatch.setattr(_plans, "SHARD_WORK", 0)
+
+    def trained(threads):
+        net = transformer(steps=10, dtype="float32", seed=6)
+        with nncore.threads(threads):
+            net.fit(x, y, epochs=2, batch_size=64, verbose=0, shuffle=False)
+        return net
+
+    previous = attention.set_block_rows(4)
+    try:
+        one, two = trained(1), trained(2)
+    finally:
+        attention.set_block_rows(previous)
+    assert one.plans._train_plan.shard_count(64) == 4
+    for a, b in zip(one.get_weights(), two.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_the_work_of_a_block_is_its_layers_work():
     from nncore import _plans
     inner = [nncore.Dense(32), nncore.Dense(8)]
