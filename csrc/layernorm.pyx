@@ -1,10 +1,11 @@
 # Layer normalization over the last axis: every row of D values is shifted to
 # mean 0 and scaled to variance 1 (over the row, biased, plus epsilon), then
 # scaled by gamma (D) and shifted by beta (D).  Means and variances are
-# accumulated in double.
+# accumulated in double, in eight interleaved partial sums (reduce.pxd).
 from libc.math cimport sqrt
 from cpython.pycapsule cimport PyCapsule_New
 from core cimport real, Op, F32, address, dtype_code, declare_params
+from reduce cimport sum_d, sum_sq_d
 
 
 cdef struct LayerNormCfg:
@@ -20,54 +21,52 @@ cdef void layernorm_forward(real* y, real* stats, const real* x, const real* gam
                             const real* beta, Py_ssize_t rows, Py_ssize_t D,
                             double epsilon) noexcept nogil:
     cdef Py_ssize_t r, j
-    cdef double mean, var, diff, rstd
+    cdef double mean, rstd
     cdef const real* row
     for r in range(rows):
         row = x + r * D
-        mean = 0
-        for j in range(D):
-            mean += row[j]
-        mean /= D
-        var = 0
-        for j in range(D):
-            diff = row[j] - mean
-            var += diff * diff
-        rstd = 1 / sqrt(var / D + epsilon)
+        mean = sum_d(row, D) / D
+        rstd = 1 / sqrt(sum_sq_d(row, mean, D) / D + epsilon)
         for j in range(D):
             y[r * D + j] = <real>((row[j] - mean) * rstd) * gamma[j] + beta[j]
         stats[2 * r] = <real>mean
         stats[2 * r + 1] = <real>rstd
 
 
-# g_gamma (D) = sum over rows of dy * xhat, g_beta (D) = sum of dy (totals: (2D)
-# doubles);  dx (rows, D) = rstd * (g - mean(g) - xhat * mean(g * xhat)) with
-# g = dy * gamma, skipped when dx is NULL
+# g_gamma (D) = sum over rows of dy * xhat, g_beta (D) = sum of dy;
+# dx (rows, D) = rstd * (g - mean(g) - xhat * mean(g * xhat)) with
+# g = dy * gamma, skipped when dx is NULL.  totals: (4D) doubles, the two
+# sums and a row's g and g * xhat
 cdef void layernorm_backward(real* dx, real* g_gamma, real* g_beta, double* totals,
                              const real* dy, const real* x, const real* stats,
                              const real* gamma, Py_ssize_t rows, Py_ssize_t D) noexcept nogil:
     cdef Py_ssize_t r, j
     cdef double mean, rstd, xhat, g, mean_g, mean_gx
+    cdef double* gs = totals + 2 * D
+    cdef double* gxs = totals + 3 * D
+    cdef const real* xr
+    cdef const real* dyr
     for j in range(2 * D):
         totals[j] = 0
     for r in range(rows):
         mean = stats[2 * r]
         rstd = stats[2 * r + 1]
-        mean_g = 0
-        mean_gx = 0
+        xr = x + r * D
+        dyr = dy + r * D
         for j in range(D):
-            xhat = (x[r * D + j] - mean) * rstd
-            g = dy[r * D + j] * gamma[j]
-            totals[j] += dy[r * D + j] * xhat
-            totals[D + j] += dy[r * D + j]
-            mean_g += g
-            mean_gx += g * xhat
+            xhat = (xr[j] - mean) * rstd
+            g = dyr[j] * gamma[j]
+            totals[j] += dyr[j] * xhat
+            totals[D + j] += dyr[j]
+            gs[j] = g
+            gxs[j] = g * xhat
         if dx == NULL:
             continue
-        mean_g /= D
-        mean_gx /= D
+        mean_g = sum_d(gs, D) / D
+        mean_gx = sum_d(gxs, D) / D
         for j in range(D):
-            xhat = (x[r * D + j] - mean) * rstd
-            dx[r * D + j] = <real>(rstd * (dy[r * D + j] * gamma[j] - mean_g - xhat * mean_gx))
+            xhat = (xr[j] - mean) * rstd
+            dx[r * D + j] = <real>(rstd * (gs[j] - mean_g - xhat * mean_gx))
     for j in range(D):
         g_gamma[j] = <real>totals[j]
         g_beta[j] = <real>totals[D + j]
@@ -119,7 +118,7 @@ cdef class LayerNormOp:
         self.op.in_size = size
         self.op.out_size = size
         self.op.cache_size = 2 * c.R
-        self.op.state_size = 2 * c.D
+        self.op.state_size = 4 * c.D
         self.op.cfg = c
         self.op.forward = layernorm_op_forward
         self.op.backward = layernorm_op_backward

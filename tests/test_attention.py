@@ -81,6 +81,49 @@ def test_attention_with_any_head_size_matches_torch(heads, size, causal):
         assert relative_error(ours, reference) < EXACT
 
 
+@pytest.mark.parametrize("block_rows,steps", [(4, 11), (3, 9), (1, 5), (64, 130)])
+def test_causal_attention_in_blocks_of_query_rows_matches_torch(block_rows, steps):
+    """Causal attention runs its products in blocks of query rows (the last
+    one partial); any block size gives PyTorch's result."""
+    from nncore._native import attention
+    rng = np.random.default_rng(11)
+    previous = attention.set_block_rows(block_rows)
+    try:
+        layer = build(nncore.MultiHeadAttention(2, 3, causal=True), (steps, 5), np.float64)
+        randomize([layer], rng)
+        x, dy = rng.normal(size=(3, steps, 5)), rng.normal(size=(3, steps, 5))
+        y = layer.forward(x)
+        dx = layer.backward(dy)
+    finally:
+        attention.set_block_rows(previous)
+    tx = torch.tensor(x, requires_grad=True)
+    tp = [torch.tensor(p, requires_grad=True) for p in layer.params]
+    ty = torch_attention(layer, tx, *tp)
+    ty.backward(torch.tensor(dy))
+    for ours, reference in zip([y, dx] + layer.grads,
+                               [ty.detach().numpy(), tx.grad.numpy()] +
+                               [p.grad.numpy() for p in tp]):
+        assert relative_error(ours, reference) < EXACT
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_attention_inference_forward_equals_training_forward(dtype):
+    """Inference keeps no attention weights (one scratch reused); its output
+    is the training forward's bit for bit, and a backward after it (which
+    recomputes the weights) equals the backward after a training forward."""
+    rng = np.random.default_rng(12)
+    layer = build(nncore.MultiHeadAttention(2, 3, causal=True), (70, 5), dtype)
+    randomize([layer], rng)
+    x, dy = rng.normal(size=(3, 70, 5)).astype(dtype), rng.normal(size=(3, 70, 5)).astype(dtype)
+    trained = layer.forward(x, training=True).copy()
+    dx_trained = layer.backward(dy).copy()
+    grads_trained = [g.copy() for g in layer.grads]
+    np.testing.assert_array_equal(layer.forward(x), trained)
+    np.testing.assert_array_equal(layer.backward(dy), dx_trained)
+    for g, reference in zip(layer.grads, grads_trained):
+        np.testing.assert_array_equal(g, reference)
+
+
 def test_attention_without_bias_and_finite_differences():
     rng = np.random.default_rng(2)
     layer = build(nncore.MultiHeadAttention(2, 3, causal=True, use_bias=False), (5, 4),
@@ -422,6 +465,33 @@ def test_sharded_training_of_blocks_equals_one_shard_and_ignores_threads(monkeyp
     assert any(not np.array_equal(a, b) for a, b in zip(whole.get_weights(),
                                                           sharded.get_weights()))
     one, two = trained(4, 1, "float32"), trained(4, 2, "float32")
+    for a, b in zip(one.get_weights(), two.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_training_with_causal_blocks_ignores_threads(monkeypatch):
+    """Causal attention in several blocks of query rows, trained in 4 shards
+    on 1 and on 2 threads: the same bits."""
+    from nncore import _plans
+    from nncore._native import attention
+    rng = np.random.default_rng(14)
+    x = rng.integers(0, 7, size=(128, 10))
+    y = rng.integers(0, 7, size=(128, 10))
+    monkeypatch.setattr(_plans, "TRAINING_SHARDS", 4)
+    monkeypatch.setattr(_plans, "SHARD_WORK", 0)
+
+    def trained(threads):
+        net = transformer(steps=10, dtype="float32", seed=6)
+        with nncore.threads(threads):
+            net.fit(x, y, epochs=2, batch_size=64, verbose=0, shuffle=False)
+        return net
+
+    previous = attention.set_block_rows(4)
+    try:
+        one, two = trained(1), trained(2)
+    finally:
+        attention.set_block_rows(previous)
+    assert one.plans._train_plan.shard_count(64) == 4
     for a, b in zip(one.get_weights(), two.get_weights()):
         np.testing.assert_array_equal(a, b)
 
