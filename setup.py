@@ -30,7 +30,7 @@ MODULES = ["plan", "data", "dense", "activation", "loss", "optim", "openmp", "cp
 MODULES += ["embedding", "conv1d", "layernorm", "recurrent"]          # sequences
 MODULES += ["residual", "attention", "positional"]                   # transformers
 # the modules whose loops do the element-wise work of training and inference
-KERNEL_MODULES = ["dense", "activation", "loss", "optim", "convpool", "conv", "pool",
+KERNEL_MODULES = ["data", "dense", "activation", "loss", "optim", "convpool", "conv", "pool",
                   "reshape", "dropout", "batchnorm", "regularize", "augment"]
 KERNEL_MODULES += ["embedding", "conv1d", "layernorm", "recurrent"]
 KERNEL_MODULES += ["residual", "attention", "positional"]
