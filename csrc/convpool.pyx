@@ -36,6 +36,11 @@ cdef enum:
     # to make its 16 GEMMs worth their fixed costs
     WINOGRAD_MIN_CHANNELS = 8
     WINOGRAD_MIN_TILES = 16
+    # groups at inference are this many times those of training: the scratch
+    # is then written once per group and read by the GEMMs straight after, and
+    # larger groups make fewer, larger GEMMs (Winograd's 16 per group have only
+    # C as inner dimension); training keeps its cache-sized groups
+    INFERENCE_GROUPS = 4
 
 
 # cols (PH*PW*ph*pw, K) = im2col rows of x (H, W, C), window by window: the ph*pw
@@ -318,7 +323,8 @@ cdef void _backward(Op* op, Py_ssize_t n, real* dx, const real* dy, const real* 
         col2im_windows(dx + s * op.in_size, cols + s * rows * K, c)
 
 
-# the samples in groups of at most op.work_group; Winograd at inference when the
+# the samples in groups of at most op.work_group in training, INFERENCE_GROUPS
+# times that at inference (the op's scratch holds either); Winograd at inference when the
 # groups have enough tiles.  The plan keeps for the op (op.keep) U (16, C, F),
 # the tile (16, C), rows (12, F) and the kernel (9, C, F) that U was
 # transformed from: U is transformed again only when the kernel has changed.
@@ -326,16 +332,17 @@ cdef void _grouped(Op* op, Py_ssize_t n, real* y, real* arg, const real* x,
                    real* work) noexcept nogil:
     cdef const ConvPoolCfg* c = <const ConvPoolCfg*>op.cfg
     cdef Py_ssize_t s = 0, g, C = c.conv.C, F = c.conv.F
+    cdef Py_ssize_t group = op.work_group * (1 if arg != NULL else INFERENCE_GROUPS)
     cdef real* U = <real*>op.keep
     cdef real* rows = U + 16 * (C * F + C)
     cdef real* source = rows + 12 * F
     cdef bint winograd = (c.winograd and arg == NULL and
-                          min(n, op.work_group) * c.PH * c.PW >= WINOGRAD_MIN_TILES)
+                          min(n, group) * c.PH * c.PW >= WINOGRAD_MIN_TILES)
     if winograd and memcmp(source, c.conv.kernel, 9 * C * F * sizeof(real)) != 0:
         winograd_kernel(U, rows, <const real*>c.conv.kernel, C, F)
         memcpy(source, c.conv.kernel, 9 * C * F * sizeof(real))
     while s < n:
-        g = min(op.work_group, n - s)
+        g = min(group, n - s)
         _forward(op, g, y + s * op.out_size, arg + s * op.out_size if arg != NULL else NULL,
                  x + s * op.in_size, work, winograd)
         s += g
@@ -414,7 +421,10 @@ cdef class ConvPoolOp:
                                     16 * self.cfg.PH * self.cfg.PW * (c.C + c.F))
             # U, a tile, kernel rows and the kernel U came from
             self.op.keep_size = (16 * (c.F + 1) + 9 * c.F) * c.C + 12 * c.F
+        # training groups of about GROUP_BYTES of scratch; the scratch of one
+        # holds INFERENCE_GROUPS times as many samples at inference
         self.op.work_group = max(1, GROUP_BYTES // (self.op.work_size * kernel.itemsize))
+        self.op.work_size *= INFERENCE_GROUPS
         self.op.cfg = &self.cfg
         self.op.forward = convpool_op_forward
         self.op.backward = convpool_op_backward
