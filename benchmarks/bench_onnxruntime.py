@@ -6,6 +6,10 @@ interleaved runs, their spread, the GFLOP/s reached and its share of the
 SGEMM peak measured in the same run; and, for the MLP at batch 256 on one
 thread, the share of predict's time that its three GEMMs take when called
 alone (SciPy's BLAS, the one nncore calls, on the same shapes).
+`--clock cpu` times by the CPU time of the calling thread instead of the
+wall clock (at 1 thread both libraries compute on the calling thread): on a
+machine that other work shares, the time a thread waits for a core then does
+not count.
 
     pip install "nncore[bench]"; python benchmarks/bench_onnxruntime.py
 """
@@ -46,6 +50,9 @@ def session(path, threads):
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
+CLOCK = time.perf_counter     # --clock cpu: time.thread_time
+
+
 def interleaved(runs: dict, calls: int, repeats: int) -> dict:
     """{name: [seconds per call of each repeat]}, the names taking turns.  A
     pause and an untimed call before each turn let the other library's idle
@@ -58,10 +65,10 @@ def interleaved(runs: dict, calls: int, repeats: int) -> dict:
         for name, run in runs.items():
             time.sleep(0.2)
             run()
-            start = time.perf_counter()
+            start = CLOCK()
             for _ in range(calls):
                 run()
-            times[name].append((time.perf_counter() - start) / calls)
+            times[name].append((CLOCK() - start) / calls)
     return times
 
 
@@ -98,7 +105,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="cpu: the calling thread's CPU time (meaningful at 1 thread)")
     args = parser.parse_args()
+    global CLOCK
+    CLOCK = time.thread_time if args.clock == "cpu" else time.perf_counter
+    if args.clock == "cpu" and args.threads != [1]:
+        parser.error("--clock cpu times the calling thread only: use it with --threads 1")
     rows = []
     for threads in args.threads:
         peak = gemm_peak(threads)
