@@ -29,11 +29,13 @@ MODULES = ["plan", "data", "dense", "activation", "loss", "optim", "openmp", "cp
            "conv", "pool", "reshape", "dropout", "batchnorm", "regularize", "augment"]
 MODULES += ["embedding", "conv1d", "layernorm", "recurrent"]          # sequences
 MODULES += ["residual", "attention", "positional"]                   # transformers
+MODULES += ["masked_pool"]                                          # masking
 # the modules whose loops do the element-wise work of training and inference
 KERNEL_MODULES = ["data", "dense", "activation", "loss", "optim", "convpool", "conv", "pool",
                   "reshape", "dropout", "batchnorm", "regularize", "augment"]
 KERNEL_MODULES += ["embedding", "conv1d", "layernorm", "recurrent"]
 KERNEL_MODULES += ["residual", "attention", "positional"]
+KERNEL_MODULES += ["masked_pool"]
 # the kernel modules also built for AVX2: those whose AVX2 build saved >= 5%
 # of a benchmark's CPU time (fused conv+pool, LSTM/GRU steps; Adam's update
 # at small batches).  The others' loops are memory-bound or a small share of

@@ -5,13 +5,13 @@
 #
 # Randomness (core.pxd: Op.key): the plan draws one 64-bit key per training
 # batch from the layer's xoshiro256** state; sample r of the batch draws from
-# a generator seeded with (key, r).  The draws of a sample depend on seed,
-# step and its index in the batch only.
+# a generator seeded with (key, draw_index(op, r)).  The draws of a sample
+# depend on seed, step and its index in the batch only.
 from libc.math cimport floor, cos, sin, sqrt, log, M_PI
 from libc.string cimport memcpy, memset
 from libc.stdint cimport uint64_t
 from cpython.pycapsule cimport PyCapsule_New
-from core cimport real, Op, F32, address, dtype_code
+from core cimport real, Op, F32, address, dtype_code, draw_index
 cimport rng
 
 cdef enum:
@@ -187,7 +187,7 @@ cdef void _affine_forward(Op* op, Py_ssize_t n, bint training, real* y) noexcept
         return
     for r in range(n):
         coeffs = <double*>op.cache + r * AFFINE_COEFFS
-        draw_affine(coeffs, g, op.key, op.first + r)
+        draw_affine(coeffs, g, op.key, draw_index(op, r))
         affine_sample(&y[r * size], NULL, &x[r * size], NULL, coeffs, g)
 
 
@@ -213,7 +213,7 @@ cdef void _crop_forward(Op* op, Py_ssize_t n, bint training, real* y) noexcept n
     for r in range(n):
         corner = <double*>op.cache + 2 * r
         if training:
-            rng.sample_state(s, op.key, op.first + r)
+            rng.sample_state(s, op.key, draw_index(op, r))
             corner[0] = <double>(rng.next_u64(s) % <uint64_t>(g.H - g.h + 1))
             corner[1] = <double>(rng.next_u64(s) % <uint64_t>(g.W - g.w + 1))
         else:
@@ -241,7 +241,7 @@ cdef void _noise_forward(Op* op, Py_ssize_t n, bint training, real* y) noexcept 
         memcpy(y, x, n * size * sizeof(real))
         return
     for r in range(n):
-        add_noise(&y[r * size], &x[r * size], size, g.stddev, op.key, op.first + r)
+        add_noise(&y[r * size], &x[r * size], size, g.stddev, op.key, draw_index(op, r))
 
 
 cdef void affine_op_forward(Op* op, Py_ssize_t n, bint training) noexcept nogil:

@@ -3,7 +3,7 @@
 # math helpers.  This file declares no Python-visible objects, so cimporting
 # it creates no run-time import.
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_ANY_CONTIGUOUS
-from libc.stdint cimport uint64_t
+from libc.stdint cimport uint64_t, int64_t
 from libc.math cimport tanh, tanhf, exp, expf, log, logf, log1p, log1pf, fabs, fabsf
 
 ctypedef fused real:
@@ -16,7 +16,7 @@ cdef enum DType:
 
 
 cdef enum:
-    MAX_OP_PARAMS = 4    # most (parameter, gradient) pairs one op declares
+    MAX_OP_PARAMS = 6    # most (parameter, gradient) pairs one op declares
     WINDOW = 64          # samples per window of a deferred per-sample update
 
 
@@ -44,12 +44,17 @@ cdef struct SampleWindow   # below: the deferred per-sample SGD of an op
 #          (work_group, work_size) only, whatever n (convolutions: groups of
 #          work_group samples in training, larger ones at inference that fit
 #          the same scratch)
-#   key, first: the random draws of a training forward.  An op that draws
-#          declares its generator (4 uint64 words the layer owns); the plan
-#          draws `key` from it once per training batch, and sample r of the
-#          n this record runs draws from rng.sample_state(key, first + r),
-#          `first` being the index in the batch of its first sample; so a
-#          sample draws the same whichever shard of the batch runs it
+#   key, first, draw_ids: the random draws of a training forward.  An op
+#          that draws declares its generator (4 uint64 words the layer owns);
+#          the plan draws `key` from it once per training batch, and sample r
+#          of the n this record runs draws from rng.sample_state(key,
+#          draw_index(op, r)): first + r, `first` being the index in the batch
+#          of its first sample, or draw_ids[first + r] when the plan was
+#          given the indices the batch's samples draw for (draw_ids, else
+#          NULL); so a sample draws the same whichever shard runs it
+#   index: the record's position in the plan's array of records, the same
+#          in every copy of the array (per worker, per shard), so that
+#          op - op.index is the first record of the array this one runs in
 # Two plans never share these, so they may run the same op at once.
 #
 # A plan may run a training batch in shards, one op record per shard, whose
@@ -81,6 +86,8 @@ cdef struct Op:
     uint64_t* generator     # NULL when the op draws nothing
     uint64_t key
     Py_ssize_t first
+    const int64_t* draw_ids
+    Py_ssize_t index
     void* x
     void* y
     void* dx          # NULL when the gradient w.r.t. the input is not needed
@@ -127,8 +134,13 @@ cdef struct Loss:
                        const void* target, void* dpred) noexcept nogil
 
 
-# An optimizer step applied to one parameter array at a time.
+# An optimizer step applied to one parameter array at a time, or to a range
+# of its elements: `update` steps elements start..start+size-1 of the
+# parameter `param` (its first element's address) from `grad` (likewise).
 # `slot` indexes the parameter (for optimizers that keep per-parameter state).
+# Callers pass a whole array (start 0) unless `piecewise` says that every
+# element's step depends on that element alone (no norm clipping), in which
+# case disjoint ranges may be stepped in any order, on any thread.
 # `step` counts completed steps; whoever runs a step (a plan, or
 # `apply_update` on the Python path) increments it after the step, and
 # nothing else writes it except loading a saved optimizer.
@@ -137,8 +149,9 @@ cdef struct Updater:
     void* cfg
     double learning_rate
     long step                 # number of completed steps before this one
+    bint piecewise
     void (*update)(Updater* u, Py_ssize_t slot, void* param, const void* grad,
-                   Py_ssize_t size) noexcept nogil
+                   Py_ssize_t start, Py_ssize_t size) noexcept nogil
 
 
 # A weight penalty l1 * sum|w| + l2 * sum w^2 on one parameter array, applied
@@ -247,3 +260,9 @@ cdef inline int dtype_code(object array_or_dtype) except -1:
     if kind == 'f8':
         return F64
     raise TypeError(f"native kernels take float32 or float64, not {dtype}")
+
+
+# The index sample r of an op record's rows draws its random numbers for
+# (see Op: key, first, draw_ids).
+cdef inline Py_ssize_t draw_index(const Op* op, Py_ssize_t r) noexcept nogil:
+    return op.draw_ids[op.first + r] if op.draw_ids != NULL else op.first + r

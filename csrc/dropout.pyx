@@ -1,12 +1,12 @@
 # Inverted dropout: in training each element is zeroed with probability
 # `rate` and the survivors are scaled by 1 / (1 - rate); at inference the op
 # is the identity.  Sample r of a training batch draws its mask from
-# rng.sample_state(key, r), the plan drawing the key once per batch from a
-# xoshiro256** state owned by the Python layer (core.pxd: Op.key).
+# rng.sample_state(key, draw_index(op, r)), the plan drawing the key once per
+# batch from a xoshiro256** state owned by the Python layer (core.pxd: Op.key).
 from libc.string cimport memcpy
 from libc.stdint cimport uint64_t
 from cpython.pycapsule cimport PyCapsule_New
-from core cimport real, Op, F32, address, dtype_code
+from core cimport real, Op, F32, address, dtype_code, draw_index
 cimport rng
 
 
@@ -15,14 +15,14 @@ cdef struct DropoutCfg:
 
 
 # y (n, size) = x * mask;  mask (n, size) = 0 with probability rate, else
-# 1 / (1 - rate), row r drawn from sample_state(key, first + r)
+# 1 / (1 - rate), row r drawn from sample_state(op.key, draw_index(op, r))
 cdef void dropout_forward(real* y, real* mask, const real* x, Py_ssize_t n, Py_ssize_t size,
-                          double rate, uint64_t key, Py_ssize_t first) noexcept nogil:
+                          double rate, const Op* op) noexcept nogil:
     cdef Py_ssize_t r, i
     cdef uint64_t state[4]
     cdef real scale = <real>(1.0 / (1.0 - rate))
     for r in range(n):
-        rng.sample_state(state, key, first + r)
+        rng.sample_state(state, op.key, draw_index(op, r))
         for i in range(r * size, (r + 1) * size):
             mask[i] = scale if rng.next_double(state) >= rate else 0
             y[i] = x[i] * mask[i]
@@ -41,8 +41,7 @@ cdef void _forward(Op* op, Py_ssize_t n, bint training, real* y) noexcept nogil:
     cdef const DropoutCfg* c = <const DropoutCfg*>op.cfg
     op.state[0] = training
     if training:
-        dropout_forward(y, <real*>op.cache, <const real*>op.x, n, op.in_size, c.rate,
-                        op.key, op.first)
+        dropout_forward(y, <real*>op.cache, <const real*>op.x, n, op.in_size, c.rate, op)
     else:
         memcpy(y, op.x, n * op.in_size * sizeof(real))
 

@@ -148,9 +148,10 @@ cdef void adagrad_update(real* param, real* accumulator, const real* grad,
         param[i] = param[i] * keep - lr * g / r_sqrt(acc + epsilon)
 
 
-# one parameter's step, its gradient first multiplied by `scale`
+# elements start..start+size-1 of one parameter stepped, its gradient first
+# multiplied by `scale`
 cdef void _apply(Updater* u, Py_ssize_t slot, real* param, const real* grad,
-                 Py_ssize_t size, double scale) noexcept nogil:
+                 Py_ssize_t start, Py_ssize_t size, double scale) noexcept nogil:
     cdef OptimCfg* c = <OptimCfg*>u.cfg
     cdef double lr = u.learning_rate, norm, t, lr_t
     if c.clipnorm > 0:
@@ -162,6 +163,11 @@ cdef void _apply(Updater* u, Py_ssize_t slot, real* param, const real* grad,
     cdef real* a = <real*>c.state_a[slot]
     cdef real* b = <real*>c.state_b[slot]
     cdef real* cc = <real*>c.state_c[slot]
+    param += start
+    grad += start
+    a = a + start if a != NULL else NULL
+    b = b + start if b != NULL else NULL
+    cc = cc + start if cc != NULL else NULL
     if c.kind == SGD:
         sgd_update(param, a, grad, size, <real>lr, <real>c.momentum, c.nesterov, keep,
                    <real>scale, clip)
@@ -178,15 +184,16 @@ cdef void _apply(Updater* u, Py_ssize_t slot, real* param, const real* grad,
                        <real>scale, clip)
 
 
-# Called for slots 0 .. n_params - 1 in order within a step.  With a global
-# norm limit the updates wait for the last slot, when every gradient is known.
+# Called for slots 0 .. n_params - 1 in order within a step (whole arrays
+# unless piecewise).  With a global norm limit the updates wait for the last
+# slot, when every gradient is known.
 cdef void _update(Updater* u, Py_ssize_t slot, real* param, const real* grad,
-                  Py_ssize_t size) noexcept nogil:
+                  Py_ssize_t start, Py_ssize_t size) noexcept nogil:
     cdef OptimCfg* c = <OptimCfg*>u.cfg
     cdef double norm = 0, scale = 1
     cdef Py_ssize_t j
     if c.global_clipnorm <= 0:
-        _apply(u, slot, param, grad, size, 1)
+        _apply(u, slot, param, grad, start, size, 1)
         return
     c.pending_params[slot] = param
     c.pending_grads[slot] = <void*>grad
@@ -199,15 +206,15 @@ cdef void _update(Updater* u, Py_ssize_t slot, real* param, const real* grad,
         scale = c.global_clipnorm / norm
     for j in range(c.n_params):
         _apply(u, j, <real*>c.pending_params[j], <const real*>c.pending_grads[j],
-               c.sizes[j], scale)
+               0, c.sizes[j], scale)
 
 
 cdef void optim_updater(Updater* u, Py_ssize_t slot, void* param, const void* grad,
-                        Py_ssize_t size) noexcept nogil:
+                        Py_ssize_t start, Py_ssize_t size) noexcept nogil:
     if u.dtype == F32:
-        _update(u, slot, <float*>param, <const float*>grad, size)
+        _update(u, slot, <float*>param, <const float*>grad, start, size)
     else:
-        _update(u, slot, <double*>param, <const double*>grad, size)
+        _update(u, slot, <double*>param, <const double*>grad, start, size)
 
 
 cdef class NativeUpdater:
@@ -260,6 +267,7 @@ cdef class OptimUpdater(NativeUpdater):
         self.cfg.clipnorm = hyper.get('clipnorm', 0)
         self.cfg.clipvalue = hyper.get('clipvalue', 0)
         self.cfg.global_clipnorm = hyper.get('global_clipnorm', 0)
+        self.updater.piecewise = self.cfg.clipnorm <= 0 and self.cfg.global_clipnorm <= 0
         n = len(params)
         if len(states) != n:
             raise ValueError("one state tuple per parameter")
@@ -312,11 +320,13 @@ cdef inline void sgd_step(real* param, const real* grad, Py_ssize_t size,
 
 
 cdef void sgd_updater(Updater* u, Py_ssize_t slot, void* param, const void* grad,
-                      Py_ssize_t size) noexcept nogil:
+                      Py_ssize_t start, Py_ssize_t size) noexcept nogil:
     if u.dtype == F32:
-        sgd_step(<float*>param, <const float*>grad, size, <float>u.learning_rate)
+        sgd_step(<float*>param + start, <const float*>grad + start, size,
+                 <float>u.learning_rate)
     else:
-        sgd_step(<double*>param, <const double*>grad, size, u.learning_rate)
+        sgd_step(<double*>param + start, <const double*>grad + start, size,
+                 u.learning_rate)
 
 
 cdef class SGDUpdater(NativeUpdater):
@@ -326,6 +336,7 @@ cdef class SGDUpdater(NativeUpdater):
     def __cinit__(self, dtype):
         self.updater.dtype = dtype_code(dtype)
         self.updater.update = sgd_updater
+        self.updater.piecewise = True
         self.fusable = True
 
 
@@ -339,5 +350,5 @@ def apply_update(updater, list params, list grads, double learning_rate):
         raise ValueError("one gradient array of each parameter's size is needed")
     u.learning_rate = learning_rate
     for j in range(len(params)):
-        u.update(u, j, address(params[j]), address(grads[j]), params[j].size)
+        u.update(u, j, address(params[j]), address(grads[j]), 0, params[j].size)
     u.step += 1

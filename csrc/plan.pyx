@@ -140,6 +140,8 @@ cdef class Plan:
     cdef Loss* loss
     cdef Updater* updater
     cdef bint plain_sgd   # the updater is plain SGD (and no penalty): ops that can, fuse it
+    cdef bint step_in_pieces  # the updater is piecewise (and no penalty): a sharded step
+                              # updates each piece of the gradients once it is added up
     cdef list penalty_objects     # the weight penalties added after backward
     cdef Penalty* penalties
     cdef Py_ssize_t n_penalties
@@ -166,8 +168,9 @@ cdef class Plan:
     cdef int n_shard_records
     cdef Py_ssize_t shard_capacity
     cdef list shard_buffers   # [w]: the buffers shard w owns
-    cdef object sum_pieces    # (pieces, 4): op, parameter, offset, length of a piece of
-    cdef const int64_t* pieces  # the shards' gradients that one worker adds up
+    cdef object sum_pieces    # (pieces, 5): op, parameter, offset, length and optimizer
+    cdef const int64_t* pieces  # slot of a piece of the shards' gradients that one worker
+                                # adds up (and steps)
     cdef Py_ssize_t n_pieces
 
     def __cinit__(self, list op_objects, dtype, check_bytes=None):
@@ -183,6 +186,7 @@ cdef class Plan:
             raise MemoryError()
         for i, obj in enumerate(op_objects):
             memcpy(&self.ops[i], _op_pointer(obj), sizeof(Op))
+            self.ops[i].index = i
             if self.ops[i].dtype != dtype_code(self.dtype):
                 raise TypeError(f"op {i} has another dtype than the plan ({self.dtype})")
             if i and self.ops[i].in_size != self.ops[i - 1].out_size:
@@ -328,11 +332,13 @@ cdef class Plan:
                     ops[i].grads[j] = address(grad)
             self.shard_buffers.append(owned)
         self.shard_capacity = rows
-        pieces = [(i, j, start, min(SUM_PIECE, self.ops[i].param_sizes[j] - start))
+        slots = np.cumsum([0] + [self.ops[i].n_params for i in range(self.n_ops)])
+        pieces = [(i, j, start, min(SUM_PIECE, self.ops[i].param_sizes[j] - start),
+                   slots[i] + j)
                   for i in range(self.n_ops) if not self.ops[i].whole_batch
                   for j in range(self.ops[i].n_params)
                   for start in range(0, self.ops[i].param_sizes[j], SUM_PIECE)]
-        self.sum_pieces = np.array(pieces or [(0, 0, 0, 0)], np.int64)
+        self.sum_pieces = np.array(pieces or [(0, 0, 0, 0, 0)], np.int64)
         self.pieces = <const int64_t*>address(self.sum_pieces)
         self.n_pieces = len(pieces)
 
@@ -354,6 +360,7 @@ cdef class Plan:
             rec.cache = <char*>base.cache + start * base.cache_size * self.itemsize
             rec.key = base.key
             rec.first = start
+            rec.draw_ids = base.draw_ids
         memcpy(loss, self.loss, sizeof(Loss))
         loss.weights = NULL
         if self.weight_source != NULL:
@@ -367,9 +374,11 @@ cdef class Plan:
     # first region gathers the rows, the last one also takes the loss and
     # runs backward); the ops that need the whole batch run over all rows in
     # between.  The shards' gradients are then added in a fixed order into
-    # shard 0's, which are the layers' gradient arrays.
+    # shard 0's, which are the layers' gradient arrays; with `step`, each
+    # piece of them is also stepped by the optimizer (step_in_pieces) right
+    # after it is added up, except those of the ops that need the whole batch.
     cdef double _sharded_gradients(self, const char* xs, const char* ys, const int64_t* index,
-                                   Py_ssize_t n, int count) noexcept nogil:
+                                   Py_ssize_t n, int count, bint step) noexcept nogil:
         cdef int w, workers = max(1, min(self.training_workers, count))
         cdef Py_ssize_t i = 0, j, k
         cdef double loss = 0
@@ -402,6 +411,8 @@ cdef class Plan:
             i = k
         for k in prange(self.n_pieces, num_threads=workers, schedule="static"):
             self._add_shard_piece(k, count)
+            if step:
+                self._step_piece(k)
         for w in range(count):
             loss += self.shard_value[w]
         return loss + self._penalize()
@@ -429,7 +440,7 @@ cdef class Plan:
     # pairwise, ((g0 + g1) + (g2 + g3)) + ...: every element is added in the
     # same order whichever worker adds its piece
     cdef void _add_shard_piece(self, Py_ssize_t k, int count) noexcept nogil:
-        cdef const int64_t* piece = self.pieces + 4 * k
+        cdef const int64_t* piece = self.pieces + 5 * k
         cdef Py_ssize_t i = piece[0], j = piece[1]
         cdef Py_ssize_t offset = piece[2] * self.itemsize
         cdef int w, stride = 1
@@ -441,6 +452,13 @@ cdef class Plan:
                      piece[3], self.itemsize == 4)
                 w += 2 * stride
             stride *= 2
+
+    # piece k of the added-up gradients stepped by the optimizer
+    cdef inline void _step_piece(self, Py_ssize_t k) noexcept nogil:
+        cdef const int64_t* piece = self.pieces + 5 * k
+        cdef Op* op = &self.ops[piece[0]]
+        self.updater.update(self.updater, piece[4], op.params[piece[1]], op.grads[piece[1]],
+                            piece[2], piece[3])
 
     # every op that draws at random gets a new key for the batch about to run
     cdef void _draw_keys(self) noexcept nogil:
@@ -465,18 +483,21 @@ cdef class Plan:
             self.ops[i].sgd_lr = 0
         self.ops[first].dx = first_dx
 
-    # one optimizer step with this learning rate for the parameters of ops
-    # first..last, except, when `fused`, those that fused it into backward
-    cdef void _update(self, Py_ssize_t first, double learning_rate, bint fused) noexcept nogil:
+    # the optimizer step with this learning rate for the parameters of ops
+    # first..last, except, when `fused`, those that fused it into backward,
+    # and, when `in_pieces`, those a sharded step updated piece by piece
+    cdef void _update(self, Py_ssize_t first, double learning_rate, bint fused,
+                      bint in_pieces) noexcept nogil:
         cdef Py_ssize_t i, j, slot = 0
         cdef Op* op
         self.updater.learning_rate = learning_rate
         for i in range(self.n_ops):
             op = &self.ops[i]
-            if i >= first and not (fused and op.fuses_sgd):
+            if (i >= first and not (fused and op.fuses_sgd)
+                    and not (in_pieces and not op.whole_batch)):
                 for j in range(op.n_params):
                     self.updater.update(self.updater, slot + j, op.params[j], op.grads[j],
-                                        op.param_sizes[j])
+                                        0, op.param_sizes[j])
             slot += op.n_params
         self.updater.step += 1
 
@@ -597,6 +618,7 @@ cdef class Plan:
         self.penalty_objects = penalties
         self.n_penalties = len(penalties)
         self.plain_sgd = getattr(updater, 'fusable', False) and not penalties
+        self.step_in_pieces = self.updater.piecewise and not penalties
         if self.capacity:
             self._reserve_targets()
 
@@ -666,14 +688,19 @@ cdef class Plan:
         targets = self.window.targets if self.last_deferred else self.targets
         return self.acts[self.n_ops][:n], targets[:n]
 
-    def gradients(self, x, y, weights=None):
+    def gradients(self, x, y, weights=None, const int64_t[::1] draw_ids=None):
         """Fill the ops' gradient arrays with the gradient of the loss (and
         penalties) of the batch x (n, in_size), y (n, target_size), with
         per-sample loss weights (n) when given, as a training step computes
-        it, without updating anything.  Returns the batch loss."""
+        it, without updating anything.  Sample r draws its random numbers
+        (dropout, augmentation) for index draw_ids[r] when given (n), else r,
+        so rows of a larger batch can be run apart with that batch's draws.
+        Returns the batch loss."""
         if self.loss == NULL:
             raise RuntimeError("call set_training before gradients")
-        cdef Py_ssize_t n = x.shape[0]
+        cdef Py_ssize_t n = x.shape[0], i
+        if draw_ids is not None and draw_ids.shape[0] != n:
+            raise ValueError(f"draw_ids has {draw_ids.shape[0]} indices for {n} samples")
         self.reserve(n)
         self._reserve_batch_shards(n)
         index = np.arange(n, dtype=np.int64)
@@ -681,34 +708,46 @@ cdef class Plan:
         cdef const char* xs = <char*>address(x)
         cdef const char* ys = <char*>address(y)
         cdef double loss
+        cdef const int64_t* ids = &draw_ids[0] if draw_ids is not None and n else NULL
         self.last_deferred = False
         self.weight_source = <const char*>address(weights) if weights is not None else NULL
         self.loss.weights = NULL
-        with nogil:
-            gate_enter()
-            loss = self._gradients(xs, ys, rows, n, 0.0)
-            gate_leave()
+        for i in range(self.n_ops):
+            self.ops[i].draw_ids = ids
+        try:
+            with nogil:
+                gate_enter()
+                loss = self._gradients(xs, ys, rows, n, False, 0.0)
+                gate_leave()
+        finally:
+            for i in range(self.n_ops):
+                self.ops[i].draw_ids = NULL
         return loss
 
     # one training step on the n samples listed in index; returns the batch loss
     cdef double _step(self, const char* xs, const char* ys, const int64_t* index,
                       Py_ssize_t n, double learning_rate) noexcept nogil:
-        cdef bint fused = self.plain_sgd and self._shard_count(n) == 1
-        cdef double loss = self._gradients(xs, ys, index, n,
+        cdef bint sharded = self._shard_count(n) > 1
+        cdef bint fused = self.plain_sgd and not sharded
+        cdef bint in_pieces = self.step_in_pieces and sharded
+        self.updater.learning_rate = learning_rate
+        cdef double loss = self._gradients(xs, ys, index, n, in_pieces,
                                            learning_rate if fused else 0.0)
-        self._update(0, learning_rate, fused)
+        self._update(0, learning_rate, fused, in_pieces)
         return loss
 
     # forward, loss, backward and penalties on the n samples listed in index
     # (ops that fuse plain SGD apply it with rate sgd_lr when not 0, which
-    # only a batch of one shard asks for); the batch loss
+    # only a batch of one shard asks for; a batch of several shards steps the
+    # pieces of its gradients as they are added up when `step_pieces`); the
+    # batch loss
     cdef double _gradients(self, const char* xs, const char* ys, const int64_t* index,
-                           Py_ssize_t n, double sgd_lr) noexcept nogil:
+                           Py_ssize_t n, bint step_pieces, double sgd_lr) noexcept nogil:
         cdef Op* last = &self.ops[self.n_ops - 1]
         cdef double loss
         cdef int count = self._shard_count(n)
         if count > 1:
-            return self._sharded_gradients(xs, ys, index, n, count)
+            return self._sharded_gradients(xs, ys, index, n, count, step_pieces)
         self._draw_keys()
         self._gather(<char*>self.ops[0].x, <char*>self.target_buffer,
                      <char*>self.weight_buffer, xs, ys, index, 0, n)
@@ -767,7 +806,7 @@ cdef class Plan:
             losses[t] = self.loss.evaluate(self.loss, 1, 1, last.y, targets + t * target_bytes,
                                            last.dy)
             self._backward(1, 1, True, rates[t])
-            self._update(1, rates[t], True)
+            self._update(1, rates[t], True, False)
         window.end(first, scratch, inputs, rates, count)
 
 

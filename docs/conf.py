@@ -36,6 +36,8 @@ myst_heading_anchors = 3
 autosummary_generate = True
 autosummary_imported_members = True
 autodoc_default_options = {"members": True, "inherited-members": False}
+# nncore.mpi imports mpi4py, which needs an MPI library; its page needs neither
+autodoc_mock_imports = ["mpi4py"]
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False

@@ -15,7 +15,7 @@ from .layers import (Activation, ActivationLayer, AveragePooling2D, AvgPool2D,
 from .layers import (AveragePooling1D, AvgPool1D, Conv1D, Embedding, GlobalAveragePooling1D,
                      GlobalMaxPooling1D, GRU, LayerNormalization, LSTM, MaxPool1D,
                      MaxPooling1D, SimpleRNN)
-from .layers import MultiHeadAttention, PositionalEmbedding, Residual
+from .layers import Bidirectional, MultiHeadAttention, PositionalEmbedding, Residual
 from .network import Network, load
 from .gradient_check import check_gradients
 from .inference import InferenceSession
@@ -51,7 +51,7 @@ __all__ = [
     "RandomRotation", "RandomZoom", "RandomCrop", "GaussianNoise",
     "Embedding", "Conv1D", "MaxPool1D", "MaxPooling1D", "AveragePooling1D", "AvgPool1D",
     "GlobalMaxPooling1D", "GlobalAveragePooling1D", "LayerNormalization",
-    "SimpleRNN", "LSTM", "GRU", "MultiHeadAttention", "PositionalEmbedding", "Residual",
+    "SimpleRNN", "LSTM", "GRU", "Bidirectional", "MultiHeadAttention", "PositionalEmbedding", "Residual",
     "activations", "callbacks", "datasets", "initializers", "losses", "metrics",
     "optimizers", "regularizers", "schedules", "utils", "ModelFormatError", "register_layer",
     "load", "check_gradients",

@@ -9,6 +9,7 @@ import numpy as np
 
 from . import _weights
 from ._data import network_inputs, network_targets
+from ._masking import refuse_python_training
 from ._threads import begin_native_run, end_native_run
 from ._training import fit_optimizer, native_loss
 
@@ -52,29 +53,42 @@ def gradients(net, x, y, sample_weight=None) -> List[np.ndarray]:
     return gradients_and_loss(net, x, y, sample_weight)[0]
 
 
-def gradients_and_loss(net, x, y, sample_weight=None) -> Tuple[List[np.ndarray], float]:
+def gradients_and_loss(net, x, y, sample_weight=None,
+                       draw_ids=None) -> Tuple[List[np.ndarray], float]:
     """`gradients` and the batch loss (with the penalties) they are the
-    gradient of."""
+    gradient of; `draw_ids` as in `checked_gradients`."""
     if net.loss is None:
         raise RuntimeError("Network.gradients: set a loss with use(...) first")
     x = network_inputs(net, x)
     y = network_targets(net, y, x.shape[0])
     weights = _weights.combined(net, y, sample_weight, None)
     with net.guard.writing("Network.gradients"):
-        optimizer = fit_optimizer(net)
-        plan = net.plans.training_plan(net, native_loss(net), optimizer.updater)
-        n = x.shape[0]
-        if plan is not None:
-            if weights is not None:
-                weights = np.ascontiguousarray(weights, net.dtype)
-            begin_native_run(net.plans.training_threads(net, plan, n))
-            try:
-                loss = plan.gradients(x.reshape(n, -1), y, weights)
-            finally:
-                end_native_run()
-        else:
-            loss = _python_gradients(net, x, y, weights)
-        return [g.copy() for g in net.grads], float(loss)
+        return checked_gradients(net, x, y, weights, draw_ids)
+
+
+def checked_gradients(net, x, y, weights=None,
+                      draw_ids=None) -> Tuple[List[np.ndarray], float]:
+    """`gradients_and_loss` of checked inputs and targets, for a caller that
+    holds the network's guard.  With `draw_ids` (an index per sample), a
+    native plan's sample r draws its dropout and augmentation numbers for
+    index draw_ids[r]: the rows of a larger batch then get that batch's
+    draws."""
+    optimizer = fit_optimizer(net)
+    plan = net.plans.training_plan(net, native_loss(net), optimizer.updater)
+    if plan is None:
+        refuse_python_training(net, "Network.gradients")
+    n = x.shape[0]
+    if plan is not None:
+        if weights is not None:
+            weights = np.ascontiguousarray(weights, net.dtype)
+        begin_native_run(net.plans.training_threads(net, plan, n))
+        try:
+            loss = plan.gradients(x.reshape(n, -1), y, weights, draw_ids)
+        finally:
+            end_native_run()
+    else:
+        loss = _python_gradients(net, x, y, weights)
+    return [g.copy() for g in net.grads], float(loss)
 
 
 def _python_gradients(net, x, y, weights) -> float:

@@ -17,22 +17,13 @@ from . import _dask_replica as replica
 from ._dask_rows import ClusterRows
 from ._data import check_positive_int, network_inputs, network_targets
 from ._fit_config import FitConfig
-from ._native.data import shuffle as shuffle_order
 from ._native.optim import apply_update
-from ._training import Trainer, fit_optimizer, shuffle_state
+from ._parallel_run import DataParallelRun, new_trainer, train
+from ._training import Trainer
 from .errors import in_layer
 from .layers.normalization import BatchNormalization
 
 MODES = ("sync", "local")
-
-
-class _NoData:
-    """What a `Trainer` reads of its data when the rows are on a cluster."""
-
-    single = True
-
-    def __init__(self, validation) -> None:
-        self.validation = validation
 
 
 class WorkersLost(RuntimeError):
@@ -56,42 +47,74 @@ def _retryable():
     return (KilledWorker, CancelledError, CommClosedError, OSError)
 
 
-class ClusterFit:
+class ClusterFit(DataParallelRun):
     """One `nncore.dask.fit` call, the network's run guard held."""
+
+    name = "nncore.dask.fit"
 
     def __init__(self, net, client, rows: ClusterRows, trainer: Trainer, mode: str,
                  average_every: int, checkpoint, timeout: float) -> None:
-        self.net, self.client, self.rows, self.trainer = net, client, rows, trainer
+        super().__init__(net, trainer, rows.n, checkpoint)
+        self.client, self.rows = client, rows
         self.mode, self.average_every = mode, average_every
-        self.checkpoint, self.timeout = checkpoint, timeout
+        self.timeout = timeout
+        self.stepwise = mode == "sync"
         self.key = uuid.uuid4().hex
-        self.batch = trainer.batch_size(rows.n)
-        self.per_epoch = math.ceil(rows.n / self.batch)
         self.model = None
+        self.actors: Optional[list] = None      # sync mode: a SyncReplica per group
+        self.actor_futures: Optional[list] = None
+        self.actor_layout: tuple = ()
 
     # ----------------------------------------------------------- transport
     def _share_model(self) -> None:
         data = self.net._dumps("nncore.dask.fit")
         self.model = self.client.scatter(data, broadcast=True, hash=False)
 
+    def _make_actors(self, timeout: float) -> None:
+        """A SyncReplica on the worker of each group, holding its blocks."""
+        from distributed import wait
+        futures = []
+        for g, address in enumerate(self.rows.addresses):
+            xs, ys = self.rows.futures_of(g)
+            futures.append(self.client.submit(
+                replica.SyncReplica, self.key, g, self.model, xs, ys, workers=[address],
+                allow_other_workers=False, actor=True, pure=False))
+        self.actor_futures = futures        # an actor lives while its future does
+        wait(futures, timeout=timeout)
+        self.actors = [f.result() for f in futures]
+        self.actor_layout = self._layout()
+
+    def _layout(self) -> tuple:
+        """Which worker computes which blocks."""
+        return tuple(self.rows.addresses), tuple(map(tuple, self.rows.groups))
+
     def _gather(self, submit) -> list:
-        """The results of the tasks `submit()` makes, in its order; after a
-        lost worker the tasks are made again on the repaired placement, for
-        up to `timeout` seconds; WorkersLost after that."""
+        """The results of `submit()` (tasks, or calls of the actors it makes
+        when there are none), in its order; after a lost worker they are made
+        again on the repaired placement, for up to `timeout` seconds;
+        WorkersLost after that."""
         from distributed import wait
         lost_since = None
         while True:
-            futures = submit()
             left = self.timeout if lost_since is None else \
                 max(0.0, lost_since + self.timeout - time.monotonic())
+            futures = []
             try:
+                if self.mode == "sync" and self.actors is None:
+                    self._make_actors(left)
+                futures = submit()
+                if self.mode == "sync":
+                    return [f.result(timeout=left) for f in futures]
                 wait(futures, timeout=left)
                 return self.client.gather(futures)
             except TimeoutError as error:
-                self.client.cancel(futures)
+                if self.mode != "sync":
+                    self.client.cancel(futures)
                 raise WorkersLost(self._lost_message(error)) from error
             except _retryable() as error:
-                self.client.cancel(futures)
+                if self.mode != "sync":
+                    self.client.cancel(futures)
+                self.actors = None
                 now = time.monotonic()
                 lost_since = now if lost_since is None else lost_since
                 if now - lost_since >= self.timeout:
@@ -112,71 +135,54 @@ class ClusterFit:
 
     # ---------------------------------------------------------------- run
     def run(self) -> None:
-        trainer, net, config = self.trainer, self.net, self.trainer.config
         self._share_model()
-        order = np.arange(self.rows.n, dtype=np.int64)
-        callbacks = trainer.callbacks
-        for callback in callbacks:
-            callback.set_network(net)
-            callback.on_train_begin()
+        super().run()
+
+    def epoch(self, e: int, order: np.ndarray) -> None:
+        if self.mode == "sync":
+            self._sync_epoch(e, order)
+        else:
+            self._local_epoch(e, order)
+
+    def finish(self) -> None:
+        self.actors = self.actor_futures = None
         try:
-            for epoch in range(config.initial_epoch, config.epochs):
-                e = epoch - config.initial_epoch
-                trainer.begin_epoch(epoch)
-                if trainer.state is not None:
-                    shuffle_order(order, trainer.state)
-                if self.mode == "sync":
-                    self._sync_epoch(e, order)
-                else:
-                    self._local_epoch(e, order)
-                if net.stop_training and net.stopped_on_nan:
-                    break
-                trainer.end_epoch(e, self.per_epoch)
-                if self.checkpoint is not None:
-                    net.save(self.checkpoint)
-                if net.stop_training:
-                    break
-            for callback in callbacks:
-                callback.on_train_end(trainer.logs)
-        finally:
-            try:
-                self.client.run(replica.forget, self.key)
-            except Exception:            # the cluster may be gone: nothing to forget
-                pass
+            self.client.run(replica.forget, self.key)
+        except Exception:            # the cluster may be gone: nothing to forget
+            pass
 
     def _sync_epoch(self, e: int, order: np.ndarray) -> None:
         net, trainer = self.net, self.trainer
         params = net.params
         optimizer = trainer.optimizer
         self.rows.place()
+        if self.actor_layout != self._layout():
+            self.actors = None      # made again for this placement at the first step
+        states = replica.generator_states(net)
         for k in range(self.per_epoch):
             batch = order[k * self.batch:(k + 1) * self.batch]
 
             def submit(batch=batch):
                 weights = replica.flatten(params, net.dtype)
-                futures = []
-                for g, rows in enumerate(self.rows.group_rows(batch)):
-                    if rows is None:
-                        continue
-                    xs, ys = self.rows.futures_of(g)
-                    scale = sum(len(r) for r in rows) / len(batch)
-                    futures.append(self.client.submit(
-                        replica.sync_partial, self.key, g, self.model, weights, rows, scale,
-                        xs, ys, workers=[self.rows.addresses[g]], allow_other_workers=True,
-                        pure=False))
-                return futures
+                generators = replica.flatten(states, np.uint64)
+                positions = self.rows.group_positions(batch)
+                return [self.actors[g].partial(weights, generators, rows, positions[g],
+                                               len(positions[g]) / len(batch))
+                        for g, rows in enumerate(self.rows.group_rows(batch))
+                        if rows is not None]
 
             partials = self._gather(submit)
             total = partials[0][0]
-            for grad, _ in partials[1:]:
+            for grad, _, _ in partials[1:]:
                 total += grad
-            loss = sum(l for _, l in partials)
-            if not self._account(e, k, len(batch), loss):
+            loss = sum(part[1] for part in partials)
+            if not self.account(e, k, len(batch), loss):
                 return
             rate = float(optimizer.learning_rates(optimizer.iterations, 1, trainer.rate)[0])
             grads = _views(total, params)
             apply_update(optimizer.updater, params, grads, rate)
-            self._batch_end(e, k, len(batch), loss)
+            replica.unflatten_into(states, partials[0][2])
+            self.batch_end(e, k, len(batch), loss)
             if net.stop_training:
                 return
 
@@ -215,46 +221,15 @@ class ClusterFit:
             results = self._gather(submit)
             seen = sum(n for _, n, _ in results)
             loss = sum(s for _, _, s in results)
-            if not self._account(e, r, seen, loss / seen):
+            if not self.account(e, r, seen, loss / seen):
                 return
             total = np.zeros_like(results[0][0], dtype=np.float64)
             for flat, n, _ in results:
                 total += flat * (n / seen)
             replica.unflatten_into(averaged, total)
-            self._batch_end(e, r, seen, loss / seen)
+            self.batch_end(e, r, seen, loss / seen)
             if net.stop_training:
                 return
-
-    # ------------------------------------------------------ bookkeeping
-    def _account(self, e: int, k: int, size: int, loss: float) -> bool:
-        """Add a step's loss to its epoch; False (the step not applied) when
-        the loss is not finite: TerminateOnNaN stops, else FloatingPointError."""
-        trainer = self.trainer
-        if math.isfinite(loss):
-            trainer.loss_sums[e] += loss * size
-            return True
-        epoch = trainer.config.initial_epoch + e
-        what = f"the loss became {loss} at epoch {epoch + 1}/{trainer.config.epochs}, " \
-               f"batch {k + 1}"
-        trainer.history.stopped = {"reason": what, "epoch": epoch, "batch": k,
-                                   "restored": "the weights of the step before were kept"}
-        for callback in trainer.callbacks:
-            callback.on_batch_end(k, {"loss": float(loss), "size": size})
-        if self.net.stopped_on_nan:
-            self.net.stop_training = True
-            return False
-        raise FloatingPointError(f"nncore.dask.fit: {what}; the weights of the step before "
-                                 f"were kept. Lower the learning rate or scale the inputs")
-
-    def _batch_end(self, e: int, k: int, size: int, loss: float) -> None:
-        trainer = self.trainer
-        for callback in trainer.callbacks:
-            callback.on_batch_end(k, {"loss": float(loss), "size": size})
-        printer = trainer.printer
-        steps = self.per_epoch if self.mode == "sync" else None
-        if printer is not None and printer.live and steps and k + 1 < steps:
-            seen = min((k + 1) * self.batch, self.rows.n)
-            printer.update(k + 1, seen, trainer.epoch_logs(e, seen))
 
 
 def _views(flat: np.ndarray, like: List[np.ndarray]) -> List[np.ndarray]:
@@ -317,26 +292,8 @@ def fit(network, x, y, *, epochs: int = 1, batch_size: Optional[int] = None, cli
         except ValueError:
             raise ValueError("nncore.dask.fit: no Dask client; pass client= or create a "
                              "distributed.Client first") from None
-    validation = None
-    if validation_data is not None:
-        vx = network_inputs(network, validation_data[0], "validation x")
-        validation = (vx, network_targets(network, validation_data[1], vx.shape[0]))
     rows = ClusterRows(client, x, y)
     with network.guard.writing("nncore.dask.fit"):
-        trainer = Trainer(network, config, _NoData(validation))
-        trainer.optimizer = fit_optimizer(network)
-        trainer.state = shuffle_state(network) if config.shuffle else None
-        trainer.samples[:] = rows.n
-        run = ClusterFit(network, client, rows, trainer, mode, average_every, checkpoint,
-                         timeout)
-        trainer.printer = trainer.style.printer(
-            config.verbose, config.epochs, run.per_epoch if mode == "sync" else None)
-        network.history = trainer.history
-        network.stop_training = False
-        network.stopped_on_nan = False
-        network.trainer = trainer
-        try:
-            run.run()
-        finally:
-            network.trainer = None
-        return trainer.history
+        trainer = new_trainer(network, config, rows.n)
+        return train(ClusterFit(network, client, rows, trainer, mode, average_every,
+                                checkpoint, timeout))

@@ -7,6 +7,8 @@ them over from the worker's memory, so no rows travel per step."""
 from __future__ import annotations
 
 import threading
+import time
+from collections import deque
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
@@ -16,6 +18,9 @@ from ._threads import get_num_threads, set_num_threads
 
 _replicas: Dict[Tuple[str, int], object] = {}   # (fit key, group) -> Network
 _lock = threading.Lock()
+# seconds of the latest sync-mode gradients this process computed, for
+# profiles (benchmarks/bench_parallel.py reads them with Client.run)
+partial_seconds: deque = deque(maxlen=4096)
 
 
 def flat_size(arrays: Sequence[np.ndarray]) -> int:
@@ -51,6 +56,11 @@ def averaged_arrays(net) -> List[np.ndarray]:
             if a.dtype.kind == "f"]
 
 
+def generator_states(net) -> List[np.ndarray]:
+    """The random generators' states of the layers (dropout, augmentation)."""
+    return [a for layer in net.layers for a in layer.state if a.dtype.kind == "u"]
+
+
 def forget(key: str) -> None:
     """Drop the replicas of fit `key` from this process."""
     with _lock:
@@ -62,7 +72,8 @@ def replica(key: str, group: int, model: bytes):
     """This process's network for (fit `key`, `group`): loaded from `model`
     on first use, one nncore thread per Dask worker thread, and its random
     generators (dropout, augmentation) reseeded per group so that workers
-    do not draw the same masks."""
+    taking local steps do not draw the same masks (sync mode sets them each
+    step)."""
     from .network import loads
     with _lock:
         net = _replicas.get((key, group))
@@ -87,16 +98,45 @@ def _rows(blocks: Sequence[np.ndarray], rows: Sequence[np.ndarray]) -> np.ndarra
 
 
 def sync_partial(key: str, group: int, model: bytes, weights: np.ndarray,
-                 rows: list, scale: float, xs: list, ys: list):
-    """(gradient, loss) of the listed rows of this worker's blocks (the
-    gradient of their mean loss, as one vector in `params` order, and the
-    loss) times `scale` = rows / global batch, so that the partials of a
-    global batch add up to its gradient and loss."""
+                 generators: np.ndarray, rows: list, positions: np.ndarray, scale: float,
+                 xs: list, ys: list):
+    """(gradient, loss, generators) of the listed rows of this worker's
+    blocks: the gradient of their mean loss, as one vector in `params`
+    order, and the loss, times `scale` = rows / global batch, so that the
+    partials of a global batch add up to its gradient and loss.  The
+    replica's random generators start from `generators` (the client's, as
+    one vector) and each row draws its dropout and augmentation numbers for
+    its position in the global batch, as one process would; their states
+    after the step come back as the third item."""
     from ._custom_loops import gradients_and_loss
     net = replica(key, group, model)
     unflatten_into(net.params, weights)
-    grads, loss = gradients_and_loss(net, _rows(xs, rows), _rows(ys, rows))
-    return flatten(grads, net.dtype, scale), loss * scale
+    states = generator_states(net)
+    unflatten_into(states, generators)
+    grads, loss = gradients_and_loss(net, _rows(xs, rows), _rows(ys, rows),
+                                     draw_ids=positions)
+    return (flatten(grads, net.dtype, scale), loss * scale,
+            flatten(states, np.uint64) if states else generators)
+
+
+class SyncReplica:
+    """A Dask actor on the worker that holds a group of row blocks: it
+    keeps the group's blocks and computes `sync_partial` of them when the
+    client calls `partial` (actor calls go from the client to the worker
+    directly, without the scheduler's round trip of a task)."""
+
+    def __init__(self, key: str, group: int, model: bytes, xs: list, ys: list) -> None:
+        self.key, self.group, self.model = key, group, model
+        self.xs, self.ys = xs, ys
+        replica(key, group, model)
+
+    def partial(self, weights: np.ndarray, generators: np.ndarray, rows: list,
+                positions: np.ndarray, scale: float):
+        began = time.perf_counter()
+        result = sync_partial(self.key, self.group, self.model, weights, generators, rows,
+                              positions, scale, self.xs, self.ys)
+        partial_seconds.append(time.perf_counter() - began)
+        return result
 
 
 def local_steps(key: str, group: int, model: bytes, weights: np.ndarray,

@@ -130,6 +130,21 @@ class ClusterRows:
             out.append([local[mine & (blocks == b)] for b in members])
         return out
 
+    def group_positions(self, rows: np.ndarray) -> List[Optional[np.ndarray]]:
+        """For each group: the positions in `rows` of the rows it holds, in
+        the order group_rows lists them (block after block), or None."""
+        blocks = self.block_of[rows]
+        groups = self.group_of_block[blocks]
+        out: List[Optional[np.ndarray]] = []
+        for g, members in enumerate(self.groups):
+            mine = groups == g
+            if not mine.any():
+                out.append(None)
+                continue
+            out.append(np.concatenate([np.flatnonzero(mine & (blocks == b))
+                                       for b in members]).astype(np.int64))
+        return out
+
     def futures_of(self, g: int):
         members = self.groups[g]
         return [self.x_blocks[b] for b in members], [self.y_blocks[b] for b in members]

@@ -18,6 +18,7 @@ from . import optimizers as optimizers_module
 from ._data import network_inputs, network_targets
 from ._native.data import new_shuffle_state, shuffle as shuffle_order
 from ._native.optim import apply_update
+from ._masking import refuse_python_training
 from ._rollback import LastGood
 from ._threads import begin_native_run, end_native_run
 from .article import training_style
@@ -224,6 +225,8 @@ class BlockRun:
         self.x_flat = x.reshape(n, -1)
         self.order = np.arange(n, dtype=np.int64)
         self.plan = net.plans.training_plan(net, native_loss(net), trainer.optimizer.updater)
+        if self.plan is None:
+            refuse_python_training(net, "Network.fit")
         self.last_batch: tuple = ()       # (outputs, targets) of the last Python step
         self.total = passes * self.per_epoch
         if trainer.data.single:             # every epoch trains on all n samples

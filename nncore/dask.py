@@ -166,10 +166,10 @@ def fit(network, X, y, *, epochs: int = 1, batch_size: Optional[int] = None, cli
     workers.  The result equals `Network.fit` on the same rows, seed and
     batch size up to the order of floating-point sums (1e-10 relative in
     float64).  BatchNormalization is refused (the statistics of a global
-    batch would need an exchange inside the forward); dropout and
-    augmentation layers draw their masks from each worker's own generator,
-    so with them the numbers differ from `Network.fit`'s (the training is
-    still SGD on the same batches).
+    batch would need an exchange inside the forward).  Dropout and
+    augmentation layers draw as in one process: the generators' states
+    travel with the weights and each row draws for its position in the
+    global batch, so they too give `Network.fit`'s numbers.
 
     With ``mode="local"`` each worker trains on its own rows with its own
     optimizer for `average_every` steps (its share of the global batch per

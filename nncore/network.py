@@ -23,6 +23,7 @@ from . import saving
 from ._data import check_positive_int, check_shape, network_inputs
 from ._fit_config import FitConfig
 from ._guard import RunGuard
+from ._masking import link_masks
 from ._plans import NetworkPlans
 from ._threads import begin_native_run, end_native_run
 from .callbacks import History
@@ -488,6 +489,7 @@ def _build_layers(net: Network, first: int) -> None:
         if layer.output_shape is None:
             raise TypeError(in_layer(index, layer, "build() did not set output_shape"))
         shape = tuple(layer.output_shape)
+    link_masks(net.layers)
     net.built = True
 
 

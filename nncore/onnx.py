@@ -20,7 +20,7 @@ only when `export` is called: `import nncore` never loads it.
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Callable, Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
@@ -157,6 +157,10 @@ class _Graph:
         self.constants: List = []
         self.prefix = ""
         self._used: set = set()
+        # set by Embedding(mask_zero=True): the unmasked steps of each row
+        # (int32, (batch,)) and the padding as 1.0 / 0.0 ((batch, steps, 1))
+        self.sequence_lens: Optional[str] = None
+        self.padding: Optional[str] = None
 
     def unique(self, hint: str) -> str:
         name, count = f"{self.prefix}/{hint}", 1

@@ -7,7 +7,16 @@ LSTM, GRU on (steps, batch, features), with go_backwards as a reversed
 input; LayerNormalization as MatMul-based means (any opset); Embedding as
 Gather of the table at the indices cast to int64; MultiHeadAttention as
 MatMul / Softmax on (batch, heads, steps, key_dim), its causal mask a
-constant Add; PositionalEmbedding as an Add of the table's first rows.
+constant Add; PositionalEmbedding as an Add of the table's first rows;
+Bidirectional as one RNN / LSTM / GRU node with direction="bidirectional".
+
+Masking: ONNX's recurrent nodes take a length per row (sequence_lens), not
+a mask.  Embedding(mask_zero=True) exports the count of nonzero indices of
+each row as that length, and the masked layers read it (go_backwards as
+direction="reverse" on the input as it is, its outputs then put in step
+order).  This is the layer's masking exactly when each row's padding comes
+after its last token (right padding, as PyTorch's packed sequences); the
+graph reads zeros between tokens as tokens.
 """
 from __future__ import annotations
 
@@ -16,9 +25,9 @@ from typing import Dict
 
 import numpy as np
 
-from .layers import (GRU, LSTM, AveragePooling1D, Conv1D, Embedding, GlobalAveragePooling1D,
-                     GlobalMaxPooling1D, LayerNormalization, MaxPool1D, MultiHeadAttention,
-                     PositionalEmbedding, SimpleRNN)
+from .layers import (GRU, LSTM, AveragePooling1D, Bidirectional, Conv1D, Embedding,
+                     GlobalAveragePooling1D, GlobalMaxPooling1D, LayerNormalization, MaxPool1D,
+                     MultiHeadAttention, PositionalEmbedding, SimpleRNN)
 from .layers.sequence import window_1d
 
 # Keras' LSTM blocks (i, f, c, o) in ONNX's order (i, o, f, c)
@@ -30,6 +39,18 @@ def _steps_last(graph, name: str) -> str:
 
 
 def _embedding(graph, layer, tensor):
+    if layer.mask_zero:
+        kinds = graph.onnx.TensorProto
+        padding = graph.node("Equal", [tensor.name, graph.constant([0], "zero")])   # (n, T)
+        valid = graph.node("Cast", [graph.node("Not", [padding])], to=kinds.INT32)
+        graph.sequence_lens = graph.node("ReduceSum", [valid, graph.constant([1], "axes",
+                                                                             np.int64)],
+                                         keepdims=0)
+        graph.padding = graph.node("Unsqueeze", [graph.node("Cast", [padding],
+                                                            to=graph.onnx.helper.
+                                                            np_dtype_to_tensor_dtype(
+                                                                graph.dtype)),
+                                                 graph.constant([2], "axes", np.int64)])
     indices = graph.node("Cast", [tensor.name], to=graph.onnx.TensorProto.INT64)
     table = graph.constant(layer.get_weights()[0], "embeddings")
     return tensor._replace(name=graph.node("Gather", [table, indices], axis=0),
@@ -71,6 +92,20 @@ def _global_pool1d(op: str, graph, layer, tensor):
                            shape=layer.output_shape)
 
 
+def _global_average1d(graph, layer, tensor):
+    """GlobalAveragePool, or after a mask the sum over the unmasked steps
+    divided by their count (at least 1); exact for any mask."""
+    if not (layer.receives_mask and graph.padding is not None):
+        return _global_pool1d("GlobalAveragePool", graph, layer, tensor)
+    valid = graph.node("Sub", [graph.constant([1], "one"), graph.padding])       # (n, T, 1)
+    axes = graph.constant([1], "axes", np.int64)
+    total = graph.node("ReduceSum", [graph.node("Mul", [tensor.name, valid]), axes],
+                       keepdims=0)                                              # (n, C)
+    count = graph.node("ReduceSum", [valid, axes], keepdims=0)                  # (n, 1)
+    count = graph.node("Max", [count, graph.constant([1], "one")])
+    return tensor._replace(name=graph.node("Div", [total, count]), shape=layer.output_shape)
+
+
 def _layer_normalization(graph, layer, tensor):
     """(x - mean) / sqrt(var + epsilon) * gamma + beta, means as MatMul by 1/D."""
     gamma, beta = layer.get_weights()
@@ -87,34 +122,97 @@ def _layer_normalization(graph, layer, tensor):
     return tensor._replace(name=graph.node("Add", [scaled, graph.constant(beta, "beta")]))
 
 
-def _recurrent(op: str, graph, layer, tensor):
-    kernel, recurrent, bias = layer.get_weights()
-    units, gates = layer.units, kernel.shape[1] // layer.units
+def _onnx_weights(op: str, weights):
+    """ONNX's W, R, B of one direction from Keras' kernel, recurrent, bias."""
+    kernel, recurrent, bias = weights
+    units = recurrent.shape[0]
+    gates = kernel.shape[1] // units
     order = LSTM_TO_ONNX if op == "LSTM" else list(range(gates))
     columns = np.concatenate([np.arange(units) + g * units for g in order])
     if op == "GRU":
         biases = np.concatenate([bias[0], bias[1]])
     else:
         biases = np.concatenate([bias[columns], np.zeros(gates * units)])
-    inputs = graph.node("Transpose", [tensor.name], perm=[1, 0, 2])      # (T, n, D)
-    if layer.go_backwards:
-        inputs = graph.node("Slice", [inputs, graph.constant([-1], "start", np.int64),
-                                      graph.constant([-(1 << 62)], "end", np.int64),
-                                      graph.constant([0], "axis", np.int64),
-                                      graph.constant([-1], "step", np.int64)])
+    return kernel[:, columns].T, recurrent[:, columns].T, biases
+
+
+def _reverse_steps(graph, name: str, axis: int) -> str:
+    return graph.node("Slice", [name, graph.constant([-1], "start", np.int64),
+                                graph.constant([-(1 << 62)], "end", np.int64),
+                                graph.constant([axis], "axis", np.int64),
+                                graph.constant([-1], "step", np.int64)])
+
+
+def _recurrent_node(op: str, graph, layer, inputs: str, directions, direction: str):
+    """Y (T, dirs, n, U) and Y_h (dirs, n, U) of one ONNX node over inputs
+    (T, n, D); `directions`: the (kernel, recurrent, bias) of each."""
+    parts = [_onnx_weights(op, weights) for weights in directions]
+    masked = getattr(layer, "receives_mask", False) and graph.sequence_lens is not None
     extra = {"linear_before_reset": 1} if op == "GRU" else {}
     sequence, last = graph.unique(op + "_Y"), graph.unique(op + "_Y_h")
     graph.nodes.append(graph.onnx.helper.make_node(
-        op, [inputs, graph.constant(kernel[:, columns].T[None], "W"),
-             graph.constant(recurrent[:, columns].T[None], "R"),
-             graph.constant(biases[None], "B")],
-        [sequence, last], name=graph.unique(op), hidden_size=units, **extra))
+        op, [inputs, graph.constant(np.stack([w for w, _, _ in parts]), "W"),
+             graph.constant(np.stack([r for _, r, _ in parts]), "R"),
+             graph.constant(np.stack([b for _, _, b in parts]), "B")]
+        + ([graph.sequence_lens] if masked else []),
+        [sequence, last], name=graph.unique(op), hidden_size=directions[0][1].shape[0],
+        direction=direction, **extra))
+    return sequence, last, masked
+
+
+def _recurrent(op: str, graph, layer, tensor):
+    weights = layer.get_weights()
+    inputs = graph.node("Transpose", [tensor.name], perm=[1, 0, 2])      # (T, n, D)
+    masked = getattr(layer, "receives_mask", False) and graph.sequence_lens is not None
+    # masked, go_backwards reads the padding first (state zero) and then the
+    # valid steps last to first: ONNX's reverse direction over the lengths
+    direction = "reverse" if layer.go_backwards and masked else "forward"
+    if layer.go_backwards and not masked:
+        inputs = _reverse_steps(graph, inputs, 0)
+    sequence, last, masked = _recurrent_node(op, graph, layer, inputs, [weights], direction)
+    last = graph.node("Squeeze", [last, graph.constant([0], "axes", np.int64)])     # (n, U)
     if layer.return_sequences:      # (T, 1, n, U) -> (n, T, U)
         out = graph.node("Squeeze", [sequence, graph.constant([1], "axes", np.int64)])
         out = graph.node("Transpose", [out], perm=[1, 0, 2])
-    else:                           # (1, n, U) -> (n, U)
-        out = graph.node("Squeeze", [last, graph.constant([0], "axes", np.int64)])
+        if direction == "reverse":      # in step order, as go_backwards returns them
+            out = _reverse_steps(graph, out, 1)
+        elif masked:        # a padded step outputs the state carried over it: the last
+            carried = graph.node("Unsqueeze", [last, graph.constant([1], "axes", np.int64)])
+            out = graph.node("Add", [out, graph.node("Mul", [graph.padding, carried])])
+    else:
+        out = last
     return tensor._replace(name=out, shape=layer.output_shape)
+
+
+ONNX_OPS = {SimpleRNN: "RNN", LSTM: "LSTM", GRU: "GRU"}
+
+
+def _bidirectional(graph, layer, tensor):
+    op = ONNX_OPS[type(layer.forward_layer)]
+    weights = layer.get_weights()
+    inputs = graph.node("Transpose", [tensor.name], perm=[1, 0, 2])      # (T, n, D)
+    sequence, last, _ = _recurrent_node(op, graph, layer, inputs, [weights[:3], weights[3:]],
+                                        "bidirectional")
+    units = layer.forward_layer.units
+    if layer.return_sequences:      # (T, 2, n, U) -> (n, T, 2, U)
+        out = graph.node("Transpose", [sequence], perm=[2, 0, 1, 3])
+        axis, shape = 2, (layer.input_shape[0], 2 * units)
+    else:                           # (2, n, U) -> (n, 2, U)
+        out = graph.node("Transpose", [last], perm=[1, 0, 2])
+        axis, shape = 1, (2 * units,)
+    if layer.merge_mode == "concat":
+        return tensor._replace(name=graph.node("Reshape", [out, graph.shape(shape)]),
+                               shape=layer.output_shape)
+    a, b = (graph.node("Squeeze", [graph.node("Gather", [out, graph.constant(
+        [i], "direction", np.int64)], axis=axis), graph.constant([axis], "axes", np.int64)])
+        for i in range(2))
+    if layer.merge_mode == "mul":
+        merged = graph.node("Mul", [a, b])
+    else:
+        merged = graph.node("Add", [a, b])
+        if layer.merge_mode == "ave":
+            merged = graph.node("Mul", [merged, graph.constant([0.5], "half")])
+    return tensor._replace(name=merged, shape=layer.output_shape)
 
 
 def _attention(graph, layer, tensor):
@@ -160,9 +258,9 @@ def converters(activation) -> Dict[type, object]:
         MaxPool1D: partial(_pool1d, "MaxPool"),
         AveragePooling1D: partial(_pool1d, "AveragePool"),
         GlobalMaxPooling1D: partial(_global_pool1d, "GlobalMaxPool"),
-        GlobalAveragePooling1D: partial(_global_pool1d, "GlobalAveragePool"),
+        GlobalAveragePooling1D: _global_average1d,
         LayerNormalization: _layer_normalization,
         SimpleRNN: partial(_recurrent, "RNN"), LSTM: partial(_recurrent, "LSTM"),
-        GRU: partial(_recurrent, "GRU"),
+        GRU: partial(_recurrent, "GRU"), Bidirectional: _bidirectional,
         MultiHeadAttention: _attention, PositionalEmbedding: _positional,
     }

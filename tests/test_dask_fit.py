@@ -253,8 +253,38 @@ def test_bad_arguments(client):
         nncore.dask.fit("net", x, y, client=client)
 
 
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_sync_with_dropout_and_augmentation_equals_fit(client, shuffle):
+    """Each row draws its dropout mask and its augmentation for its
+    position in the global batch from the client's generators, as one
+    process draws them, whichever worker holds it; the generators advance
+    as fit advances them."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(150, 6, 6, 1))
+    y = rng.integers(0, 3, 150)
+    X = da.from_array(x, chunks=((40, 35, 75), (6,), (6,), (1,)))
+
+    def net():
+        model = nncore.Network([nncore.RandomFlip("horizontal"), nncore.Flatten(),
+                                nncore.Dense(16, activation="tanh"), nncore.Dropout(0.4),
+                                nncore.Dense(3)], input_shape=(6, 6, 1), dtype="float64",
+                               seed=7)
+        return model.use(nncore.losses.SparseCategoricalCrossentropy(from_logits=True),
+                         optimizer=nncore.optimizers.SGD(0.1, momentum=0.9))
+    single, spread = net(), net()
+    expected = single.fit(x, y, epochs=3, batch_size=64, shuffle=shuffle, verbose=0)
+    history = nncore.dask.fit(spread, X, y, epochs=3, batch_size=64, shuffle=shuffle,
+                              verbose=0, client=client)
+    assert_same_weights(single, spread)
+    np.testing.assert_allclose(history.history["loss"], expected.history["loss"], rtol=1e-10)
+    for a, b in zip(single.layers, spread.layers):
+        for p, q in zip(a.state, b.state):
+            if p.dtype.kind == "u":
+                np.testing.assert_array_equal(p, q)
+
+
 def test_replicas_draw_dropout_masks_of_their_own():
-    """Sync mode with Dropout: each worker's replica reseeds its generator
+    """Local mode with Dropout: each worker's replica reseeds its generator
     by its position, so two workers do not drop the same units of their
     rows (and the client's generator is not touched)."""
     from nncore import _dask_replica

@@ -29,9 +29,9 @@ if not (DOCS / "api").is_dir():     # tests copied out of the checkout (a wheel'
     pytest.skip("docs/ is not beside the tests", allow_module_level=True)
 
 MODULES = ["nncore", "nncore.layers", "nncore.losses", "nncore.optimizers", "nncore.callbacks",
-           "nncore.metrics", "nncore.sklearn", "nncore.dask", "nncore.onnx"]
+           "nncore.metrics", "nncore.sklearn", "nncore.dask", "nncore.mpi", "nncore.onnx"]
 # modules whose import needs an optional package (imported for the check when installed)
-OPTIONAL = {"nncore.sklearn": "sklearn", "nncore.dask": "dask"}
+OPTIONAL = {"nncore.sklearn": "sklearn", "nncore.dask": "dask", "nncore.mpi": "mpi4py"}
 NOT_REFERENCED = {"__version__"}        # said in prose on docs/api/index.md
 ENTRY = re.compile(r"^\s{3,}~?([A-Za-z_][\w.]*)\s*$")
 DIRECTIVE = re.compile(r"^\s*(?:\.\. |```\{)(autosummary|currentmodule|automodule)[}:]*\s*(\S*)")

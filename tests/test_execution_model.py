@@ -135,9 +135,12 @@ def test_the_step_count_is_kept_by_whoever_runs_the_steps(optimizer, batch_size)
 # machine checks the Haswell pins too.  Every nncore SIMD build must give the
 # same pins (they round alike).
 PINNED = {
-    # each pin is taken on a machine whose OpenBLAS runs that family's
-    # kernels; SkylakeX has the case without dropout only
+    # each pin is taken on a machine whose OpenBLAS runs that family's kernels
     ("0.3.30", "SkylakeX"): {
+        ("mlp", "float32", "sgd"): "b098269a472fad64", ("cnn", "float32", "sgd"): "513281d818ba61f0",
+        ("mlp", "float32", "adam"): "605671d168d8c107", ("cnn", "float32", "adam"): "216b31327c392654",
+        ("mlp", "float64", "sgd"): "97619f55d5b7c702", ("cnn", "float64", "sgd"): "ca66b6cd10e5ddfa",
+        ("mlp", "float64", "adam"): "b2de0bd91e0cb3bc", ("cnn", "float64", "adam"): "d8acbc5ec9bb6e62",
         ("article", "float64", "sgd"): "06eee994655c3a2a",
     },
     ("0.3.30", "Haswell"): {

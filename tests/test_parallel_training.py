@@ -50,10 +50,23 @@ def trained(kind, dtype, optimizer, threads, batch_size=64, epochs=2):
     x, y = data(kind)
     net = (mlp if kind == "mlp" else cnn)(dtype)
     net.use(nncore.losses.SparseCategoricalCrossentropy(from_logits=True),
-            optimizer=optimizer)
+            optimizer=OPTIMIZERS[optimizer]())
     with nncore.threads(threads):
         history = net.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0)
     return net, history
+
+
+# optimizers whose step each worker applies to the pieces of the gradients
+# it adds up (piecewise), and those whose step waits for whole arrays (norms)
+OPTIMIZERS = {
+    "sgd": lambda: "sgd",
+    "adam": lambda: "adam",
+    "nesterov": lambda: nncore.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+    "rmsprop": lambda: nncore.optimizers.RMSprop(0.01, momentum=0.5),
+    "adagrad": lambda: nncore.optimizers.Adagrad(0.05),
+    "amsgrad, clipnorm": lambda: nncore.optimizers.Adam(0.01, amsgrad=True, clipnorm=0.5),
+    "sgd, global_clipnorm": lambda: nncore.optimizers.SGD(0.05, global_clipnorm=0.5),
+}
 
 
 @pytest.fixture
@@ -69,7 +82,7 @@ def shards(monkeypatch):
 
 
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
 def test_the_thread_count_does_not_change_a_bit(kind, optimizer, dtype, shards):
     shards(4)
     digests = {threads: digest(trained(kind, dtype, optimizer, threads)[0])
@@ -78,7 +91,7 @@ def test_the_thread_count_does_not_change_a_bit(kind, optimizer, dtype, shards):
 
 
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
 def test_shards_equal_one_shard_up_to_summation_order(kind, optimizer, shards):
     shards(1)
     whole, whole_history = trained(kind, "float64", optimizer, threads=1)
@@ -236,3 +249,47 @@ def test_importing_nncore_leaves_the_environment_and_keeps_the_users_openmp_sett
     assert imported(env) == {"GOMP_SPINCOUNT": None, "KMP_BLOCKTIME": None}
     env["GOMP_SPINCOUNT"] = "123"
     assert imported(env) == {"GOMP_SPINCOUNT": "123", "KMP_BLOCKTIME": None}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_rows_run_apart_with_draw_ids_get_the_batch_draws(dtype):
+    """Plan.gradients with draw_ids: the rows of a batch split into two
+    calls, each told the rows' positions in the batch, draw the dropout
+    masks and augmentations of the whole batch, so their gradients add up to
+    the batch's; without the ids the masks differ."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(96, 6, 6, 1)).astype(dtype)
+    y = rng.integers(0, 3, 96)
+    net = nncore.Network([nncore.RandomFlip("horizontal"), nncore.Flatten(),
+                          nncore.Dense(32, activation="relu"), nncore.Dropout(0.5),
+                          nncore.Dense(3)], input_shape=(6, 6, 1), dtype=dtype, seed=2)
+    net.use(nncore.losses.SparseCategoricalCrossentropy(from_logits=True))
+    generators = [s.copy() for layer in net.layers for s in layer.state]
+
+    def restart():
+        for layer_state, saved in zip((s for layer in net.layers for s in layer.state),
+                                      generators):
+            np.copyto(layer_state, saved)
+
+    from nncore._custom_loops import gradients_and_loss
+    whole, loss = gradients_and_loss(net, x, y)
+    picked = rng.permutation(96)
+    parts, part_losses = [], []
+    for rows in (np.sort(picked[:40]), np.sort(picked[40:])):
+        restart()
+        grads, part_loss = gradients_and_loss(net, x[rows], y[rows], draw_ids=rows)
+        parts.append([g * len(rows) / 96 for g in grads])
+        part_losses.append(part_loss * len(rows) / 96)
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    for i, w in enumerate(whole):
+        np.testing.assert_allclose(parts[0][i] + parts[1][i], w, rtol=tol,
+                                   atol=tol * np.abs(w).max(), err_msg=f"gradient {i}")
+    assert abs(sum(part_losses) - loss) <= tol * abs(loss)
+    restart()
+    rows = np.sort(picked[:40])
+    apart, _ = gradients_and_loss(net, x[rows], y[rows])
+    restart()
+    told, _ = gradients_and_loss(net, x[rows], y[rows], draw_ids=rows)
+    assert not np.allclose(apart[0], told[0], rtol=1e-3)
+    with pytest.raises(ValueError, match="draw_ids has 3 indices for 40 samples"):
+        gradients_and_loss(net, x[rows], y[rows], draw_ids=np.arange(3))

@@ -10,7 +10,7 @@ from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, MaxPo
                       MaxPooling2D)
 from .reshape import Flatten
 from .layer_normalization import LayerNormalization
-from .recurrent import GRU, LSTM, SimpleRNN
+from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
 from .attention import MultiHeadAttention, PositionalEmbedding
 from .residual import Residual
 from .sequence import (AveragePooling1D, AvgPool1D, Conv1D, Embedding, GlobalAveragePooling1D,
@@ -30,6 +30,6 @@ __all__ = ["Layer", "NativeLayer", "Dense", "FCLayer", "Activation", "Activation
            # sequences
            "Embedding", "Conv1D", "MaxPool1D", "MaxPooling1D", "AveragePooling1D", "AvgPool1D",
            "GlobalMaxPooling1D", "GlobalAveragePooling1D", "LayerNormalization",
-           "SimpleRNN", "LSTM", "GRU",
+           "SimpleRNN", "LSTM", "GRU", "Bidirectional",
            # attention and residual blocks
            "MultiHeadAttention", "PositionalEmbedding", "Residual"]

@@ -16,6 +16,18 @@ PyTorch holds the transposes, W_ih = kernel.T and W_hh = recurrent_kernel.T,
 with the LSTM's blocks in the same order (i, f, g, o) and bias_ih + bias_hh
 = bias; its GRU orders the blocks (r, z, n): swap the first two blocks, and
 bias_ih, bias_hh are bias[0], bias[1].  The state starts at zero.
+
+Masking (Embedding(mask_zero=True) before the layer): a step whose index
+is 0 leaves the state unchanged, so the last state is the one after the
+last unmasked step; with return_sequences a masked step outputs the carried
+state (Keras' zero_output_for_mask=False), in Bidirectional zero (Keras
+forces zero_output_for_mask=True there, and PyTorch's packed sequences pad
+with zeros).
+
+Bidirectional(layer, merge_mode) runs the layer and a copy reading the steps
+last to first (Keras' backward_layer) over the same input and merges their
+outputs at each position; its weights are the forward layer's three arrays,
+then the backward layer's (PyTorch's weight_*_l0 and weight_*_l0_reverse).
 """
 from __future__ import annotations
 
@@ -23,8 +35,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .. import initializers, regularizers
-from .._native.recurrent import RecurrentOp
+from .. import initializers, regularizers, registry
+from .._native.recurrent import BidirectionalOp, RecurrentOp
 from .base import NativeLayer, Shape
 from .sequence import _positive_int, sequence_shape
 
@@ -220,3 +232,134 @@ class GRU(_Recurrent):
 
     def _bias_shape(self) -> Shape:
         return (2, 3 * self.units)
+
+
+MERGE_MODES = ("concat", "sum", "mul", "ave")
+
+
+class Bidirectional(NativeLayer):
+    """Runs a recurrent layer over the steps in both directions and merges
+    the two outputs, as Keras' Bidirectional.
+
+    The backward layer is a copy of `layer` (same class and arguments, its
+    own weights) that reads the steps last to first; with return_sequences
+    its outputs are put back in input order, so position t merges the
+    forward state after steps 0..t with the backward state after steps
+    T-1..t.  Without, the two last states are merged.  Its weights are the
+    forward layer's (kernel, recurrent_kernel, bias) followed by the backward
+    layer's; PyTorch's bidirectional=True holds the same arrays as
+    weight_ih_l0 ... and weight_ih_l0_reverse ... (transposed, gate blocks
+    mapped as for the layer alone).  With Embedding(mask_zero=True) before
+    it, both directions skip the masked steps and a masked position outputs
+    zero (Keras and PyTorch's packed sequences do the same).  Both
+    directions run in one native op.
+
+    Parameters
+    ----------
+    layer : SimpleRNN, LSTM or GRU
+        The forward layer (not yet in a network, reading forward:
+        go_backwards=False); its return_sequences applies to both.
+    merge_mode : {"concat", "sum", "mul", "ave"}, default "concat"
+        How the two outputs are merged: side by side (2 * units features),
+        added, multiplied or averaged.  Keras' None (the two outputs
+        separately) is refused: a layer here has one output.
+    name : str, optional
+        The layer's name in summaries and saved files.
+
+    Raises
+    ------
+    TypeError
+        If `layer` is not a SimpleRNN, LSTM or GRU.
+    ValueError
+        If merge_mode is not one of the four, or the layer reads backwards.
+
+    Examples
+    --------
+    >>> import numpy as np, nncore
+    >>> net = nncore.Network([nncore.Embedding(10, 4, mask_zero=True),
+    ...                       nncore.Bidirectional(nncore.LSTM(3, return_sequences=True)),
+    ...                       nncore.Bidirectional(nncore.GRU(2), merge_mode="sum")],
+    ...                      input_shape=(5,), seed=0)
+    >>> net.layers[1].output_shape, net.layers[2].output_shape
+    ((5, 6), (2,))
+    >>> [w.shape for w in net.layers[2].get_weights()]
+    [(6, 6), (2, 6), (2, 6), (6, 6), (2, 6), (2, 6)]
+    >>> net.predict(np.array([[3, 1, 4, 0, 0]])).shape
+    (1, 2)
+    """
+
+    def __init__(self, layer: _Recurrent, merge_mode: Optional[str] = "concat",
+                 name: Optional[str] = None):
+        super().__init__(name)
+        if not isinstance(layer, _Recurrent):
+            raise TypeError(f"Bidirectional: wraps a SimpleRNN, LSTM or GRU, "
+                            f"got {type(layer).__name__}")
+        if merge_mode is None:
+            raise ValueError("Bidirectional: merge_mode=None (the two outputs separately) is "
+                             "not supported: a layer of an nncore network has one output; "
+                             "use 'concat', 'sum', 'mul' or 'ave'")
+        if merge_mode not in MERGE_MODES:
+            raise ValueError(f"Bidirectional: merge_mode must be one of {MERGE_MODES}, "
+                             f"got {merge_mode!r}")
+        if layer.go_backwards:
+            raise ValueError("Bidirectional: give the layer reading forward "
+                             "(go_backwards=False); the backward copy is made from it")
+        if layer.built:
+            raise ValueError("Bidirectional: give a new layer (this one is built)")
+        self.merge_mode = merge_mode
+        self.forward_layer = layer
+        config = dict(layer.get_config(), go_backwards=True)
+        config["name"] = None if layer.name is None else "backward_" + layer.name
+        self.backward_layer = type(layer).from_config(config)
+
+    @property
+    def return_sequences(self) -> bool:
+        return self.forward_layer.return_sequences
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        shape = self.forward_layer.compute_output_shape(tuple(input_shape))
+        if self.merge_mode == "concat":
+            shape = shape[:-1] + (2 * shape[-1],)
+        return shape
+
+    def build(self, input_shape: Sequence[int]) -> None:
+        self.compute_output_shape(tuple(input_shape))
+        for layer in (self.forward_layer, self.backward_layer):
+            layer.dtype, layer.rng = self.dtype, self.rng
+            layer.build(input_shape)
+        self.params = self.forward_layer.params + self.backward_layer.params
+        self.grads = self.forward_layer.grads + self.backward_layer.grads
+        self._penalties = self.forward_layer.penalty_ops() + self.backward_layer.penalty_ops()
+        super().build(input_shape)
+
+    def make_ops(self) -> list:
+        steps, _ = sequence_shape(self, self._built_input_shape())
+        forward, backward = self.forward_layer, self.backward_layer
+        return [BidirectionalOp(forward.cell, tuple(forward.params + forward.grads),
+                                tuple(backward.params + backward.grads), steps,
+                                forward.return_sequences, self.merge_mode)]
+
+    def get_config(self) -> dict:
+        return {"layer": {"class": registry.registered_name("layer", self.forward_layer),
+                          "config": self.forward_layer.get_config()},
+                "merge_mode": self.merge_mode, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Bidirectional":
+        config = dict(config)
+        entry = config.pop("layer", None)
+        from ..saving import _class_entry, _construct
+        name, layer_config = _class_entry(entry, "Bidirectional layer")
+        layer_cls = registry.lookup("layer", name)
+        if not (isinstance(layer_cls, type) and issubclass(layer_cls, _Recurrent)):
+            raise ValueError(f"Bidirectional: wraps a SimpleRNN, LSTM or GRU, not {name}")
+        layer = _construct(layer_cls, layer_config, f"Bidirectional layer ({name})")
+        return cls(layer, **config)
+
+    def weight_shapes(self, input_shape: Shape):
+        self.compute_output_shape(tuple(input_shape))
+        return 2 * self.forward_layer.weight_shapes(input_shape)
+
+    def __repr__(self) -> str:
+        merge = "" if self.merge_mode == "concat" else f", merge_mode={self.merge_mode!r}"
+        return f"Bidirectional({self.forward_layer!r}{merge})"

@@ -10,6 +10,7 @@ from .. import initializers, regularizers
 from .._native.activation import ActivationOp
 from .._native.conv1d import Conv1DOp
 from .._native.embedding import EmbeddingOp
+from .._native.masked_pool import MaskedMeanOp
 from .._native.pool import PoolOp
 from .activation import ActivationSpec, activation_config, fused_activation
 from .base import NativeLayer, Shape
@@ -74,6 +75,17 @@ class Embedding(NativeLayer):
         How the table is drawn (a name of `nncore.initializers`).
     embeddings_regularizer : Regularizer or str, optional
         A penalty on the whole table, as Dense's `kernel_regularizer`.
+    mask_zero : bool, default False
+        Index 0 marks padding: the recurrent layers after it (SimpleRNN,
+        LSTM, GRU, Bidirectional) skip the positions whose index is 0,
+        carrying their state over them, as in Keras.  Layers that keep the
+        steps (Dense, Activation, Dropout, LayerNormalization,
+        PositionalEmbedding, a Residual block of those, a recurrent layer
+        with return_sequences) pass the mask on; a recurrent layer without
+        return_sequences consumes it, and so does GlobalAveragePooling1D
+        (averaging over the unmasked steps); any other layer that would
+        receive it is refused when the network is built.  Row 0 of the table is still
+        a row (so input_dim counts the padding index, as in Keras).
     name : str, optional
         The layer's name in summaries and saved files.
 
@@ -90,6 +102,17 @@ class Embedding(NativeLayer):
     ...                      input_shape=(3,), seed=0)
     >>> net.predict(np.array([[1, 2, 9], [0, 0, 0]])).shape
     (2, 4)
+
+    With mask_zero, padded sequences give the LSTM the same last state as
+    the sequence alone:
+
+    >>> net = nncore.Network([nncore.Embedding(10, 4, mask_zero=True), nncore.LSTM(3)],
+    ...                      input_shape=(4,), seed=0)
+    >>> padded = net.predict(np.array([[5, 2, 0, 0]]))
+    >>> alone = nncore.Network([nncore.Embedding(10, 4), nncore.LSTM(3)], input_shape=(2,))
+    >>> alone.set_weights(net.get_weights())
+    >>> bool(np.allclose(padded, alone.predict(np.array([[5, 2]]))))
+    True
     """
 
     #: the layer reads integer indices: it must be first, and network inputs
@@ -98,8 +121,12 @@ class Embedding(NativeLayer):
 
     def __init__(self, input_dim: int, output_dim: int,
                  embeddings_initializer="glorot_uniform", embeddings_regularizer=None,
-                 name: Optional[str] = None):
+                 mask_zero: bool = False, name: Optional[str] = None):
         super().__init__(name)
+        if not isinstance(mask_zero, (bool, np.bool_)):
+            raise ValueError(f"{type(self).__name__}: mask_zero must be True or False, "
+                             f"got {mask_zero!r}")
+        self.mask_zero = bool(mask_zero)
         self.input_dim = _positive_int(self, input_dim, "input_dim")
         self.output_dim = _positive_int(self, output_dim, "output_dim")
         self.embeddings_initializer = initializers.get(embeddings_initializer)
@@ -151,14 +178,15 @@ class Embedding(NativeLayer):
         return {"input_dim": self.input_dim, "output_dim": self.output_dim,
                 "embeddings_initializer": initializers.name_of(self.embeddings_initializer),
                 "embeddings_regularizer": regularizers.config_of(self.embeddings_regularizer),
-                "name": self.name}
+                "mask_zero": self.mask_zero, "name": self.name}
 
     def weight_shapes(self, input_shape: Shape):
         self.compute_output_shape(tuple(input_shape))
         return [(self.input_dim, self.output_dim)]
 
     def __repr__(self) -> str:
-        return f"Embedding({self.input_dim}, {self.output_dim})"
+        mask = ", mask_zero=True" if self.mask_zero else ""
+        return f"Embedding({self.input_dim}, {self.output_dim}{mask})"
 
 
 class Conv1D(NativeLayer):
@@ -421,6 +449,10 @@ class GlobalMaxPooling1D(_GlobalPool1D):
 class GlobalAveragePooling1D(_GlobalPool1D):
     """The mean over the steps: (steps, channels) samples become (channels,).
 
+    After Embedding(mask_zero=True) (through layers that pass the mask on),
+    the mean over the unmasked steps only, as in Keras; a sample with no
+    unmasked step gives zeros (Keras divides 0 by 0).
+
     Parameters
     ----------
     name : str, optional
@@ -434,6 +466,20 @@ class GlobalAveragePooling1D(_GlobalPool1D):
     array([[2., 2.]], dtype=float32)
     """
     kind = "avg"
+    #: whether the mask of Embedding(mask_zero=True) reaches the layer
+    receives_mask = False
+
+    def set_mask(self, source) -> None:
+        """Average over the steps that the Embedding op `source` leaves
+        unmasked (None: over every step).  Called when the network is built."""
+        if source is not None:
+            op = MaskedMeanOp(self.dtype, *sequence_shape(self, self._built_input_shape()))
+            op.set_mask(source)
+            self._ops = [op]
+        elif self.receives_mask:
+            self._ops = self.make_ops()
+        self.receives_mask = source is not None
+        self._plan = None
 
 
 MaxPooling1D = MaxPool1D
