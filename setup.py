@@ -31,7 +31,7 @@ MODULES += ["embedding", "conv1d", "layernorm", "recurrent"]          # sequence
 MODULES += ["residual", "attention", "positional"]                   # transformers
 MODULES += ["masked_pool"]                                          # masking
 # the modules whose loops do the element-wise work of training and inference
-KERNEL_MODULES = ["dense", "activation", "loss", "optim", "convpool", "conv", "pool",
+KERNEL_MODULES = ["data", "dense", "activation", "loss", "optim", "convpool", "conv", "pool",
                   "reshape", "dropout", "batchnorm", "regularize", "augment"]
 KERNEL_MODULES += ["embedding", "conv1d", "layernorm", "recurrent"]
 KERNEL_MODULES += ["residual", "attention", "positional"]

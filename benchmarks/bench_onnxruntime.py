@@ -6,6 +6,10 @@ interleaved runs, their spread, the GFLOP/s reached and its share of the
 SGEMM peak measured in the same run; and, for the MLP at batch 256 on one
 thread, the share of predict's time that its three GEMMs take when called
 alone (SciPy's BLAS, the one nncore calls, on the same shapes).
+`--clock cpu` times by the CPU time of the calling thread instead of the
+wall clock (at 1 thread both libraries compute on the calling thread): on a
+machine that other work shares, the time a thread waits for a core then does
+not count.
 
     pip install "nncore[bench]"; python benchmarks/bench_onnxruntime.py
 """
@@ -46,6 +50,9 @@ def session(path, threads):
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
+CLOCK = time.perf_counter     # --clock cpu: time.thread_time
+
+
 def interleaved(runs: dict, calls: int, repeats: int) -> dict:
     """{name: [seconds per call of each repeat]}, the names taking turns.  A
     pause and an untimed call before each turn let the other library's idle
@@ -58,35 +65,53 @@ def interleaved(runs: dict, calls: int, repeats: int) -> dict:
         for name, run in runs.items():
             time.sleep(0.2)
             run()
-            start = time.perf_counter()
+            start = CLOCK()
             for _ in range(calls):
                 run()
-            times[name].append((time.perf_counter() - start) / calls)
+            times[name].append((CLOCK() - start) / calls)
     return times
 
 
-def gemm_share(net, batch: int, repeats: int) -> tuple:
-    """(GEMM seconds, predict seconds, share) for a dense network's predict
-    of `batch` samples on one thread: its GEMMs alone on the same shapes
-    through SciPy's sgemm, written as y^T = W^T x^T so that no operand is
-    copied, against InferenceSession.predict, interleaved."""
+def gemm_share(net, batch: int, repeats: int) -> dict:
+    """Seconds of a dense network's predict of `batch` samples on one thread
+    and of its GEMMs alone through SciPy's sgemm, written as y^T = W^T x^T so
+    that no operand is copied, interleaved:
+      "gemm":         the GEMMs on the whole batch at once;
+      "gemm chunks":  the GEMMs predict calls: one per layer and chunk (predict
+                      splits a batch into chunks whose number is a multiple of
+                      the core count, whatever the thread count, so that the
+                      results do not depend on it);
+      "predict":      InferenceSession.predict with its default chunks;
+      "predict one chunk": the same with batch_size=batch."""
     from scipy.linalg.blas import sgemm
     rng = np.random.default_rng(2)
     x = rng.random((batch, net.layers[0].W.shape[0]), np.float32)
     inputs = [x] + [np.empty((batch, layer.W.shape[1]), np.float32)
                     for layer in net.layers if isinstance(layer, nncore.Dense)]
     weights = [layer.W for layer in net.layers if isinstance(layer, nncore.Dense)]
+    with nncore.threads(1):
+        chunk = net.plans.predict_schedule(net, batch, None)[0]
+    pieces = [(start, min(batch, start + chunk)) for start in range(0, batch, chunk)]
 
     def gemms():
         for W, a, y in zip(weights, inputs, inputs[1:]):
             sgemm(1.0, W.T, a.T, c=y.T, overwrite_c=True)
+
+    def chunked_gemms():
+        for start, end in pieces:
+            for W, a, y in zip(weights, inputs, inputs[1:]):
+                sgemm(1.0, W.T, a[start:end].T, c=y[start:end].T, overwrite_c=True)
     session = nncore.InferenceSession(net)
+    whole = nncore.InferenceSession(net, batch_size=batch)
     out = np.empty((batch, 10), np.float32)
     with nncore.threads(1):
-        times = interleaved({"gemm": gemms, "predict": lambda: session.predict(x, out)},
+        times = interleaved({"gemm": gemms, "gemm chunks": chunked_gemms,
+                             "predict": lambda: session.predict(x, out),
+                             "predict one chunk": lambda: whole.predict(x, out)},
                             50, repeats)
-    g, p = (statistics.median(times[k]) for k in ("gemm", "predict"))
-    return g, p, g / p
+    result = {k: statistics.median(v) for k, v in times.items()}
+    result["chunks"] = len(pieces)
+    return result
 
 
 def spread(values) -> str:
@@ -98,7 +123,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="cpu: the calling thread's CPU time (meaningful at 1 thread)")
     args = parser.parse_args()
+    global CLOCK
+    CLOCK = time.thread_time if args.clock == "cpu" else time.perf_counter
+    if args.clock == "cpu" and args.threads != [1]:
+        parser.error("--clock cpu times the calling thread only: use it with --threads 1")
     rows = []
     for threads in args.threads:
         peak = gemm_peak(threads)
@@ -117,9 +148,14 @@ def main():
           "MLP batch 256 >= 1.0x, MLP batch 1 >= 1.25x")
     for spelling in SPELLINGS:
         net = nncore.Network(mlp_layers(spelling), input_shape=(784,), seed=0).build()
-        g, p, share = gemm_share(net, 256, args.repeats)
-        print(f"MLP batch 256, 1 thread, {spelling}: its three GEMMs alone {g * 1e6:.0f} us, "
-              f"predict {p * 1e6:.0f} us: GEMM share {100 * share:.0f}% (target >= 90%)")
+        t = gemm_share(net, 256, args.repeats)
+        print(f"MLP batch 256, 1 thread, {spelling}: its three GEMMs alone {t['gemm'] * 1e6:.0f} us, "
+              f"predict {t['predict'] * 1e6:.0f} us: GEMM share "
+              f"{100 * t['gemm'] / t['predict']:.0f}% (target >= 90%); the GEMMs predict "
+              f"calls ({t['chunks']} chunks) {t['gemm chunks'] * 1e6:.0f} us: "
+              f"{100 * t['gemm chunks'] / t['predict']:.0f}% of predict; predict in one chunk "
+              f"{t['predict one chunk'] * 1e6:.0f} us: GEMM share "
+              f"{100 * t['gemm'] / t['predict one chunk']:.0f}%")
 
 
 def compare(name, shape, layers, spelling, threads, peak, repeats) -> list:

@@ -45,15 +45,16 @@ cdef void col2im_batch(real* x, const real* cols, Py_ssize_t n,
 
 
 # y (n, OH, OW, F) = f(conv(x (n, H, W, C), kernel (kh, kw, C, F)) + bias (F)), f the
-# epilogue's activation; cols: scratch (n, OH*OW, K).  Samples go in groups of
-# c.group, so that a group's columns and outputs stay in cache from the im2col to
+# epilogue's activation; cols: scratch (group, OH*OW, K).  Samples go in groups of
+# `group`, so that a group's columns and outputs stay in cache from the im2col to
 # the GEMM to the epilogue.
 cdef void conv2d_forward(real* y, real* cols, const real* x, const real* kernel,
-                         const real* bias, Py_ssize_t n, const ConvCfg* c) noexcept nogil:
+                         const real* bias, Py_ssize_t n, Py_ssize_t group,
+                         const ConvCfg* c) noexcept nogil:
     cdef Py_ssize_t s = 0, g, rows, K = c.kh * c.kw * c.C, F = c.F
     cdef const real* a
     while s < n:
-        g = min(c.group, n - s)
+        g = min(group, n - s)
         rows = g * c.OH * c.OW
         a = x + s * c.H * c.W * c.C
         if not c.direct:
@@ -68,42 +69,56 @@ cdef void conv2d_forward(real* y, real* cols, const real* x, const real* kernel,
 # g_kernel (K, F) = im2col(x)^T @ dy;  g_bias (F) = sum of dy (n*OH*OW, F) over rows
 # (in totals (F), blocks of 64 rows); dx (n, H, W, C) = col2im(dy @ kernel^T), skipped
 # when dx is NULL.  dy is first multiplied in place by the epilogue's activation
-# derivative, read from y (this op's output).  cols: scratch (n, OH*OW, K)
+# derivative, read from y (this op's output).  cols: scratch (group, OH*OW, K).
+# The samples go in groups of `group` as in forward: each group's im2col, its
+# kernel-gradient GEMM (the first overwrites g_kernel, the others add to it, so
+# g_kernel sums the groups in order) and its col2im.  A direct convolution needs
+# no columns and takes the whole batch in one group.
 cdef void conv2d_backward(real* dx, real* g_kernel, real* g_bias, double* totals, real* cols,
                           real* dy, const real* x, const real* y, const real* kernel,
-                          Py_ssize_t n, const ConvCfg* c) noexcept nogil:
-    cdef Py_ssize_t j, rows = n * c.OH * c.OW, K = c.kh * c.kw * c.C
-    cdef const real* a = x
+                          Py_ssize_t n, Py_ssize_t group, const ConvCfg* c) noexcept nogil:
+    cdef Py_ssize_t j, s = 0, g, rows, K = c.kh * c.kw * c.C, P = c.OH * c.OW
+    cdef Py_ssize_t x_size = c.H * c.W * c.C
+    cdef const real* a
     if c.activation != IDENTITY:
-        activation_gradient(dy, dy, y, rows * c.F, c.activation, <real>c.alpha)
+        activation_gradient(dy, dy, y, n * P * c.F, c.activation, <real>c.alpha)
     if g_bias != NULL:
-        column_sums(totals, dy, rows, c.F, 64)
+        column_sums(totals, dy, n * P, c.F, 64)
         for j in range(c.F):
             g_bias[j] = <real>totals[j]
-    if not c.direct:
-        im2col_batch(cols, x, n, c)
-        a = cols
-    gemm(True, False, K, c.F, rows, 1, a, K, dy, c.F, 0, g_kernel, c.F)
-    if dx == NULL:
-        return
     if c.direct:
-        gemm(False, True, rows, K, c.F, 1, dy, c.F, kernel, c.F, 0, dx, K)
-    else:
-        gemm(False, True, rows, K, c.F, 1, dy, c.F, kernel, c.F, 0, cols, K)
-        col2im_batch(dx, cols, n, c)
+        group = n
+    while s < n:
+        g = min(group, n - s)
+        rows = g * P
+        a = x + s * x_size
+        if not c.direct:
+            im2col_batch(cols, a, g, c)
+            a = cols
+        gemm(True, False, K, c.F, rows, 1, a, K, dy + s * P * c.F, c.F, 0 if s == 0 else 1,
+             g_kernel, c.F)
+        if dx != NULL:
+            if c.direct:
+                gemm(False, True, rows, K, c.F, 1, dy, c.F, kernel, c.F, 0, dx, K)
+            else:
+                gemm(False, True, rows, K, c.F, 1, dy + s * P * c.F, c.F, kernel, c.F, 0,
+                     cols, K)
+                col2im_batch(dx + s * x_size, cols, g, c)
+        s += g
 
 
 cdef void _forward(Op* op, Py_ssize_t n, real* y) noexcept nogil:
     cdef const ConvCfg* c = <const ConvCfg*>op.cfg
     conv2d_forward(y, <real*>op.work, <const real*>op.x, <const real*>c.kernel,
-                   <const real*>c.bias, n, c)
+                   <const real*>c.bias, n, op.work_group, c)
 
 
 cdef void _backward(Op* op, Py_ssize_t n, real* dx) noexcept nogil:
     cdef const ConvCfg* c = <const ConvCfg*>op.cfg
     cdef real* g_bias = <real*>op.grads[1] if c.bias != NULL else NULL
     conv2d_backward(dx, <real*>op.grads[0], g_bias, op.state, <real*>op.work, <real*>op.dy,
-                    <const real*>op.x, <const real*>op.y, <const real*>c.kernel, n, c)
+                    <const real*>op.x, <const real*>op.y, <const real*>c.kernel, n,
+                    op.work_group, c)
 
 
 cdef void conv_op_forward(Op* op, Py_ssize_t n, bint training) noexcept nogil:
@@ -146,9 +161,10 @@ cdef class ConvOp:
         self.op.out_size = c.OH * c.OW * c.F
         self.op.state_size = c.F                       # the bias gradient's sums
         self.op.work_size = 0 if c.direct else c.OH * c.OW * c.kh * c.kw * c.C
-        # forward groups: columns and outputs of about GROUP_BYTES
-        c.group = max(1, GROUP_BYTES // ((self.op.work_size + self.op.out_size)
-                                         * kernel.itemsize))
+        # groups of samples whose columns and outputs take about GROUP_BYTES; the
+        # plan sizes the scratch for one group
+        self.op.work_group = max(1, GROUP_BYTES // ((self.op.work_size + self.op.out_size)
+                                                    * kernel.itemsize))
         self.op.cfg = c
         self.op.forward = conv_op_forward
         self.op.backward = conv_op_backward
@@ -158,6 +174,12 @@ cdef class ConvOp:
     def direct(self):
         """True for a 1x1 convolution with stride 1 and no padding: x is its own im2col."""
         return bool(self.cfg.direct)
+
+    @property
+    def work_group(self):
+        """Samples per group: forward and backward work through the batch in
+        groups of this many (their scratch sized for one group)."""
+        return self.op.work_group
 
     def capsule(self):
         return PyCapsule_New(&self.op, "nncore.Op", NULL)

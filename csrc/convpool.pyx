@@ -36,6 +36,11 @@ cdef enum:
     # to make its 16 GEMMs worth their fixed costs
     WINOGRAD_MIN_CHANNELS = 8
     WINOGRAD_MIN_TILES = 16
+    # groups at inference are this many times those of training: the scratch
+    # is then written once per group and read by the GEMMs straight after, and
+    # larger groups make fewer, larger GEMMs (Winograd's 16 per group have only
+    # C as inner dimension); training keeps its cache-sized groups
+    INFERENCE_GROUPS = 4
 
 
 # cols (PH*PW*ph*pw, K) = im2col rows of x (H, W, C), window by window: the ph*pw
@@ -108,7 +113,8 @@ cdef void window_max_epilogue(real* y, real* arg, const real* Y, Py_ssize_t n,
     cdef real* won
     for p in range(n * c.PH * c.PW):
         first = Y + window_start(p, c, row_major) * F
-        memcpy(y, first, F * sizeof(real))
+        for f in range(F):
+            y[f] = first[f]
         won = arg + p * F if arg != NULL else NULL
         if won != NULL:
             memset(won, 0, F * sizeof(real))
@@ -166,16 +172,13 @@ cdef void winograd_kernel(real* U, real* rows, const real* g, Py_ssize_t C,
                 U[(12 + q) * CF + c * F + f] = rows[(8 + q) * F + f]
 
 
-# row r of (B^T d) B, where row r of B^T d is tile row `first` minus (or, when
-# not subtract, plus) tile row `second`; tile (16, C), v: rows 4r..4r+3 of V,
-# TC apart
-cdef inline void tile_rows(real* v, const real* tile, Py_ssize_t first, Py_ssize_t second,
-                           bint subtract, Py_ssize_t r, Py_ssize_t C,
-                           Py_ssize_t TC) noexcept nogil:
+# row r of (B^T d) B, where row r of B^T d is tile row a minus (or, when not
+# subtract, plus) tile row b; a, b: 4 positions of C values each, v: rows
+# 4r..4r+3 of V, TC apart
+cdef inline void tile_rows(real* v, const real* a, const real* b, bint subtract,
+                           Py_ssize_t r, Py_ssize_t C, Py_ssize_t TC) noexcept nogil:
     cdef Py_ssize_t k
     cdef real e0, e1, e2, e3, sign = -1 if subtract else 1
-    cdef const real* a = tile + first * C
-    cdef const real* b = tile + second * C
     v += 4 * r * TC
     for k in range(C):
         e0 = a[k] + sign * b[k]
@@ -190,31 +193,39 @@ cdef inline void tile_rows(real* v, const real* tile, Py_ssize_t first, Py_ssize
 
 # V (16, T, C) = B^T d B for the 4x4 input tile d of every pool window of the n
 # samples of x (T = n * PH * PW tiles), with B^T = [[1, 0, -1, 0], [0, 1, 1, 0],
-# [0, -1, 1, 0], [0, 1, 0, -1]]; tile (16, C): scratch
+# [0, -1, 1, 0], [0, 1, 0, -1]].  A tile inside the image is read in place (its
+# rows are runs of 4C values of x, W*C apart); one that overlaps the padding is
+# copied into tile (16, C), zeros outside the image
 cdef void winograd_tiles(real* V, real* tile, const real* x, Py_ssize_t n,
                          Py_ssize_t sample, const ConvPoolCfg* c) noexcept nogil:
     cdef Py_ssize_t s, i, j, r, ih, iw, q0, q1, t = 0, C = c.conv.C
-    cdef Py_ssize_t TC = n * c.PH * c.PW * C
+    cdef Py_ssize_t TC = n * c.PH * c.PW * C, step
     cdef real* v
+    cdef const real* d
     for s in range(n):
         for i in range(c.PH):
             for j in range(c.PW):
-                # the tile's rows, zero outside the image
                 iw = 2 * j - c.conv.pl
+                ih = 2 * i - c.conv.pt
                 q0 = max(0, -iw)
                 q1 = min(4, c.conv.W - iw)
-                for r in range(4):
-                    ih = 2 * i - c.conv.pt + r
-                    memset(tile + 4 * r * C, 0, 4 * C * sizeof(real))
-                    if 0 <= ih < c.conv.H and q1 > q0:
-                        memcpy(tile + (4 * r + q0) * C,
-                               x + s * sample + (ih * c.conv.W + iw + q0) * C,
-                               (q1 - q0) * C * sizeof(real))
+                if q0 == 0 and q1 == 4 and ih >= 0 and ih + 4 <= c.conv.H:
+                    d = x + s * sample + (ih * c.conv.W + iw) * C
+                    step = c.conv.W * C
+                else:
+                    for r in range(4):
+                        memset(tile + 4 * r * C, 0, 4 * C * sizeof(real))
+                        if 0 <= ih + r < c.conv.H and q1 > q0:
+                            memcpy(tile + (4 * r + q0) * C,
+                                   x + s * sample + ((ih + r) * c.conv.W + iw + q0) * C,
+                                   (q1 - q0) * C * sizeof(real))
+                    d = tile
+                    step = 4 * C
                 v = V + t * C
-                tile_rows(v, tile, 0, 8, 1, 0, C, TC)          # d0 - d2
-                tile_rows(v, tile, 4, 8, 0, 1, C, TC)          # d1 + d2
-                tile_rows(v, tile, 8, 4, 1, 2, C, TC)          # d2 - d1
-                tile_rows(v, tile, 4, 12, 1, 3, C, TC)         # d1 - d3
+                tile_rows(v, d, d + 2 * step, 1, 0, C, TC)            # d0 - d2
+                tile_rows(v, d + step, d + 2 * step, 0, 1, C, TC)     # d1 + d2
+                tile_rows(v, d + 2 * step, d + step, 1, 2, C, TC)     # d2 - d1
+                tile_rows(v, d + step, d + 3 * step, 1, 3, C, TC)     # d1 - d3
                 t += 1
 
 
@@ -312,7 +323,8 @@ cdef void _backward(Op* op, Py_ssize_t n, real* dx, const real* dy, const real* 
         col2im_windows(dx + s * op.in_size, cols + s * rows * K, c)
 
 
-# the samples in groups of at most op.work_group; Winograd at inference when the
+# the samples in groups of at most op.work_group in training, INFERENCE_GROUPS
+# times that at inference (the op's scratch holds either); Winograd at inference when the
 # groups have enough tiles.  The plan keeps for the op (op.keep) U (16, C, F),
 # the tile (16, C), rows (12, F) and the kernel (9, C, F) that U was
 # transformed from: U is transformed again only when the kernel has changed.
@@ -320,16 +332,17 @@ cdef void _grouped(Op* op, Py_ssize_t n, real* y, real* arg, const real* x,
                    real* work) noexcept nogil:
     cdef const ConvPoolCfg* c = <const ConvPoolCfg*>op.cfg
     cdef Py_ssize_t s = 0, g, C = c.conv.C, F = c.conv.F
+    cdef Py_ssize_t group = op.work_group * (1 if arg != NULL else INFERENCE_GROUPS)
     cdef real* U = <real*>op.keep
     cdef real* rows = U + 16 * (C * F + C)
     cdef real* source = rows + 12 * F
     cdef bint winograd = (c.winograd and arg == NULL and
-                          min(n, op.work_group) * c.PH * c.PW >= WINOGRAD_MIN_TILES)
+                          min(n, group) * c.PH * c.PW >= WINOGRAD_MIN_TILES)
     if winograd and memcmp(source, c.conv.kernel, 9 * C * F * sizeof(real)) != 0:
         winograd_kernel(U, rows, <const real*>c.conv.kernel, C, F)
         memcpy(source, c.conv.kernel, 9 * C * F * sizeof(real))
     while s < n:
-        g = min(op.work_group, n - s)
+        g = min(group, n - s)
         _forward(op, g, y + s * op.out_size, arg + s * op.out_size if arg != NULL else NULL,
                  x + s * op.in_size, work, winograd)
         s += g
@@ -408,7 +421,10 @@ cdef class ConvPoolOp:
                                     16 * self.cfg.PH * self.cfg.PW * (c.C + c.F))
             # U, a tile, kernel rows and the kernel U came from
             self.op.keep_size = (16 * (c.F + 1) + 9 * c.F) * c.C + 12 * c.F
+        # training groups of about GROUP_BYTES of scratch; the scratch of one
+        # holds INFERENCE_GROUPS times as many samples at inference
         self.op.work_group = max(1, GROUP_BYTES // (self.op.work_size * kernel.itemsize))
+        self.op.work_size *= INFERENCE_GROUPS
         self.op.cfg = &self.cfg
         self.op.forward = convpool_op_forward
         self.op.backward = convpool_op_backward

@@ -40,8 +40,10 @@ cdef struct SampleWindow   # below: the deferred per-sample SGD of an op
 #          of the plan: caches derived from the weights (convpool's Winograd
 #          kernel), which the op checks against the weights before use
 #   work:  (n, work_size) scratch shared by all ops of a plan; an op that works
-#          through its samples in groups of at most work_group (> 0) needs
-#          (work_group, work_size) only
+#          through its samples in groups sets work_group (> 0) and needs
+#          (work_group, work_size) only, whatever n (convolutions: groups of
+#          work_group samples in training, larger ones at inference that fit
+#          the same scratch)
 #   key, first, draw_ids: the random draws of a training forward.  An op
 #          that draws declares its generator (4 uint64 words the layer owns);
 #          the plan draws `key` from it once per training batch, and sample r

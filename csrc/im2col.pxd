@@ -5,8 +5,8 @@ from core cimport real, address
 
 
 cdef enum:
-    # convolutions work through their samples in groups whose scratch takes
-    # about this many bytes, so that it stays in cache between the steps
+    # convolutions work through their samples in groups (Op.work_group) whose
+    # scratch takes about this many bytes, so that it stays in cache between the steps
     GROUP_BYTES = 1 << 19
 
 
@@ -18,7 +18,6 @@ cdef struct ConvCfg:
     bint direct                    # 1x1, stride 1, no padding: x is its own im2col
     int activation                 # the epilogue's activation (epilogue.pxd), in place
     double alpha                   # its slope below 0 (leaky relu)
-    Py_ssize_t group               # forward works through this many samples at a time
     void* kernel
     void* bias                     # NULL without bias
 

@@ -254,3 +254,53 @@ def test_conv2d_with_activation(dtype, activation):
     np.testing.assert_allclose(layer.backward(dy), ref_dx, **TOL[dtype])
     np.testing.assert_allclose(layer.grads[0], ref_dk, **TOL[dtype])
     np.testing.assert_allclose(layer.grads[1], ref_db, **TOL[dtype])
+
+
+@pytest.mark.parametrize("filters,use_bias", [(6, True), (5, False)])
+def test_conv2d_in_groups_of_samples_matches_reference(dtype, filters, use_bias):
+    # a large receptive field makes groups of a few samples: forward and backward
+    # go group by group and the kernel gradient adds the groups' products
+    rng = np.random.default_rng(11)
+    layer = built(nncore.Conv2D(filters, 3, padding="same", use_bias=use_bias),
+                  (24, 24, 8), dtype)
+    op = layer.native_ops()[0]
+    assert 1 <= op.work_group < 7
+    x = rng.normal(size=(7, 24, 24, 8)).astype(dtype)
+    y = layer.forward(x)
+    bias = layer.bias if use_bias else np.zeros(filters, dtype)
+    np.testing.assert_allclose(y, conv_forward(x, layer.kernel, bias, (1, 1), "same"),
+                               **TOL[np.dtype(dtype)])
+    dy = rng.normal(size=y.shape).astype(dtype)
+    dx = layer.backward(dy)
+    ref_dx, ref_dk, ref_db = conv_backward(x, layer.kernel, dy, (1, 1), "same")
+    np.testing.assert_allclose(dx, ref_dx, **TOL[np.dtype(dtype)])
+    # sums over 4,032 positions: float32 rounding relative to the largest entry
+    scale = dict(rtol=TOL[np.dtype(dtype)]["rtol"],
+                 atol=max(TOL[np.dtype(dtype)]["atol"], 1e-6 * np.abs(ref_dk).max()))
+    np.testing.assert_allclose(layer.grads[0], ref_dk, **scale)
+    if use_bias:
+        np.testing.assert_allclose(layer.grads[1], ref_db, **scale)
+
+
+def test_conv2d_in_groups_of_samples_matches_pytorch_in_float64():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(12)
+    layer = built(nncore.Conv2D(6, 3, strides=(1, 2), padding="same", activation="relu"),
+                  (20, 22, 9), "float64")
+    layer.bias[:] = rng.normal(size=6)
+    assert layer.native_ops()[0].work_group < 5
+    x = rng.normal(size=(5, 20, 22, 9))
+    y = layer.forward(x)
+    dy = rng.normal(size=y.shape)
+    dx = layer.backward(dy)
+    tx = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
+    tk = torch.tensor(layer.kernel.transpose(3, 2, 0, 1), requires_grad=True)
+    tb = torch.tensor(layer.bias, requires_grad=True)
+    ty = torch.relu(torch.nn.functional.conv2d(torch.nn.functional.pad(tx, (0, 1, 1, 1)),
+                                               tk, tb, stride=(1, 2)))
+    ty.backward(torch.tensor(dy.transpose(0, 3, 1, 2)))
+    close = dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y, ty.detach().numpy().transpose(0, 2, 3, 1), **close)
+    np.testing.assert_allclose(dx, tx.grad.numpy().transpose(0, 2, 3, 1), **close)
+    np.testing.assert_allclose(layer.grads[0], tk.grad.numpy().transpose(2, 3, 1, 0), **close)
+    np.testing.assert_allclose(layer.grads[1], tb.grad.numpy(), **close)

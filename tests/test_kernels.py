@@ -146,3 +146,10 @@ def test_all_finite_finds_every_nan_and_inf(dtype, size):
             assert not all_finite(broken), (index, bad)
     big = np.full(size, np.finfo(dtype).max, dtype)
     assert all_finite(big)
+    # the extremes of the finite values (the check reads the exponent bits) and a negative NaN
+    info = np.finfo(dtype)
+    edges = np.resize(np.array([-info.max, info.smallest_subnormal, -0.0, info.tiny,
+                                -info.smallest_subnormal], dtype), size)
+    assert all_finite(edges)
+    edges[-1] = -np.abs(np.array(np.nan, dtype))
+    assert not all_finite(edges)
