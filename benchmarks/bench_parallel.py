@@ -194,7 +194,10 @@ def step_profile(client, run, steps):
 
     def taken():
         return list(_dask_replica.partial_seconds)
-    client.run(_dask_replica.partial_seconds.clear)
+
+    def clear():        # runs on each worker, on the worker's own record
+        _dask_replica.partial_seconds.clear()
+    client.run(clear)
     began = time.perf_counter()
     run()
     wall = (time.perf_counter() - began) / steps

@@ -12,6 +12,8 @@ import numpy as np
 
 from ._adapters import is_dask_array
 
+WORKER_WAIT = 10.0      # seconds to wait for a worker when the cluster has none
+
 
 class ClusterRows:
     """X (n, ...) and y (n, ...) in row blocks on the cluster of `client`."""
@@ -71,7 +73,15 @@ class ClusterRows:
             self.y_blocks.append(self.client.scatter(yb, workers=where, hash=False))
 
     def live_workers(self) -> List[str]:
+        """The workers the scheduler knows now, waiting up to WORKER_WAIT
+        seconds for one when it knows none (a worker being replaced)."""
         workers = sorted(self.client.scheduler_info()["workers"])
+        if not workers:
+            try:
+                self.client.wait_for_workers(1, timeout=WORKER_WAIT)
+            except TimeoutError:
+                pass
+            workers = sorted(self.client.scheduler_info()["workers"])
         if not workers:
             raise RuntimeError("nncore.dask.fit: the cluster has no workers")
         return workers
