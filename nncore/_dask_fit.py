@@ -24,6 +24,7 @@ from .errors import in_layer
 from .layers.normalization import BatchNormalization
 
 MODES = ("sync", "local")
+ACTOR_POLL = 1.0    # seconds between checks that the worker of a pending call is alive
 
 
 class WorkersLost(RuntimeError):
@@ -80,9 +81,43 @@ class ClusterFit(DataParallelRun):
                 replica.SyncReplica, self.key, g, self.model, xs, ys, workers=[address],
                 allow_other_workers=False, actor=True, pure=False))
         self.actor_futures = futures        # an actor lives while its future does
-        wait(futures, timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                wait(futures, timeout=min(ACTOR_POLL, timeout))
+                break
+            except TimeoutError:
+                self._check_alive(self.rows.addresses)
+                if time.monotonic() >= deadline:
+                    raise
         self.actors = [f.result() for f in futures]
         self.actor_layout = self._layout()
+
+    def _actor_results(self, calls: list, left: float) -> list:
+        """The results of actor calls ((worker address, call) pairs), waited
+        for up to `left` seconds; OSError when the worker of a call leaves
+        the cluster meanwhile (a call to a killed worker may otherwise wait
+        for the whole timeout)."""
+        deadline = time.monotonic() + left
+        results = []
+        for address, call in calls:
+            while True:
+                try:
+                    results.append(call.result(timeout=min(ACTOR_POLL, left)))
+                    break
+                except TimeoutError:
+                    self._check_alive([address])
+                    if time.monotonic() >= deadline:
+                        raise
+        return results
+
+    def _check_alive(self, addresses) -> None:
+        """OSError (a lost worker: the step is made again) unless every one
+        of these workers is in the cluster."""
+        live = self.client.scheduler_info()["workers"]
+        for address in addresses:
+            if address not in live:
+                raise OSError(f"worker {address} left the cluster")
 
     def _layout(self) -> tuple:
         """Which worker computes which blocks."""
@@ -104,7 +139,7 @@ class ClusterFit(DataParallelRun):
                     self._make_actors(left)
                 futures = submit()
                 if self.mode == "sync":
-                    return [f.result(timeout=left) for f in futures]
+                    return self._actor_results(futures, left)
                 wait(futures, timeout=left)
                 return self.client.gather(futures)
             except TimeoutError as error:
@@ -125,8 +160,8 @@ class ClusterFit(DataParallelRun):
                         self._share_model()
                 except TimeoutError as error:
                     raise WorkersLost(self._lost_message(error)) from error
-                except _retryable() + (RuntimeError,):
-                    time.sleep(0.5)
+                except _retryable() + (RuntimeError, KeyError):
+                    time.sleep(0.5)     # (KeyError: a worker left between listing and use)
 
     def _lost_message(self, error) -> str:
         return (f"nncore.dask.fit: the cluster did not finish a step within {self.timeout:g} s "
@@ -166,8 +201,9 @@ class ClusterFit(DataParallelRun):
                 weights = replica.flatten(params, net.dtype)
                 generators = replica.flatten(states, np.uint64)
                 positions = self.rows.group_positions(batch)
-                return [self.actors[g].partial(weights, generators, rows, positions[g],
-                                               len(positions[g]) / len(batch))
+                return [(self.rows.addresses[g],
+                         self.actors[g].partial(weights, generators, rows, positions[g],
+                                                len(positions[g]) / len(batch)))
                         for g, rows in enumerate(self.rows.group_rows(batch))
                         if rows is not None]
 
