@@ -34,7 +34,8 @@ class RankFit(DataParallelRun):
         self.first, self.shared = first, shared
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
         self.flat_size = sum(p.size for p in net.params)
-        self.partials = np.empty((self.size, self.flat_size), net.dtype)
+        self.partials = np.empty((self.size, self.flat_size), net.dtype)  # row r: rank r's
+        self.total = np.empty(self.flat_size, net.dtype)
 
     def save_checkpoint(self) -> None:
         if self.rank == 0:
@@ -53,6 +54,7 @@ class RankFit(DataParallelRun):
         return positions, local[positions]
 
     def epoch(self, e: int, order: np.ndarray) -> None:
+        from mpi4py import MPI
         net, trainer = self.net, self.trainer
         params, optimizer = net.params, trainer.optimizer
         states = generator_states(net)
@@ -70,9 +72,10 @@ class RankFit(DataParallelRun):
                 drawn = flatten(states, np.uint64) if states else None
             else:
                 mine[:] = 0
-            self.comm.Allgather(mine.copy(), self.partials)
+            self.comm.Allgather(MPI.IN_PLACE, self.partials)    # this rank's row is `mine`
             shared = self.comm.allgather((loss, drawn))
-            total = self.partials[0].copy()
+            total = self.total
+            np.copyto(total, self.partials[0])
             for part in self.partials[1:]:
                 total += part
             loss = sum(value for value, _ in shared)

@@ -71,6 +71,12 @@ def test_attention_with_any_head_size_matches_torch(heads, size, causal):
     x, dy = rng.normal(size=(3, 6, 4)), rng.normal(size=(3, 6, 4))
     y = layer.forward(x)
     dx = layer.backward(dy)
+    assert_matches_torch(layer, x, dy, y, dx)
+
+
+def assert_matches_torch(layer, x, dy, y, dx):
+    """y, dx and the layer's gradients equal PyTorch's for input x and
+    output gradient dy."""
     tx = torch.tensor(x, requires_grad=True)
     tp = [torch.tensor(p, requires_grad=True) for p in layer.params]
     ty = torch_attention(layer, tx, *tp)
@@ -96,14 +102,7 @@ def test_causal_attention_in_blocks_of_query_rows_matches_torch(block_rows, step
         dx = layer.backward(dy)
     finally:
         attention.set_block_rows(previous)
-    tx = torch.tensor(x, requires_grad=True)
-    tp = [torch.tensor(p, requires_grad=True) for p in layer.params]
-    ty = torch_attention(layer, tx, *tp)
-    ty.backward(torch.tensor(dy))
-    for ours, reference in zip([y, dx] + layer.grads,
-                               [ty.detach().numpy(), tx.grad.numpy()] +
-                               [p.grad.numpy() for p in tp]):
-        assert relative_error(ours, reference) < EXACT
+    assert_matches_torch(layer, x, dy, y, dx)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
